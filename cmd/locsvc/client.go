@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/locsvc/locsvc/api"
+	"github.com/locsvc/locsvc/api/locsvcv1"
+)
+
+// clientFlags are shared by the subcommands that call a running node.
+type clientFlags struct {
+	server  string
+	timeout time.Duration
+	json    bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", "127.0.0.1:7070", "gRPC address of a locsvc node (env LOCSVC_GRPC)")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "call timeout")
+	fs.BoolVar(&c.json, "json", false, "print the answer as JSON")
+}
+
+func (c *clientFlags) dial() (*grpc.ClientConn, context.Context, context.CancelFunc, error) {
+	if c.server == "127.0.0.1:7070" {
+		if env := os.Getenv("LOCSVC_GRPC"); env != "" {
+			c.server = env
+		}
+	}
+	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	return conn, ctx, cancel, nil
+}
+
+func parseClient(name string, args []string, extra func(*flag.FlagSet)) (*clientFlags, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var c clientFlags
+	c.register(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usageError{err}
+	}
+	return &c, fs.Args(), nil
+}
+
+func registerCmd(args []string) error {
+	var expires int64 = -1
+	var callID, userAgent string
+	var cseq uint
+	var wildcard bool
+	c, rest, err := parseClient("register", args, func(fs *flag.FlagSet) {
+		fs.Int64Var(&expires, "expires", -1, "Expires header in seconds (default: the server's)")
+		fs.StringVar(&callID, "call-id", "", "Call-ID (default: a fresh one)")
+		fs.UintVar(&cseq, "cseq", 1, "CSeq number")
+		fs.BoolVar(&wildcard, "wildcard", false, "Contact: * (needs --expires 0)")
+		fs.StringVar(&userAgent, "user-agent", "locsvc-cli", "User-Agent")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) < 1 {
+		return usageError{errors.New("register: need AOR [CONTACT...]")}
+	}
+	if callID == "" {
+		callID = fmt.Sprintf("cli-%d@locsvc", time.Now().UnixNano())
+	}
+	req := &locsvcv1.RegisterRequest{
+		Aor: rest[0], Wildcard: wildcard, CallId: callID, Cseq: uint32(cseq), UserAgent: userAgent,
+	}
+	if expires >= 0 {
+		req.Expires = &expires
+	}
+	for _, ct := range rest[1:] {
+		req.Contacts = append(req.Contacts, &locsvcv1.Contact{Uri: strings.Trim(ct, "<>")})
+	}
+	conn, ctx, cancel, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer cancel()
+	res, err := locsvcv1.NewLocationServiceClient(conn).Register(ctx, req)
+	if err != nil {
+		return api.FromStatus(err)
+	}
+	return printBindings(c, res, res.Aor, res.Bindings)
+}
+
+func lookupCmd(args []string) error {
+	c, rest, err := parseClient("lookup", args, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError{errors.New("lookup: need exactly one AOR")}
+	}
+	conn, ctx, cancel, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer cancel()
+	res, err := locsvcv1.NewLocationServiceClient(conn).Lookup(ctx, &locsvcv1.LookupRequest{Aor: rest[0]})
+	if err != nil {
+		return api.FromStatus(err)
+	}
+	return printBindings(c, res, res.Aor, res.Bindings)
+}
+
+func printBindings(c *clientFlags, msg proto.Message, aor string, bs []*locsvcv1.Binding) error {
+	if c.json {
+		return printJSON(msg)
+	}
+	if len(bs) == 0 {
+		fmt.Printf("%s: no bindings\n", aor)
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\n", aor)
+	fmt.Fprintln(tw, "CONTACT\tEXPIRES\tQ\tNODE\tUSER-AGENT")
+	for _, b := range bs {
+		fmt.Fprintf(tw, "%s\t%d\t%.3g\t%s\t%s\n", b.Uri, b.Expires, b.Q, b.Node, b.UserAgent)
+	}
+	return tw.Flush()
+}
+
+func statusCmd(args []string) error {
+	c, rest, err := parseClient("status", args, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return usageError{errors.New("status: takes no arguments")}
+	}
+	conn, ctx, cancel, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer cancel()
+	st, err := locsvcv1.NewClusterServiceClient(conn).Status(ctx, &locsvcv1.StatusRequest{})
+	if err != nil {
+		return api.FromStatus(err)
+	}
+	if c.json {
+		return printJSON(st)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "node %s (version %s), store %s, R=%d\n\n", st.NodeId, st.Version, st.Store, st.Replicas)
+	fmt.Fprintln(tw, "MEMBER\tSTATE\tALIVE\tGRPC\tSIP\tZONE")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", m.NodeId, m.State, m.Alive, m.GrpcAddr, m.SipAddr, m.Zone)
+	}
+	fmt.Fprintln(tw, "\nSHARD\tNODE\tHEALTHY\tOWNERSHIP")
+	for _, s := range st.Shards {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%.1f%%\n", s.Id, s.NodeId, s.Healthy, s.Ownership*100)
+	}
+	if r := st.Repair; r != nil {
+		fmt.Fprintf(tw, "\nrepair: running=%v passes=%d scanned=%d copied=%d failures=%d\n",
+			r.Running, r.Passes, r.KeysScanned, r.KeysCopied, r.Failures)
+	}
+	return tw.Flush()
+}
+
+func printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/locsvc/locsvc/locsvc"
+)
+
+// config is what `locsvc serve` runs with; see DESIGN.md's command-line
+// contract and README's flag table.
+type config struct {
+	NodeID      string
+	GRPC        string
+	HTTP        string
+	SIP         string
+	SIPMode     string
+	Memcached   []string
+	Gossip      string
+	Join        []string
+	Replicas    int
+	Domains     []string
+	Trusted     []netip.Prefix
+	Credentials string
+	AllowOpen   bool
+	Limits      locsvc.Limits
+	LogLevel    slog.Level
+}
+
+var sipModes = []string{"registrar", "redirect", "proxy"}
+
+func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	host, _ := os.Hostname()
+	lim := locsvc.DefaultLimits()
+	var memcached, join, domains, trusted, logLevel string
+	var minExp, maxExp, defExp int
+	fs.StringVar(&cfg.NodeID, "node-id", host, "unique node name")
+	fs.StringVar(&cfg.GRPC, "grpc", "127.0.0.1:7070", "gRPC listen address")
+	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "HTTP listen address (health, readiness, status)")
+	fs.StringVar(&cfg.SIP, "sip", "127.0.0.1:5060", "SIP listen address, UDP and TCP (empty: no SIP front end)")
+	fs.StringVar(&cfg.SIPMode, "sip-mode", "redirect", "SIP front end mode: registrar, redirect or proxy")
+	fs.StringVar(&memcached, "memcached", "", "comma-separated memcached shard address(es) this node fronts (empty: embedded store)")
+	fs.StringVar(&cfg.Gossip, "gossip", "127.0.0.1:7946", "memberlist gossip bind address")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of peers to join")
+	fs.IntVar(&cfg.Replicas, "replicas", 2, "replication factor R")
+	fs.StringVar(&domains, "domain", "localhost", "comma-separated SIP domain(s) served; the first is the digest realm")
+	fs.StringVar(&trusted, "trusted", "", "comma-separated CIDRs whose SIP requests skip digest auth")
+	fs.StringVar(&cfg.Credentials, "credentials", "", "file of user:realm:HA1 lines; when set, digest auth is required")
+	fs.BoolVar(&cfg.AllowOpen, "allow-open", false, "serve SIP without auth on a non-loopback address")
+	fs.IntVar(&minExp, "min-expires", int(lim.MinExpires/time.Second), "shortest registration granted, seconds; shorter gets 423")
+	fs.IntVar(&maxExp, "max-expires", int(lim.MaxExpires/time.Second), "longest registration granted, seconds; longer is shortened")
+	fs.IntVar(&defExp, "default-expires", int(lim.DefaultExpires/time.Second), "registration time when the REGISTER gives none, seconds")
+	fs.IntVar(&lim.MaxContacts, "max-contacts", lim.MaxContacts, "contacts per AoR; more gets 403")
+	fs.IntVar(&lim.MaxURILen, "max-uri-len", lim.MaxURILen, "longest AoR, contact or Path URI, bytes")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+
+	finish := func() error {
+		cfg.Memcached, cfg.Join, cfg.Domains = splitList(memcached), splitList(join), splitList(domains)
+		lim.MinExpires = time.Duration(minExp) * time.Second
+		lim.MaxExpires = time.Duration(maxExp) * time.Second
+		lim.DefaultExpires = time.Duration(defExp) * time.Second
+		cfg.Limits = lim
+		for _, c := range splitList(trusted) {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return fmt.Errorf("--trusted: %q is not a CIDR: %v", c, err)
+			}
+			cfg.Trusted = append(cfg.Trusted, p)
+		}
+		if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+			return fmt.Errorf("--log-level: %v", err)
+		}
+		return cfg.validate()
+	}
+	return fs, finish
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("--node-id: empty (and no host name to default to)"))
+	}
+	for name, addr := range map[string]string{"--grpc": c.GRPC, "--http": c.HTTP, "--gossip": c.Gossip} {
+		if err := checkHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", name, err))
+		}
+	}
+	if c.SIP != "" {
+		if err := checkHostPort(c.SIP); err != nil {
+			errs = append(errs, fmt.Errorf("--sip: %v", err))
+		}
+	}
+	if !slices.Contains(sipModes, c.SIPMode) {
+		errs = append(errs, fmt.Errorf("--sip-mode: %q is not one of %s", c.SIPMode, strings.Join(sipModes, ", ")))
+	}
+	for _, m := range c.Memcached {
+		if err := checkHostPort(m); err != nil {
+			errs = append(errs, fmt.Errorf("--memcached: %v", err))
+		}
+	}
+	for _, j := range c.Join {
+		if err := checkHostPort(j); err != nil {
+			errs = append(errs, fmt.Errorf("--join: %v", err))
+		}
+	}
+	if c.Replicas < 1 {
+		errs = append(errs, fmt.Errorf("--replicas: must be at least 1, got %d", c.Replicas))
+	}
+	if len(c.Domains) == 0 {
+		errs = append(errs, errors.New("--domain: at least one domain is needed"))
+	}
+	if c.Credentials != "" {
+		if _, err := os.Stat(c.Credentials); err != nil {
+			errs = append(errs, fmt.Errorf("--credentials: %v", err))
+		}
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	return nil
+}

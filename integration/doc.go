@@ -1,0 +1,6 @@
+// Package integration tests locsvc against real processes: the locsvc
+// binary, memcached, sipp and Kamailio, all on loopback with ports picked at
+// run time. Every process a test starts is stopped by PID when the test
+// ends. A missing program is a test failure, not a skip: CI installs them
+// (.ci/run).
+package integration

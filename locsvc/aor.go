@@ -1,0 +1,80 @@
+package locsvc
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"strconv"
+	"strings"
+)
+
+// NormalizeAoR turns a To URI into the address-of-record that keys the
+// location table: "sip:" user "@" host[:port], per RFC 3261 §10.3 step 5
+// (URI parameters and headers removed, escapes normalised, host
+// lower-cased, user case kept). sips: AoRs map to sip: because both name
+// the same user; the scheme of each contact is kept where it matters.
+func NormalizeAoR(raw string) (string, error) {
+	u, err := parseSIPURI(raw)
+	if err != nil {
+		return "", err
+	}
+	if !u.hasUser {
+		return "", errNoUser
+	}
+	return "sip:" + escape(u.user, userSafe) + "@" + u.hostport(), nil
+}
+
+var errNoUser = errorString("missing user part (an AoR is sip:user@domain)")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// AoRDomain returns the host of a normalised AoR.
+func AoRDomain(aor string) string {
+	at := strings.LastIndexByte(aor, '@')
+	host := aor[at+1:]
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host = host[:i]
+	}
+	return host
+}
+
+// StoreKey is the storage and placement key of a normalised AoR: a fixed
+// prefix plus 128 bits of SHA-256, which is always a valid memcached key
+// (no spaces or control characters, far below 250 bytes) whatever the AoR
+// holds. The record itself carries the AoR so repair can check it.
+func StoreKey(aor string) string {
+	sum := sha256.Sum256([]byte(aor))
+	return keyPrefix + base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// keyPrefix marks locsvc's keys (and their format generation) in a shared
+// memcached, so repair enumerates only what is ours.
+const keyPrefix = "lsv1:"
+
+// IsStoreKey reports whether a memcached key belongs to locsvc.
+func IsStoreKey(key string) bool { return strings.HasPrefix(key, keyPrefix) }
+
+// BindingID is the identity of a binding within its AoR: the RFC 5626
+// instance and reg-id when both are present (a flow replaces its previous
+// binding whatever its Contact), else the contact URI compared per RFC 3261
+// §19.1.4.
+func BindingID(contact, instance string, regID uint32) (string, error) {
+	if instance != "" && regID != 0 {
+		return "flow:" + normalizeInstance(instance) + ";reg-id=" + strconv.FormatUint(uint64(regID), 10), nil
+	}
+	u, err := parseSIPURI(contact)
+	if err != nil {
+		return "", err
+	}
+	return u.canonical(), nil
+}
+
+// normalizeInstance strips the quoting and brackets that +sip.instance
+// values carry and lower-cases the URN, which compares case-insensitively.
+func normalizeInstance(s string) string {
+	s = strings.Trim(s, `"`)
+	s = strings.TrimPrefix(s, "<")
+	s = strings.TrimSuffix(s, ">")
+	return strings.ToLower(s)
+}

@@ -1,0 +1,122 @@
+package locsvc
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// MemStore is the embedded store: the whole location table in this
+// process's memory. It is what a single node runs on when no memcached is
+// configured. Safe for concurrent use; records vanish once everything in
+// them has expired.
+type MemStore struct {
+	now    func() time.Time
+	seed   maphash.Seed
+	shards [memShards]memShard
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// memShards spreads the lock so concurrent REGISTERs for different AoRs
+// rarely contend.
+const memShards = 64
+
+type memShard struct {
+	mu   sync.Mutex
+	sets map[string]BindingSet
+}
+
+// NewMemStore starts an embedded store whose sweeper removes expired
+// records every sweep interval. now is the clock (nil: time.Now).
+func NewMemStore(now func() time.Time, sweep time.Duration) *MemStore {
+	if now == nil {
+		now = time.Now
+	}
+	m := &MemStore{now: now, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
+	for i := range m.shards {
+		m.shards[i].sets = make(map[string]BindingSet)
+	}
+	go m.sweepLoop(sweep)
+	return m
+}
+
+func (m *MemStore) shard(key string) *memShard {
+	return &m.shards[maphash.String(m.seed, key)%memShards]
+}
+
+// Get implements Store.
+func (m *MemStore) Get(_ context.Context, key string) (BindingSet, error) {
+	sh := m.shard(key)
+	sh.mu.Lock()
+	s := sh.sets[key]
+	sh.mu.Unlock()
+	return Compact(s, m.now()), nil
+}
+
+// Merge implements Store.
+func (m *MemStore) Merge(_ context.Context, key string, set BindingSet) (BindingSet, error) {
+	sh := m.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := Compact(Merge(sh.sets[key], set), m.now())
+	if len(s.Bindings) == 0 {
+		delete(sh.sets, key)
+	} else {
+		sh.sets[key] = s
+	}
+	return s, nil
+}
+
+// Len counts the records held, expired ones not yet swept included.
+func (m *MemStore) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.sets)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Sweep drops every record with nothing left in it at the current time.
+func (m *MemStore) Sweep() {
+	now := m.now()
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for k, s := range sh.sets {
+			if !s.LatestExpiry().After(now) {
+				delete(sh.sets, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func (m *MemStore) sweepLoop(every time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.Sweep()
+		}
+	}
+}
+
+// Close stops the sweeper.
+func (m *MemStore) Close() error {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	<-m.done
+	return nil
+}

@@ -1,0 +1,357 @@
+package locsvc
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Request is one REGISTER as the registrar sees it, before validation.
+// Fields mirror the SIP headers they come from.
+type Request struct {
+	AoR        string // To URI
+	Contacts   []Contact
+	Wildcard   bool // Contact: *
+	Expires    int64
+	HasExpires bool // an Expires header was present
+	CallID     string
+	CSeq       uint32
+	Path       []string // Path header URIs, topmost first
+	Received   string   // source "host:port" (or a SIP URI naming it)
+	Transport  string
+	UserAgent  string
+}
+
+// Contact is one Contact header value.
+type Contact struct {
+	URI        string
+	Expires    int64
+	HasExpires bool // the contact has an expires parameter
+	Q          float64
+	HasQ       bool
+	Instance   string // +sip.instance
+	RegID      uint32 // reg-id, 0 when absent
+}
+
+// Registration is a Request that passed Check: AoR normalised, every
+// contact's expiry decided, identities computed.
+type Registration struct {
+	AoR       string
+	Contacts  []ContactUpdate
+	Wildcard  bool
+	CallID    string
+	CSeq      uint32
+	Path      []string
+	Received  string
+	Transport string
+	UserAgent string
+}
+
+// ContactUpdate is one contact of a Registration.
+type ContactUpdate struct {
+	ID       string
+	URI      string
+	Expires  time.Duration // 0 removes the binding
+	Q        int           // thousandths
+	Instance string
+	RegID    uint32
+}
+
+// IsQuery reports whether the REGISTER only asks for the current bindings.
+func (r *Registration) IsQuery() bool { return !r.Wildcard && len(r.Contacts) == 0 }
+
+var transports = []string{"udp", "tcp", "tls", "sctp", "ws", "wss"}
+
+// Check validates a REGISTER and resolves what it asks for (RFC 3261 §10.3
+// steps 5 and 6) without looking at stored state, so a bad request is
+// refused before any I/O. Errors name the field at fault.
+func Check(req Request, lim Limits) (Registration, error) {
+	var r Registration
+	if err := checkLen("aor", req.AoR, lim.MaxURILen); err != nil {
+		return r, err
+	}
+	aor, err := NormalizeAoR(req.AoR)
+	if err != nil {
+		return r, invalid("aor", "%v", err)
+	}
+	r.AoR = aor
+
+	modifying := req.Wildcard || len(req.Contacts) > 0
+	if modifying && req.CallID == "" {
+		return r, invalid("call_id", "required when contacts are given")
+	}
+	if err := checkLen("call_id", req.CallID, lim.MaxFieldLen); err != nil {
+		return r, err
+	}
+	if req.CSeq > math.MaxInt32 {
+		return r, invalid("cseq", "%d exceeds 2**31-1 (RFC 3261 §8.1.1.5)", req.CSeq)
+	}
+	if err := checkLen("user_agent", req.UserAgent, lim.MaxFieldLen); err != nil {
+		return r, err
+	}
+	if req.HasExpires && req.Expires < 0 {
+		return r, invalid("expires", "negative (%d)", req.Expires)
+	}
+	r.CallID, r.CSeq, r.UserAgent = req.CallID, req.CSeq, req.UserAgent
+
+	if req.Transport != "" {
+		t := strings.ToLower(req.Transport)
+		if !slices.Contains(transports, t) {
+			return r, invalid("transport", "unknown transport %q", req.Transport)
+		}
+		r.Transport = t
+	}
+	if req.Received != "" {
+		if err := checkReceived(req.Received, lim); err != nil {
+			return r, err
+		}
+		r.Received = req.Received
+	}
+	if len(req.Path) > lim.MaxPath {
+		return r, invalid("path", "%d entries, at most %d allowed", len(req.Path), lim.MaxPath)
+	}
+	for i, p := range req.Path {
+		field := fmt.Sprintf("path[%d]", i)
+		if err := checkLen(field, p, lim.MaxURILen); err != nil {
+			return r, err
+		}
+		if _, err := parseSIPURI(p); err != nil {
+			return r, invalid(field, "%v", err)
+		}
+	}
+	r.Path = slices.Clone(req.Path)
+
+	if req.Wildcard {
+		// §10.3 step 6: "*" is only valid alone and with Expires: 0.
+		if len(req.Contacts) > 0 {
+			return r, invalid("contacts", `Contact "*" must be the only contact`)
+		}
+		if !req.HasExpires || req.Expires != 0 {
+			return r, invalid("expires", `Contact "*" requires Expires: 0`)
+		}
+		r.Wildcard = true
+		return r, nil
+	}
+	if len(req.Contacts) > lim.MaxContacts {
+		return r, &Error{Kind: KindTooManyContacts, Field: "contacts",
+			Reason: fmt.Sprintf("%d contacts in one request, at most %d allowed", len(req.Contacts), lim.MaxContacts)}
+	}
+	for i, c := range req.Contacts {
+		u, err := checkContact(i, c, req, lim)
+		if err != nil {
+			return r, err
+		}
+		r.Contacts = append(r.Contacts, u)
+	}
+	return r, nil
+}
+
+func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, error) {
+	field := func(name string) string { return fmt.Sprintf("contacts[%d].%s", i, name) }
+	var u ContactUpdate
+	if err := checkLen(field("uri"), c.URI, lim.MaxURILen); err != nil {
+		return u, err
+	}
+	if c.URI == "" {
+		return u, invalid(field("uri"), "empty")
+	}
+	if c.URI == "*" {
+		return u, invalid(field("uri"), `"*" must be sent as the wildcard, alone and with Expires: 0`)
+	}
+	if err := checkLen(field("instance"), c.Instance, lim.MaxFieldLen); err != nil {
+		return u, err
+	}
+	id, err := BindingID(c.URI, c.Instance, c.RegID)
+	if err != nil {
+		return u, invalid(field("uri"), "%v", err)
+	}
+	if _, err := parseSIPURI(c.URI); err != nil {
+		// A flow identity does not parse the URI, but routing will.
+		return u, invalid(field("uri"), "%v", err)
+	}
+	u.ID, u.URI, u.Instance, u.RegID = id, c.URI, c.Instance, c.RegID
+
+	u.Q = 1000
+	if c.HasQ {
+		if math.IsNaN(c.Q) || c.Q < 0 || c.Q > 1 {
+			return u, invalid(field("q"), "%v is outside 0.0 to 1.0", c.Q)
+		}
+		u.Q = int(math.Round(c.Q * 1000))
+	}
+
+	// §10.3 step 6: the contact's expires parameter, else the Expires
+	// header, else the local default.
+	var secs int64
+	switch {
+	case c.HasExpires:
+		if c.Expires < 0 {
+			return u, invalid(field("expires"), "negative (%d)", c.Expires)
+		}
+		secs = c.Expires
+	case req.HasExpires:
+		secs = req.Expires
+	default:
+		secs = int64(lim.DefaultExpires / time.Second)
+	}
+	minSecs := int64(lim.MinExpires / time.Second)
+	switch {
+	case secs == 0:
+	case secs < minSecs && secs < 3600:
+		// RFC 3261 §10.3: 423 only when below the minimum and below one
+		// hour; a minimum above an hour raises the interval instead.
+		return u, &Error{Kind: KindIntervalTooBrief, Field: field("expires"),
+			Reason: fmt.Sprintf("%d s is below the minimum of %d s", secs, minSecs), MinExpires: int(minSecs)}
+	case secs < minSecs:
+		secs = minSecs
+	case secs > int64(lim.MaxExpires/time.Second):
+		secs = int64(lim.MaxExpires / time.Second)
+	}
+	u.Expires = time.Duration(secs) * time.Second
+	return u, nil
+}
+
+func checkLen(field, v string, limit int) error {
+	if len(v) > limit {
+		return invalid(field, "%d bytes, at most %d allowed", len(v), limit)
+	}
+	return nil
+}
+
+// checkReceived accepts "host:port" or a SIP URI naming the source.
+func checkReceived(v string, lim Limits) error {
+	if err := checkLen("received", v, lim.MaxFieldLen); err != nil {
+		return err
+	}
+	if strings.HasPrefix(v, "sip:") || strings.HasPrefix(v, "sips:") {
+		if _, err := parseSIPURI(v); err != nil {
+			return invalid("received", "%v", err)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return invalid("received", "want host:port: %v", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return invalid("received", "invalid port %q", port)
+	}
+	if host == "" {
+		return invalid("received", "missing host")
+	}
+	return nil
+}
+
+// Apply performs a checked REGISTER on the bindings stored for its AoR
+// (RFC 3261 §10.3 steps 5 to 8) and returns the set to store. It is all or
+// nothing: on error the caller stores nothing. node names the accepting
+// node; now is the registrar's clock.
+func Apply(cur BindingSet, r Registration, now time.Time, lim Limits, node string) (BindingSet, error) {
+	base := Compact(cur, now)
+	base.AoR = r.AoR
+	if r.IsQuery() {
+		return base, nil
+	}
+	ver := nextVersion(base, now)
+	out := BindingSet{AoR: r.AoR, Bindings: slices.Clone(base.Bindings)}
+
+	if r.Wildcard {
+		for _, b := range base.Bindings {
+			if !b.Live(now) {
+				continue
+			}
+			if err := checkOrder(&b, r); err != nil {
+				return cur, err
+			}
+			i, _ := out.find(b.ID)
+			out.Bindings[i] = tombstone(b, r, ver, lim)
+		}
+		return out, nil
+	}
+
+	for _, c := range r.Contacts {
+		var prev Binding
+		if i, ok := base.find(c.ID); ok {
+			prev = base.Bindings[i]
+			if err := checkOrder(&prev, r); err != nil {
+				return cur, err
+			}
+		}
+		var b Binding
+		if c.Expires == 0 {
+			// A tombstone even when nothing is stored here: a replica we
+			// could not read may still hold the binding.
+			b = tombstone(Binding{ID: c.ID, URI: c.URI, Instance: c.Instance, RegID: c.RegID}, r, ver, lim)
+		} else {
+			b = Binding{
+				ID: c.ID, URI: c.URI, Expires: ceilSecond(now.Add(c.Expires)), Updated: ver, Q: c.Q,
+				CallID: r.CallID, CSeq: r.CSeq, Path: r.Path, Received: r.Received,
+				Transport: r.Transport, Instance: c.Instance, RegID: c.RegID,
+				UserAgent: r.UserAgent, Node: node,
+			}
+		}
+		if i, ok := out.find(c.ID); ok {
+			out.Bindings[i] = b
+		} else {
+			out.Bindings = slices.Insert(out.Bindings, i, b)
+		}
+	}
+
+	if n := len(out.Live(now)); n > lim.MaxContacts {
+		return cur, &Error{Kind: KindTooManyContacts, Field: "contacts",
+			Reason: fmt.Sprintf("the AoR would have %d contacts, at most %d allowed", n, lim.MaxContacts)}
+	}
+	return out, nil
+}
+
+// checkOrder is RFC 3261 §10.3 steps 5 and 7: a request from the same
+// Call-ID must carry a higher CSeq than the one that last wrote the binding,
+// or it is out of order (or a retransmission) and must fail. Tombstones take
+// part, so a delayed REGISTER cannot bring back a contact removed after it.
+func checkOrder(prev *Binding, r Registration) error {
+	if prev.CallID == r.CallID && r.CSeq <= prev.CSeq {
+		return &Error{Kind: KindOutOfOrder, Field: "cseq",
+			Reason: fmt.Sprintf("CSeq %d is not higher than %d stored for this Call-ID", r.CSeq, prev.CSeq)}
+	}
+	return nil
+}
+
+// tombstone records the removal of b. It is kept until every binding it
+// could have removed has expired: any such binding was written before ver
+// with an expiry at most MaxExpires after its own write, so ver+MaxExpires
+// (plus a margin for nodes configured differently) outlives them all and
+// no stale replica can resurrect the binding through a merge.
+func tombstone(b Binding, r Registration, ver time.Time, lim Limits) Binding {
+	return Binding{
+		ID: b.ID, URI: b.URI, Instance: b.Instance, RegID: b.RegID,
+		Expires: ceilSecond(ver.Add(lim.MaxExpires + tombstoneMargin)), Updated: ver,
+		CallID: r.CallID, CSeq: r.CSeq, Node: b.Node, Removed: true,
+	}
+}
+
+const tombstoneMargin = time.Minute
+
+// nextVersion is the write version for a change made after reading s: the
+// clock, but never at or before anything already in s.
+func nextVersion(s BindingSet, now time.Time) time.Time {
+	v := time.Unix(0, now.UnixNano()) // no monotonic reading: versions travel
+	for _, b := range s.Bindings {
+		if !b.Updated.Before(v) {
+			v = b.Updated.Add(time.Nanosecond)
+		}
+	}
+	return v
+}
+
+// ceilSecond rounds up to the whole second, the resolution expiries are
+// stored with, so a binding never lapses before the time it was granted.
+func ceilSecond(t time.Time) time.Time {
+	sec := t.Unix()
+	if t.Nanosecond() > 0 {
+		sec++
+	}
+	return time.Unix(sec, 0)
+}
