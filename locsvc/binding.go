@@ -32,6 +32,10 @@ type Binding struct {
 	// Node is the node that accepted the REGISTER: the binding's home.
 	Node    string
 	Removed bool
+	// Retain is how long the entry is kept once it has lapsed or been
+	// removed: until every write it superseded has expired too, so a stale
+	// replica merged later cannot bring an older version back.
+	Retain time.Time
 }
 
 // Live reports whether b is a current binding at time now.
@@ -65,13 +69,21 @@ func (s BindingSet) Live(now time.Time) []Binding {
 	return out
 }
 
+// keepUntil is when Compact may forget b.
+func (b *Binding) keepUntil() time.Time {
+	if b.Retain.After(b.Expires) {
+		return b.Retain
+	}
+	return b.Expires
+}
+
 // LatestExpiry is the time after which nothing in s matters any more;
 // stores use it to expire the record as a whole.
 func (s BindingSet) LatestExpiry() time.Time {
 	var t time.Time
-	for _, b := range s.Bindings {
-		if b.Expires.After(t) {
-			t = b.Expires
+	for i := range s.Bindings {
+		if k := s.Bindings[i].keepUntil(); k.After(t) {
+			t = k
 		}
 	}
 	return t

@@ -27,6 +27,9 @@ func Encode(s BindingSet) ([]byte, error) {
 			CallId: b.CallID, Cseq: b.CSeq, Path: b.Path, Received: b.Received, Transport: b.Transport,
 			Instance: b.Instance, RegId: b.RegID, UserAgent: b.UserAgent, Node: b.Node, Removed: b.Removed,
 		}
+		if !b.Retain.IsZero() {
+			pb.Bindings[i].Retain = b.Retain.Unix()
+		}
 	}
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(pb)
 	if err != nil {
@@ -69,6 +72,9 @@ func Decode(data []byte) (BindingSet, error) {
 			Transport: sb.Transport, Instance: sb.Instance, RegID: sb.RegId, UserAgent: sb.UserAgent,
 			Node: sb.Node, Removed: sb.Removed,
 		})
+		if sb.Retain != 0 {
+			s.Bindings[len(s.Bindings)-1].Retain = time.Unix(sb.Retain, 0)
+		}
 	}
 	return normalizeSet(s), nil
 }

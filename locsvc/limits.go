@@ -11,7 +11,7 @@ type Limits struct {
 	// MinExpires: a requested expiry above 0 and below it gets 423.
 	MinExpires time.Duration
 	// MaxExpires: longer requests are granted this much. It also bounds how
-	// long tombstones are kept (see tombstoneLifetime).
+	// long removed and lapsed entries are kept (see retention).
 	MaxExpires time.Duration
 	// DefaultExpires applies when neither the contact nor the request says.
 	DefaultExpires time.Duration
@@ -44,6 +44,10 @@ func (l Limits) Validate() error {
 	switch {
 	case l.MinExpires < time.Second:
 		return fmt.Errorf("min-expires must be at least 1s, got %v", l.MinExpires)
+	case l.MinExpires > time.Hour:
+		// RFC 3261 §10.3: a registrar may only answer 423 to intervals
+		// below one hour, and may shorten but never lengthen one.
+		return fmt.Errorf("min-expires must be at most 1h, got %v", l.MinExpires)
 	case l.MaxExpires < l.MinExpires:
 		return fmt.Errorf("max-expires (%v) is below min-expires (%v)", l.MaxExpires, l.MinExpires)
 	case l.DefaultExpires < l.MinExpires || l.DefaultExpires > l.MaxExpires:

@@ -3,6 +3,7 @@ package locsvc
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 )
@@ -17,7 +18,10 @@ type MemStore struct {
 	shards [memShards]memShard
 	stop   chan struct{}
 	done   chan struct{}
+	closed sync.Once
 }
+
+const defaultSweep = time.Minute
 
 // memShards spreads the lock so concurrent REGISTERs for different AoRs
 // rarely contend.
@@ -29,10 +33,15 @@ type memShard struct {
 }
 
 // NewMemStore starts an embedded store whose sweeper removes expired
-// records every sweep interval. now is the clock (nil: time.Now).
+// records every sweep interval (not positive: defaultSweep). now is the
+// clock (nil: time.Now).
 func NewMemStore(now func() time.Time, sweep time.Duration) *MemStore {
 	if now == nil {
 		now = time.Now
+	}
+	if sweep <= 0 {
+		// time.NewTicker panics on it, in a goroutine nobody can recover.
+		sweep = defaultSweep
 	}
 	m := &MemStore{now: now, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range m.shards {
@@ -66,6 +75,9 @@ func (m *MemStore) Merge(_ context.Context, key string, set BindingSet) (Binding
 	} else {
 		sh.sets[key] = s
 	}
+	// The caller owns what it gets, as with Get: editing it must not edit
+	// (or race with readers of) the stored set.
+	s.Bindings = slices.Clone(s.Bindings)
 	return s, nil
 }
 
@@ -110,13 +122,9 @@ func (m *MemStore) sweepLoop(every time.Duration) {
 	}
 }
 
-// Close stops the sweeper.
+// Close stops the sweeper. It may be called more than once, concurrently.
 func (m *MemStore) Close() error {
-	select {
-	case <-m.stop:
-	default:
-		close(m.stop)
-	}
+	m.closed.Do(func() { close(m.stop) })
 	<-m.done
 	return nil
 }

@@ -85,45 +85,47 @@ func compareBindings(x, y *Binding) int {
 		strings.Compare(x.Instance, y.Instance),
 		cmp.Compare(x.RegID, y.RegID),
 		strings.Compare(x.UserAgent, y.UserAgent),
+		x.Retain.Compare(y.Retain),
 	)
 }
 
-// MaxTombstones bounds the tombstones kept per AoR so that a UA cycling
-// through contacts cannot grow a record without limit; past it the oldest
-// are forgotten first.
+// MaxTombstones bounds the dead entries (removed, or lapsed but retained)
+// kept per AoR so that a UA cycling through contacts cannot grow a record
+// without limit; past it the oldest are forgotten first.
 const MaxTombstones = 64
 
-// Compact drops what no longer matters at time now: expired bindings and
-// tombstones whose time is up, then the oldest tombstones beyond
-// MaxTombstones. Dropping expired entries never resurrects anything, because
-// a tombstone outlives every binding it could have removed (see
-// tombstoneLifetime in the registrar rules).
+// Compact drops what no longer matters at time now: entries whose
+// retention is over (see Binding.Retain), then the oldest dead entries
+// beyond MaxTombstones. Dropping an entry at the end of its retention
+// never resurrects anything: by then every write it superseded has expired
+// as well (see retention in the registrar rules).
 func Compact(s BindingSet, now time.Time) BindingSet {
 	out := BindingSet{AoR: s.AoR}
-	tombs := 0
-	for _, b := range s.Bindings {
-		if !b.Expires.After(now) {
+	dead := 0
+	for i := range s.Bindings {
+		b := &s.Bindings[i]
+		if !b.keepUntil().After(now) {
 			continue
 		}
-		if b.Removed {
-			tombs++
+		if !b.Live(now) {
+			dead++
 		}
-		out.Bindings = append(out.Bindings, b)
+		out.Bindings = append(out.Bindings, *b)
 	}
-	if tombs <= MaxTombstones {
+	if dead <= MaxTombstones {
 		return out
 	}
 	var ages []time.Time
-	for _, b := range out.Bindings {
-		if b.Removed {
+	for i := range out.Bindings {
+		if b := &out.Bindings[i]; !b.Live(now) {
 			ages = append(ages, b.Updated)
 		}
 	}
 	slices.SortFunc(ages, func(a, b time.Time) int { return b.Compare(a) })
-	cutoff := ages[MaxTombstones-1] // the oldest tombstone kept
+	cutoff := ages[MaxTombstones-1] // the oldest dead entry kept
 	kept := out.Bindings[:0]
 	for _, b := range out.Bindings {
-		if b.Removed && b.Updated.Before(cutoff) {
+		if !b.Live(now) && b.Updated.Before(cutoff) {
 			continue
 		}
 		kept = append(kept, b)

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Request is one REGISTER as the registrar sees it, before validation.
@@ -84,13 +86,13 @@ func Check(req Request, lim Limits) (Registration, error) {
 	if modifying && req.CallID == "" {
 		return r, invalid("call_id", "required when contacts are given")
 	}
-	if err := checkLen("call_id", req.CallID, lim.MaxFieldLen); err != nil {
+	if err := checkText("call_id", req.CallID, lim.MaxFieldLen); err != nil {
 		return r, err
 	}
 	if req.CSeq > math.MaxInt32 {
 		return r, invalid("cseq", "%d exceeds 2**31-1 (RFC 3261 §8.1.1.5)", req.CSeq)
 	}
-	if err := checkLen("user_agent", req.UserAgent, lim.MaxFieldLen); err != nil {
+	if err := checkText("user_agent", req.UserAgent, lim.MaxFieldLen); err != nil {
 		return r, err
 	}
 	if req.HasExpires && req.Expires < 0 {
@@ -162,7 +164,7 @@ func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, err
 	if c.URI == "*" {
 		return u, invalid(field("uri"), `"*" must be sent as the wildcard, alone and with Expires: 0`)
 	}
-	if err := checkLen(field("instance"), c.Instance, lim.MaxFieldLen); err != nil {
+	if err := checkText(field("instance"), c.Instance, lim.MaxFieldLen); err != nil {
 		return u, err
 	}
 	id, err := BindingID(c.URI, c.Instance, c.RegID)
@@ -200,13 +202,11 @@ func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, err
 	minSecs := int64(lim.MinExpires / time.Second)
 	switch {
 	case secs == 0:
-	case secs < minSecs && secs < 3600:
-		// RFC 3261 §10.3: 423 only when below the minimum and below one
-		// hour; a minimum above an hour raises the interval instead.
+	case secs < minSecs:
+		// RFC 3261 §10.3 allows 423 only below one hour, which
+		// Limits.Validate guarantees for every minimum.
 		return u, &Error{Kind: KindIntervalTooBrief, Field: field("expires"),
 			Reason: fmt.Sprintf("%d s is below the minimum of %d s", secs, minSecs), MinExpires: int(minSecs)}
-	case secs < minSecs:
-		secs = minSecs
 	case secs > int64(lim.MaxExpires/time.Second):
 		secs = int64(lim.MaxExpires / time.Second)
 	}
@@ -221,9 +221,22 @@ func checkLen(field, v string, limit int) error {
 	return nil
 }
 
+// checkText is checkLen for free text, which must also be UTF-8: the stored
+// encoding (protobuf strings) cannot hold anything else, so a request that
+// passed Check would otherwise fail only when written.
+func checkText(field, v string, limit int) error {
+	if err := checkLen(field, v, limit); err != nil {
+		return err
+	}
+	if !utf8.ValidString(v) {
+		return invalid(field, "not valid UTF-8")
+	}
+	return nil
+}
+
 // checkReceived accepts "host:port" or a SIP URI naming the source.
 func checkReceived(v string, lim Limits) error {
-	if err := checkLen("received", v, lim.MaxFieldLen); err != nil {
+	if err := checkText("received", v, lim.MaxFieldLen); err != nil {
 		return err
 	}
 	if strings.HasPrefix(v, "sip:") || strings.HasPrefix(v, "sips:") {
@@ -236,11 +249,18 @@ func checkReceived(v string, lim Limits) error {
 	if err != nil {
 		return invalid("received", "want host:port: %v", err)
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+	if p, err := strconv.Atoi(port); err != nil || !allDigits(port) || p < 1 || p > 65535 {
 		return invalid("received", "invalid port %q", port)
 	}
 	if host == "" {
 		return invalid("received", "missing host")
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		for i := 0; i < len(host); i++ {
+			if c := host[i]; !(isAlnum(c) || c == '-' || c == '.') {
+				return invalid("received", "invalid character %q in host", c)
+			}
+		}
 	}
 	return nil
 }
@@ -267,7 +287,7 @@ func Apply(cur BindingSet, r Registration, now time.Time, lim Limits, node strin
 				return cur, err
 			}
 			i, _ := out.find(b.ID)
-			out.Bindings[i] = tombstone(b, r, ver, lim)
+			out.Bindings[i] = tombstone(b, r, ver, lim, node)
 		}
 		return out, nil
 	}
@@ -284,13 +304,13 @@ func Apply(cur BindingSet, r Registration, now time.Time, lim Limits, node strin
 		if c.Expires == 0 {
 			// A tombstone even when nothing is stored here: a replica we
 			// could not read may still hold the binding.
-			b = tombstone(Binding{ID: c.ID, URI: c.URI, Instance: c.Instance, RegID: c.RegID}, r, ver, lim)
+			b = tombstone(Binding{ID: c.ID, URI: c.URI, Instance: c.Instance, RegID: c.RegID}, r, ver, lim, node)
 		} else {
 			b = Binding{
 				ID: c.ID, URI: c.URI, Expires: ceilSecond(now.Add(c.Expires)), Updated: ver, Q: c.Q,
 				CallID: r.CallID, CSeq: r.CSeq, Path: r.Path, Received: r.Received,
 				Transport: r.Transport, Instance: c.Instance, RegID: c.RegID,
-				UserAgent: r.UserAgent, Node: node,
+				UserAgent: r.UserAgent, Node: node, Retain: retention(ver, lim),
 			}
 		}
 		if i, ok := out.find(c.ID); ok {
@@ -319,17 +339,24 @@ func checkOrder(prev *Binding, r Registration) error {
 	return nil
 }
 
-// tombstone records the removal of b. It is kept until every binding it
-// could have removed has expired: any such binding was written before ver
-// with an expiry at most MaxExpires after its own write, so ver+MaxExpires
-// (plus a margin for nodes configured differently) outlives them all and
-// no stale replica can resurrect the binding through a merge.
-func tombstone(b Binding, r Registration, ver time.Time, lim Limits) Binding {
+// tombstone records the removal of b by node.
+func tombstone(b Binding, r Registration, ver time.Time, lim Limits, node string) Binding {
+	keep := retention(ver, lim)
 	return Binding{
 		ID: b.ID, URI: b.URI, Instance: b.Instance, RegID: b.RegID,
-		Expires: ceilSecond(ver.Add(lim.MaxExpires + tombstoneMargin)), Updated: ver,
-		CallID: r.CallID, CSeq: r.CSeq, Node: b.Node, Removed: true,
+		Expires: keep, Updated: ver, Retain: keep,
+		CallID: r.CallID, CSeq: r.CSeq, Node: node, Removed: true,
 	}
+}
+
+// retention is how long an entry written at ver must be kept, live or
+// not: until every write it supersedes has expired. Any such write was made
+// before ver with an expiry at most MaxExpires after it, so ver+MaxExpires
+// (plus a margin for nodes configured differently) outlives them all, and
+// no stale replica can bring back a removed, shortened or lapsed binding
+// through a merge.
+func retention(ver time.Time, lim Limits) time.Time {
+	return ceilSecond(ver.Add(lim.MaxExpires + tombstoneMargin))
 }
 
 const tombstoneMargin = time.Minute

@@ -87,17 +87,20 @@ type StoredBinding struct {
 	// Last-writer-wins version, Unix nanoseconds.
 	Updated int64 `protobuf:"varint,3,opt,name=updated,proto3" json:"updated,omitempty"`
 	// q in thousandths, 0 to 1000 (an absent q is stored as 1000).
-	Q             uint32   `protobuf:"varint,4,opt,name=q,proto3" json:"q,omitempty"`
-	CallId        string   `protobuf:"bytes,5,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
-	Cseq          uint32   `protobuf:"varint,6,opt,name=cseq,proto3" json:"cseq,omitempty"`
-	Path          []string `protobuf:"bytes,7,rep,name=path,proto3" json:"path,omitempty"`
-	Received      string   `protobuf:"bytes,8,opt,name=received,proto3" json:"received,omitempty"`
-	Transport     string   `protobuf:"bytes,9,opt,name=transport,proto3" json:"transport,omitempty"`
-	Instance      string   `protobuf:"bytes,10,opt,name=instance,proto3" json:"instance,omitempty"`
-	RegId         uint32   `protobuf:"varint,11,opt,name=reg_id,json=regId,proto3" json:"reg_id,omitempty"`
-	UserAgent     string   `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
-	Node          string   `protobuf:"bytes,13,opt,name=node,proto3" json:"node,omitempty"`
-	Removed       bool     `protobuf:"varint,14,opt,name=removed,proto3" json:"removed,omitempty"`
+	Q         uint32   `protobuf:"varint,4,opt,name=q,proto3" json:"q,omitempty"`
+	CallId    string   `protobuf:"bytes,5,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Cseq      uint32   `protobuf:"varint,6,opt,name=cseq,proto3" json:"cseq,omitempty"`
+	Path      []string `protobuf:"bytes,7,rep,name=path,proto3" json:"path,omitempty"`
+	Received  string   `protobuf:"bytes,8,opt,name=received,proto3" json:"received,omitempty"`
+	Transport string   `protobuf:"bytes,9,opt,name=transport,proto3" json:"transport,omitempty"`
+	Instance  string   `protobuf:"bytes,10,opt,name=instance,proto3" json:"instance,omitempty"`
+	RegId     uint32   `protobuf:"varint,11,opt,name=reg_id,json=regId,proto3" json:"reg_id,omitempty"`
+	UserAgent string   `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	Node      string   `protobuf:"bytes,13,opt,name=node,proto3" json:"node,omitempty"`
+	Removed   bool     `protobuf:"varint,14,opt,name=removed,proto3" json:"removed,omitempty"`
+	// Unix seconds until which the entry is kept after it lapses, so that it
+	// still supersedes older writes held by stale replicas.
+	Retain        int64 `protobuf:"varint,15,opt,name=retain,proto3" json:"retain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +233,13 @@ func (x *StoredBinding) GetRemoved() bool {
 	return false
 }
 
+func (x *StoredBinding) GetRetain() int64 {
+	if x != nil {
+		return x.Retain
+	}
+	return 0
+}
+
 var File_locsvc_record_v1_record_proto protoreflect.FileDescriptor
 
 const file_locsvc_record_v1_record_proto_rawDesc = "" +
@@ -238,7 +248,7 @@ const file_locsvc_record_v1_record_proto_rawDesc = "" +
 	"\n" +
 	"BindingSet\x12\x10\n" +
 	"\x03aor\x18\x01 \x01(\tR\x03aor\x12;\n" +
-	"\bbindings\x18\x02 \x03(\v2\x1f.locsvc.record.v1.StoredBindingR\bbindings\"\xde\x02\n" +
+	"\bbindings\x18\x02 \x03(\v2\x1f.locsvc.record.v1.StoredBindingR\bbindings\"\xf6\x02\n" +
 	"\rStoredBinding\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x18\n" +
 	"\aexpires\x18\x02 \x01(\x03R\aexpires\x12\x18\n" +
@@ -255,7 +265,8 @@ const file_locsvc_record_v1_record_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\f \x01(\tR\tuserAgent\x12\x12\n" +
 	"\x04node\x18\r \x01(\tR\x04node\x12\x18\n" +
-	"\aremoved\x18\x0e \x01(\bR\aremovedB<Z:github.com/locsvc/locsvc/locsvc/internal/recordpb;recordpbb\x06proto3"
+	"\aremoved\x18\x0e \x01(\bR\aremoved\x12\x16\n" +
+	"\x06retain\x18\x0f \x01(\x03R\x06retainB<Z:github.com/locsvc/locsvc/locsvc/internal/recordpb;recordpbb\x06proto3"
 
 var (
 	file_locsvc_record_v1_record_proto_rawDescOnce sync.Once
