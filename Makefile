@@ -63,7 +63,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./ring/ ./locsvc/
+	$(GO) test -run '^$$' -bench . -benchmem ./ring/ ./locsvc/...
 
 clean:
 	rm -rf $(BIN) results

@@ -34,6 +34,13 @@ type config struct {
 	AllowOpen   bool
 	Limits      locsvc.Limits
 	LogLevel    slog.Level
+
+	Zone             string
+	GossipProfile    string
+	GossipKeyFile    string
+	WriteQuorum      int
+	RepairRate       int
+	MemcachedTimeout time.Duration
 }
 
 var sipModes = []string{"registrar", "redirect", "proxy"}
@@ -63,6 +70,12 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.IntVar(&lim.MaxContacts, "max-contacts", lim.MaxContacts, "contacts per AoR; more gets 403")
 	fs.IntVar(&lim.MaxURILen, "max-uri-len", lim.MaxURILen, "longest AoR, contact or Path URI, bytes")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.Zone, "zone", "", "failure zone of this node's shards; replicas go to distinct zones when set")
+	fs.StringVar(&cfg.GossipProfile, "gossip-profile", "lan", "memberlist timing: local (fast failure detection), lan or wan")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts gossip")
+	fs.IntVar(&cfg.WriteQuorum, "write-quorum", 0, "acknowledgements a write needs (0: a majority of --replicas)")
+	fs.IntVar(&cfg.RepairRate, "repair-rate", 5000, "records per second that repair may copy, per node")
+	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", 250*time.Millisecond, "timeout of each memcached call")
 
 	finish := func() error {
 		cfg.Memcached, cfg.Join, cfg.Domains = splitList(memcached), splitList(join), splitList(domains)
@@ -112,6 +125,18 @@ func (c *config) validate() error {
 		if err := checkHostPort(j); err != nil {
 			errs = append(errs, fmt.Errorf("--join: %v", err))
 		}
+	}
+	if !slices.Contains([]string{"local", "lan", "wan"}, c.GossipProfile) {
+		errs = append(errs, fmt.Errorf("--gossip-profile: %q is not local, lan or wan", c.GossipProfile))
+	}
+	if c.WriteQuorum < 0 || c.WriteQuorum > c.Replicas {
+		errs = append(errs, fmt.Errorf("--write-quorum: must lie between 0 and --replicas (%d), got %d", c.Replicas, c.WriteQuorum))
+	}
+	if c.RepairRate < 1 {
+		errs = append(errs, fmt.Errorf("--repair-rate: must be at least 1, got %d", c.RepairRate))
+	}
+	if c.MemcachedTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--memcached-timeout: must be positive"))
 	}
 	if c.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("--replicas: must be at least 1, got %d", c.Replicas))

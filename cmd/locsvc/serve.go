@@ -36,13 +36,6 @@ func serve(args []string) error {
 		return usageError{err}
 	}
 
-	store := locsvc.NewMemStore(nil, 10*time.Second)
-	defer store.Close()
-	svc, err := locsvc.NewService(store, cfg.Limits, cfg.NodeID)
-	if err != nil {
-		return usageError{err}
-	}
-
 	grpcLn, err := net.Listen("tcp", cfg.GRPC)
 	if err != nil {
 		return fmt.Errorf("--grpc: %w", err)
@@ -57,17 +50,27 @@ func serve(args []string) error {
 		NodeID: cfg.NodeID, Version: version, StartedAt: time.Now(), Replicas: cfg.Replicas,
 		GRPCAddr: grpcLn.Addr().String(), HTTPAddr: httpLn.Addr().String(),
 	}
-	apiSrv := api.NewServer(svc, info, nil)
+	be, err := openBackend(&cfg, info, log)
+	if err != nil {
+		grpcLn.Close()
+		httpLn.Close()
+		return err
+	}
+	svc, err := locsvc.NewService(be.store, cfg.Limits, cfg.NodeID)
+	if err != nil {
+		return usageError{err}
+	}
+	apiSrv := api.NewServer(svc, info, be.status)
 	grpcSrv := grpc.NewServer()
 	apiSrv.RegisterGRPC(grpcSrv)
 	apiSrv.SetServing(true)
-	httpAPI := api.NewHTTP(apiSrv, nil)
+	httpAPI := api.NewHTTP(apiSrv, be.ready)
 	httpSrv := &http.Server{Handler: httpAPI.Handler(), ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() { errc <- grpcSrv.Serve(grpcLn) }()
 	go func() { errc <- httpSrv.Serve(httpLn) }()
-	log.Info("locsvc serving", "node", cfg.NodeID, "store", "embedded", "grpc", info.GRPCAddr, "http", info.HTTPAddr)
+	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "grpc", info.GRPCAddr, "http", info.HTTPAddr)
 
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
@@ -81,7 +84,8 @@ func serve(args []string) error {
 	}
 
 	// Drain: readiness and gRPC health fail first so balancers move away,
-	// then in-flight calls finish (bounded), then everything closes.
+	// then in-flight calls finish (bounded), then the node hands off its
+	// records and leaves the ring, then everything closes.
 	httpAPI.Drain()
 	apiSrv.SetServing(false)
 	stopped := make(chan struct{})
@@ -96,6 +100,7 @@ func serve(args []string) error {
 	if err := httpSrv.Shutdown(ctx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
+	be.stop(context.Background())
 	log.Info("stopped")
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
@@ -106,10 +111,6 @@ func serve(args []string) error {
 // checkNotYet refuses, or warns about, flags whose feature this build does
 // not have yet, so that nothing an operator sets is silently ignored.
 func checkNotYet(cfg *config, log *slog.Logger) error {
-	if len(cfg.Memcached) > 0 || len(cfg.Join) > 0 {
-		return errors.New("--memcached and --join need the memcached ring, which this build does not have yet; " +
-			"run without them for a single node on the embedded store")
-	}
 	if cfg.SIP != "" {
 		log.Warn("the SIP front end is not in this build yet: --sip, --sip-mode, --domain, --trusted, --credentials " +
 			"and --allow-open have no effect; use the gRPC API")

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/locsvc/locsvc/api"
+	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/locsvc/ringstore"
+	"github.com/locsvc/locsvc/ring"
+)
+
+// backend is the storage a node serves from: the embedded store, or the
+// memcached ring with its membership and repair.
+type backend struct {
+	store  locsvc.Store
+	status api.StatusSource // nil for the embedded store
+	ready  func() error
+	// stop leaves the cluster (handing records off first) and closes.
+	stop func(ctx context.Context)
+}
+
+func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error) {
+	if len(cfg.Memcached) == 0 && len(cfg.Join) == 0 {
+		mem := locsvc.NewMemStore(nil, 10*time.Second)
+		return &backend{store: mem, stop: func(context.Context) { mem.Close() }}, nil
+	}
+	var key []byte
+	if cfg.GossipKeyFile != "" {
+		var err error
+		if key, err = readGossipKey(cfg.GossipKeyFile); err != nil {
+			return nil, usageError{fmt.Errorf("--gossip-key: %w", err)}
+		}
+	}
+	shards := make([]ring.ShardStatus, len(cfg.Memcached))
+	for i, a := range cfg.Memcached {
+		shards[i] = ring.ShardStatus{Addr: a, Healthy: pingMemcached(a, cfg.MemcachedTimeout) == nil}
+	}
+	mship, err := ring.Start(ring.Config{
+		NodeID: cfg.NodeID, BindAddr: cfg.Gossip, Join: cfg.Join, Profile: cfg.GossipProfile, SecretKey: key,
+		Meta: ring.Meta{
+			NodeID: cfg.NodeID, GRPC: addrs.GRPCAddr, HTTP: addrs.HTTPAddr, SIP: addrs.SIPAddr, Zone: cfg.Zone,
+			State: ring.StateActive, Shards: shards,
+		},
+		HealthCheck: func(ctx context.Context, addr string) error {
+			return pingMemcached(addr, cfg.MemcachedTimeout)
+		},
+		Logger: log.With("component", "gossip"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	store := ringstore.New(mship, ringstore.Config{
+		Replicas: cfg.Replicas, WriteQuorum: cfg.WriteQuorum, Timeout: cfg.MemcachedTimeout,
+		Logger: log.With("component", "store"),
+	})
+	rep := store.NewRepairer(cfg.Memcached, cfg.RepairRate, 5*time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	changes, unsubscribe := mship.Subscribe()
+	repairDone := make(chan struct{})
+	go func() { defer close(repairDone); rep.Run(ctx, changes) }()
+	rep.Trigger() // a node that (re)starts brings its shard's records to their owners
+
+	stop := func(sctx context.Context) {
+		// Hand off before leaving: once this node's shards are out of the
+		// ring, one pass pushes each of their records to the owners the
+		// ring names without them, so nothing depends on the others'
+		// repair alone.
+		if len(cfg.Memcached) > 0 {
+			if err := mship.SetState(ring.StateLeaving); err != nil {
+				log.Warn("announce leaving", "err", err)
+			}
+			cancel()
+			<-repairDone
+			hctx, hcancel := context.WithTimeout(sctx, handoffTimeout)
+			rep.Pass(hctx)
+			hcancel()
+			log.Info("handed off records", "scanned", rep.Stats().Scanned.Load(), "copied", rep.Stats().Copied.Load())
+		}
+		cancel()
+		<-repairDone
+		unsubscribe()
+		if err := mship.Leave(5 * time.Second); err != nil {
+			log.Warn("leave gossip", "err", err)
+		}
+		store.Close()
+	}
+	ready := func() error {
+		if mship.Ring().Healthy() == 0 {
+			return errors.New("no healthy memcached shard in the ring")
+		}
+		return nil
+	}
+	log.Info("joined the ring", "gossip", mship.LocalAddr(), "members", len(mship.Members()), "shards", mship.Ring().Len())
+	return &backend{
+		store:  store,
+		status: api.RingStatus{Members: mship, Store: store, Repairer: rep},
+		ready:  ready,
+		stop:   stop,
+	}, nil
+}
+
+// handoffTimeout bounds the hand-off pass at SIGTERM.
+const handoffTimeout = 60 * time.Second
+
+func pingMemcached(addr string, timeout time.Duration) error {
+	c := memcache.New(addr)
+	c.Timeout = timeout
+	return c.Ping()
+}
+
+// readGossipKey reads a base64 AES key (16, 24 or 32 bytes) from a file.
+func readGossipKey(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: not base64: %v", path, err)
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return key, nil
+	}
+	return nil, fmt.Errorf("%s: key is %d bytes; want 16, 24 or 32", path, len(key))
+}

@@ -1,0 +1,77 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+)
+
+// Memcached is a memcached process on a loopback port. Restart brings it
+// back empty on the same port, as after a crash.
+type Memcached struct {
+	*Proc
+	Addr string
+	t    testing.TB
+}
+
+// StartMemcached starts one memcached (TCP only, 64 MiB, one thread) and
+// waits until it answers.
+func StartMemcached(t testing.TB) *Memcached {
+	t.Helper()
+	m := &Memcached{Addr: FreeAddr(t), t: t}
+	m.start()
+	return m
+}
+
+func (m *Memcached) start() {
+	m.t.Helper()
+	_, port, _ := net.SplitHostPort(m.Addr)
+	// memcached refuses to run as root without -u; CI runs as root.
+	m.Proc = Start(m.t, "memcached "+m.Addr, "memcached", nil,
+		"-u", "nobody", "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-t", "1")
+	WaitFor(m.t, 10*time.Second, "memcached at "+m.Addr, func() bool {
+		return memcache.New(m.Addr).Ping() == nil
+	})
+}
+
+// Restart kills (-9) and starts memcached again, empty, on the same port.
+func (m *Memcached) Restart() {
+	m.t.Helper()
+	m.Kill()
+	m.start()
+}
+
+// Client is a gomemcache client for this one server.
+func (m *Memcached) Client() *memcache.Client {
+	c := memcache.New(m.Addr)
+	c.Timeout = 2 * time.Second
+	c.MaxIdleConns = 8
+	return c
+}
+
+// Has reports which of keys this server holds, reading it directly.
+func (m *Memcached) Has(keys []string) (map[string]bool, error) {
+	c := m.Client()
+	out := make(map[string]bool, len(keys))
+	for i := 0; i < len(keys); i += 100 {
+		items, err := c.GetMulti(keys[i:min(i+100, len(keys))])
+		if err != nil {
+			return nil, fmt.Errorf("memcached %s: %w", m.Addr, err)
+		}
+		for k := range items {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+// Port of the server.
+func (m *Memcached) Port() int {
+	_, p, _ := net.SplitHostPort(m.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}

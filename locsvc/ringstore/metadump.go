@@ -1,0 +1,78 @@
+package ringstore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// listKeys enumerates the keys a memcached server holds, through the LRU
+// crawler's metadump (memcached 1.4.31+, on by default since 1.5), and
+// keeps those keep accepts. It is how repair finds records without a side
+// index. A crawler busy with another request is retried.
+func listKeys(ctx context.Context, addr string, timeout time.Duration, keep func(string) bool) ([]string, error) {
+	for attempt := 0; ; attempt++ {
+		keys, err := metadump(ctx, addr, timeout, keep)
+		if !errors.Is(err, errCrawlerBusy) || attempt >= 50 {
+			return keys, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+var errCrawlerBusy = errors.New("lru crawler busy")
+
+func metadump(ctx context.Context, addr string, timeout time.Duration, keep func(string) bool) ([]string, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	// A dump of a large shard takes a while; bound it generously but
+	// never leave it hanging.
+	deadline := time.Now().Add(2 * time.Minute)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = conn.SetDeadline(deadline)
+	if _, err := conn.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+		return nil, err
+	}
+	var keys []string
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "END":
+			return keys, nil
+		case strings.HasPrefix(line, "BUSY"):
+			return nil, errCrawlerBusy
+		case strings.HasPrefix(line, "ERROR"), strings.HasPrefix(line, "CLIENT_ERROR"), strings.HasPrefix(line, "SERVER_ERROR"):
+			return nil, fmt.Errorf("metadump: %s", line)
+		case strings.HasPrefix(line, "key="):
+			field, _, _ := strings.Cut(line[len("key="):], " ")
+			key, err := url.QueryUnescape(field)
+			if err != nil {
+				continue
+			}
+			if keep(key) {
+				keys = append(keys, key)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("metadump: connection closed before END")
+}

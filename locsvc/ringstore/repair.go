@@ -1,0 +1,241 @@
+package ringstore
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/ring"
+)
+
+// Repairer restores R copies of every record after the ring changes: a
+// node joins or leaves, or a shard fails or comes back (perhaps empty).
+// Each node walks only the shards it fronts and pushes every record to the
+// replicas the current ring names, so the work is spread over the cluster
+// and a returning shard is refilled by everyone at once, each at a paced
+// rate, instead of by one donor flooded with a full sync.
+type Repairer struct {
+	store *Store
+	local []string // memcached addresses this node fronts
+	rate  int      // keys per second
+	every time.Duration
+
+	trigger chan struct{}
+	stats   RepairStats
+	mu      sync.Mutex
+	last    time.Time
+}
+
+// RepairStats are repair's counters, for Status.
+type RepairStats struct {
+	Running  atomic.Bool
+	Passes   atomic.Uint64 // completed passes
+	Scanned  atomic.Uint64 // records examined
+	Copied   atomic.Uint64 // replica writes that changed a shard
+	Failures atomic.Uint64
+}
+
+// NewRepairer repairs what the shards at local hold, at most rate records
+// a second, on every ring change and at least every interval.
+func (s *Store) NewRepairer(local []string, rate int, every time.Duration) *Repairer {
+	if rate <= 0 {
+		rate = 5000
+	}
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	return &Repairer{store: s, local: local, rate: rate, every: every, trigger: make(chan struct{}, 1)}
+}
+
+// Stats returns the live counters.
+func (r *Repairer) Stats() *RepairStats { return &r.stats }
+
+// LastPass is when the last complete pass ended (zero before the first).
+func (r *Repairer) LastPass() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Trigger asks for a pass soon. Triggers that arrive during a pass
+// coalesce into one more pass after it.
+func (r *Repairer) Trigger() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run repairs until ctx ends: a pass on each trigger, on each ring snapshot
+// from changes (nil: none), and every interval.
+func (r *Repairer) Run(ctx context.Context, changes <-chan *ring.Ring) {
+	tick := time.NewTicker(r.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.trigger:
+		case <-changes:
+		case <-tick.C:
+		}
+		// Let a burst of membership events settle into one pass.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		r.Pass(ctx)
+	}
+}
+
+// repairBatch is how many records one repair step reads and compares
+// with a single GetMulti per shard.
+const repairBatch = 100
+
+// Pass walks every local shard once.
+func (r *Repairer) Pass(ctx context.Context) {
+	r.stats.Running.Store(true)
+	defer r.stats.Running.Store(false)
+	pace := newPacer(r.rate)
+	start, scanned0, copied0 := time.Now(), r.stats.Scanned.Load(), r.stats.Copied.Load()
+	for _, addr := range r.local {
+		keys, err := listKeys(ctx, addr, r.store.cfg.Timeout*4, locsvc.IsStoreKey)
+		if err != nil {
+			r.stats.Failures.Add(1)
+			r.store.log.Warn("repair: cannot list keys", "shard", addr, "err", err)
+			continue
+		}
+		for i := 0; i < len(keys); i += repairBatch {
+			batch := keys[i:min(i+repairBatch, len(keys))]
+			if err := pace.wait(ctx, len(batch)); err != nil {
+				return
+			}
+			r.repairBatch(addr, batch)
+		}
+	}
+	r.stats.Passes.Add(1)
+	r.mu.Lock()
+	r.last = time.Now()
+	r.mu.Unlock()
+	r.store.log.Info("repair pass done", "took", time.Since(start).Round(time.Millisecond),
+		"scanned", r.stats.Scanned.Load()-scanned0, "copied", r.stats.Copied.Load()-copied0)
+}
+
+// repairBatch merges the records at keys on the local shard into the
+// replicas the ring names for them: one GetMulti on the local shard, one
+// per replica shard to compare, and a write only where a replica lacks
+// something. A local copy whose shard is no longer a replica is left to
+// expire: deleting it could race a writer that still sees the old ring,
+// and merging it anywhere later is harmless.
+func (r *Repairer) repairBatch(local string, keys []string) {
+	s := r.store
+	r.stats.Scanned.Add(uint64(len(keys)))
+	lc := s.client(local)
+	items, err := lc.mc().GetMulti(keys)
+	lc.record(err, s.cfg.Now())
+	if err != nil {
+		r.stats.Failures.Add(1)
+		return
+	}
+	now := s.cfg.Now()
+	sets := make(map[string]locsvc.BindingSet, len(items))
+	byShard := map[string][]string{}
+	buf := make([]ring.Shard, 0, s.cfg.Replicas+spareShards)
+	rg := s.src.Ring()
+	for key, it := range items {
+		set := s.decode(key, local, it.Value)
+		if len(locsvc.Compact(set, now).Bindings) == 0 {
+			continue
+		}
+		sets[key] = set
+		placed := 0
+		for _, sh := range rg.ReplicaSet(key, s.cfg.Replicas+spareShards, buf) {
+			if placed == s.cfg.Replicas {
+				break
+			}
+			if sh.Addr != local && !s.client(sh.Addr).usable(now) {
+				continue // a failing replica: the next shard stands in, as for writes
+			}
+			placed++
+			if sh.Addr != local {
+				byShard[sh.Addr] = append(byShard[sh.Addr], key)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for addr, ks := range byShard {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.pushTo(s.client(addr), ks, sets)
+		}()
+	}
+	wg.Wait()
+}
+
+// pushTo brings one replica shard up to date for keys: compare in bulk,
+// write only the records it lacks or holds stale.
+func (r *Repairer) pushTo(c *shardClient, keys []string, sets map[string]locsvc.BindingSet) {
+	s := r.store
+	have, err := c.mc().GetMulti(keys)
+	c.record(err, s.cfg.Now())
+	if err != nil {
+		r.stats.Failures.Add(uint64(len(keys)))
+		return
+	}
+	for _, key := range keys {
+		set := sets[key]
+		if it, ok := have[key]; ok {
+			cur := s.decode(key, c.addr, it.Value)
+			if sameLive(locsvc.Merge(cur, set), cur, s.cfg.Now()) {
+				continue // the replica already holds everything we have
+			}
+		}
+		_, wrote, err := s.mergeInto(c, key, set)
+		c.record(err, s.cfg.Now())
+		if err != nil {
+			r.stats.Failures.Add(1)
+			continue
+		}
+		if wrote {
+			r.stats.Copied.Add(1)
+		}
+	}
+}
+
+// sameLive reports whether merging changed nothing that matters: the
+// encodings of the compacted sets are equal.
+func sameLive(merged, cur locsvc.BindingSet, now time.Time) bool {
+	a, err1 := locsvc.Encode(locsvc.Compact(merged, now))
+	b, err2 := locsvc.Encode(locsvc.Compact(cur, now))
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
+}
+
+// pacer spaces work to a rate, sleeping in slices of at least a
+// millisecond so high rates do not spin.
+type pacer struct {
+	every time.Duration
+	next  time.Time
+}
+
+func newPacer(perSecond int) *pacer {
+	return &pacer{every: time.Second / time.Duration(perSecond), next: time.Now()}
+}
+
+func (p *pacer) wait(ctx context.Context, n int) error {
+	p.next = p.next.Add(p.every * time.Duration(n))
+	if d := time.Until(p.next); d > time.Millisecond {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	} else if d < -time.Second {
+		p.next = time.Now() // do not burst to catch up after a stall
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,390 @@
+package ringstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/ring"
+)
+
+// RingSource gives the current ring snapshot (ring.Membership does).
+type RingSource interface {
+	Ring() *ring.Ring
+}
+
+// Config tunes the store. Zero values take the defaults noted.
+type Config struct {
+	// Replicas is R, the copies kept of each record (default 2).
+	Replicas int
+	// WriteQuorum is W, the acknowledgements a write needs (default: a
+	// majority of R, counting only as many shards as the ring has).
+	WriteQuorum int
+	// Timeout bounds each memcached call (default 250 ms).
+	Timeout time.Duration
+	// MaxIdleConns per shard (default 64; gomemcache's 2 starves a router).
+	MaxIdleConns int
+	// Grace is how long a record outlives its latest binding in memcached
+	// (default 2 min), covering clock skew between nodes.
+	Grace  time.Duration
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Replicas < 1 {
+		c.Replicas = 2
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 250 * time.Millisecond
+	}
+	if c.MaxIdleConns <= 0 {
+		c.MaxIdleConns = 64
+	}
+	if c.Grace <= 0 {
+		c.Grace = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Store is a locsvc.Store over the memcached shards of a ring.
+type Store struct {
+	cfg Config
+	src RingSource
+	log *slog.Logger
+
+	mu      sync.Mutex
+	clients map[string]*shardClient
+
+	repairs chan repairJob
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	stats Stats
+}
+
+// Stats counts what the store did, for Status and metrics.
+type Stats struct {
+	Reads, Writes      atomic.Uint64
+	ReadFailures       atomic.Uint64 // no replica answered
+	WriteFailures      atomic.Uint64 // fewer than W acknowledged
+	ReplicaErrors      atomic.Uint64 // single replica calls that failed
+	Failovers          atomic.Uint64 // calls sent past a failed replica to the next shard
+	ReadRepairs        atomic.Uint64 // replicas rewritten after a read found them stale
+	ReadRepairsDropped atomic.Uint64 // read repairs skipped because the queue was full
+	CASConflicts       atomic.Uint64
+	CorruptValues      atomic.Uint64
+}
+
+// readRepairQueue bounds pending read repairs; past it they are dropped
+// (the membership repair pass and the next read catch them).
+const readRepairQueue = 4096
+
+// maxCASAttempts bounds read-merge-write retries on one replica.
+const maxCASAttempts = 32
+
+type repairJob struct {
+	addr string
+	key  string
+	set  locsvc.BindingSet
+}
+
+// New returns a store over the shards src names. Close it to stop its
+// background read repair.
+func New(src RingSource, cfg Config) *Store {
+	cfg.setDefaults()
+	s := &Store{
+		cfg: cfg, src: src, log: cfg.Logger, clients: make(map[string]*shardClient),
+		repairs: make(chan repairJob, readRepairQueue), stop: make(chan struct{}),
+	}
+	for range 2 {
+		s.wg.Add(1)
+		go s.readRepairLoop()
+	}
+	return s
+}
+
+// Close stops background work. In-flight calls finish.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Stats returns the live counters.
+func (s *Store) Stats() *Stats { return &s.stats }
+
+// Replicas is R.
+func (s *Store) Replicas() int { return s.cfg.Replicas }
+
+func (s *Store) client(addr string) *shardClient {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[addr]
+	if !ok {
+		c = newShardClient(addr, s.cfg.Timeout, s.cfg.MaxIdleConns)
+		s.clients[addr] = c
+	}
+	return c
+}
+
+// spareShards is how many shards past R a call may fall over to.
+const spareShards = 2
+
+// candidates are the shards for key in ring order: the first R are its
+// replicas, the rest take over when one of those fails.
+func (s *Store) candidates(key string) (cands []ring.Shard, quorum int) {
+	r := s.src.Ring()
+	cands = r.ReplicaSet(key, s.cfg.Replicas+spareShards, make([]ring.Shard, 0, s.cfg.Replicas+spareShards))
+	quorum = s.cfg.WriteQuorum
+	if quorum <= 0 {
+		// A majority of R, where R cannot exceed the shards there are: a
+		// one-shard ring still takes writes.
+		quorum = min(s.cfg.Replicas, r.Len())/2 + 1
+	}
+	return cands, quorum
+}
+
+// onReplicas runs fn on up to want shards from cands, in parallel, in ring
+// order, skipping shards whose breaker is open. Each shard that fails is
+// replaced by the next candidate. It returns how many calls succeeded and
+// the last error seen.
+func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) error) (int, error) {
+	done := make(chan error, len(cands))
+	next, inflight := 0, 0
+	var lastErr error
+	launch := func() bool {
+		for next < len(cands) {
+			c := s.client(cands[next].Addr)
+			next++
+			if !c.available(s.cfg.Now()) {
+				lastErr = fmt.Errorf("shard %s is failing (breaker open)", c.addr)
+				continue
+			}
+			inflight++
+			go func() {
+				err := fn(c)
+				c.record(err, s.cfg.Now())
+				if err != nil {
+					err = fmt.Errorf("shard %s: %w", c.addr, err)
+				}
+				done <- err
+			}()
+			return true
+		}
+		return false
+	}
+	for range want {
+		if !launch() {
+			break
+		}
+	}
+	ok := 0
+	for inflight > 0 {
+		err := <-done
+		inflight--
+		if err == nil {
+			ok++
+			continue
+		}
+		lastErr = err
+		s.stats.ReplicaErrors.Add(1)
+		if isShardFailure(errors.Unwrap(err)) && launch() {
+			s.stats.Failovers.Add(1)
+		}
+	}
+	if lastErr == nil && ok == 0 {
+		lastErr = errors.New("the ring has no healthy shard")
+	}
+	return ok, lastErr
+}
+
+type replicaRead struct {
+	addr  string
+	found bool
+	raw   []byte
+	set   locsvc.BindingSet
+}
+
+// Get implements locsvc.Store: all replicas in parallel, merged; stale or
+// missing replicas are queued for repair.
+func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) {
+	s.stats.Reads.Add(1)
+	cands, _ := s.candidates(key)
+	var mu sync.Mutex
+	var reads []replicaRead
+	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
+		rr := replicaRead{addr: c.addr}
+		it, err := c.mc().Get(key)
+		switch {
+		case errors.Is(err, memcache.ErrCacheMiss):
+		case err != nil:
+			return err
+		default:
+			rr.found, rr.raw = true, it.Value
+			rr.set = s.decode(key, c.addr, it.Value)
+		}
+		mu.Lock()
+		reads = append(reads, rr)
+		mu.Unlock()
+		return nil
+	})
+	if ok == 0 {
+		s.stats.ReadFailures.Add(1)
+		return locsvc.BindingSet{}, err
+	}
+	now := s.cfg.Now()
+	var merged locsvc.BindingSet
+	for _, r := range reads {
+		merged = locsvc.Merge(merged, r.set)
+	}
+	merged = locsvc.Compact(merged, now)
+	s.queueReadRepair(key, reads, merged)
+	return merged, nil
+}
+
+// queueReadRepair rewrites replicas that disagree. Identical raw values
+// (the common case) cost one comparison.
+func (s *Store) queueReadRepair(key string, reads []replicaRead, merged locsvc.BindingSet) {
+	if len(merged.Bindings) == 0 {
+		return
+	}
+	agree := true
+	for _, r := range reads {
+		if !r.found || !bytes.Equal(r.raw, reads[0].raw) {
+			agree = false
+			break
+		}
+	}
+	if agree {
+		return
+	}
+	for _, r := range reads {
+		select {
+		case s.repairs <- repairJob{addr: r.addr, key: key, set: merged}:
+		default:
+			s.stats.ReadRepairsDropped.Add(1)
+		}
+	}
+}
+
+func (s *Store) readRepairLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case j := <-s.repairs:
+			c := s.client(j.addr)
+			_, wrote, err := s.mergeInto(c, j.key, j.set)
+			c.record(err, s.cfg.Now())
+			if err != nil {
+				s.log.Debug("read repair failed", "shard", j.addr, "key", j.key, "err", err)
+				continue
+			}
+			if wrote {
+				s.stats.ReadRepairs.Add(1)
+			}
+		}
+	}
+}
+
+// Merge implements locsvc.Store: read-merge-write on R replicas in
+// parallel, W acknowledgements needed.
+func (s *Store) Merge(ctx context.Context, key string, set locsvc.BindingSet) (locsvc.BindingSet, error) {
+	s.stats.Writes.Add(1)
+	cands, quorum := s.candidates(key)
+	var mu sync.Mutex
+	result := set
+	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
+		stored, _, err := s.mergeInto(c, key, set)
+		if err == nil {
+			mu.Lock()
+			result = locsvc.Merge(result, stored)
+			mu.Unlock()
+		}
+		return err
+	})
+	if ok < quorum {
+		s.stats.WriteFailures.Add(1)
+		return locsvc.BindingSet{}, fmt.Errorf("%d of %d replicas acknowledged the write, %d needed: %w",
+			ok, s.cfg.Replicas, quorum, err)
+	}
+	return locsvc.Compact(result, s.cfg.Now()), nil
+}
+
+// mergeInto joins set into what one shard holds under key, with gets/cas
+// (add when missing) and retries on conflict. It reports the stored result
+// and whether it had to write.
+func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet) (locsvc.BindingSet, bool, error) {
+	for range maxCASAttempts {
+		now := s.cfg.Now()
+		it, err := c.mc().Get(key)
+		if errors.Is(err, memcache.ErrCacheMiss) {
+			m := locsvc.Compact(set, now)
+			if len(m.Bindings) == 0 {
+				return m, false, nil
+			}
+			val, err := locsvc.Encode(m)
+			if err != nil {
+				return m, false, err
+			}
+			err = c.mc().Add(&memcache.Item{Key: key, Value: val, Expiration: ttlFor(m.LatestExpiry(), now, s.cfg.Grace)})
+			if errors.Is(err, memcache.ErrNotStored) {
+				s.stats.CASConflicts.Add(1)
+				continue // another writer added it first: merge with theirs
+			}
+			return m, err == nil, err
+		}
+		if err != nil {
+			return locsvc.BindingSet{}, false, err
+		}
+		m := locsvc.Compact(locsvc.Merge(s.decode(key, c.addr, it.Value), set), now)
+		val, err := locsvc.Encode(m)
+		if err != nil {
+			return m, false, err
+		}
+		if bytes.Equal(val, it.Value) {
+			return m, false, nil
+		}
+		it.Value = val
+		it.Expiration = ttlFor(m.LatestExpiry(), now, s.cfg.Grace)
+		err = c.mc().CompareAndSwap(it)
+		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrCacheMiss) {
+			s.stats.CASConflicts.Add(1)
+			continue
+		}
+		return m, err == nil, err
+	}
+	return locsvc.BindingSet{}, false, fmt.Errorf("gave up after %d compare-and-swap conflicts", maxCASAttempts)
+}
+
+// decode reads a stored value; a corrupt one is logged, counted and taken
+// as empty, so the next write replaces it.
+func (s *Store) decode(key, addr string, val []byte) locsvc.BindingSet {
+	set, err := locsvc.Decode(val)
+	if err != nil {
+		s.stats.CorruptValues.Add(1)
+		s.log.Warn("ignoring undecodable record", "shard", addr, "key", key, "err", err)
+		return locsvc.BindingSet{}
+	}
+	return set
+}

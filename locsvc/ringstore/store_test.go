@@ -1,0 +1,293 @@
+package ringstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/locsvc/locsvc/integration"
+	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/locsvc/ringstore"
+	"github.com/locsvc/locsvc/ring"
+)
+
+// staticRing is a RingSource whose ring a test swaps by hand.
+type staticRing struct {
+	mu sync.Mutex
+	r  *ring.Ring
+}
+
+func (s *staticRing) Ring() *ring.Ring {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r
+}
+
+func (s *staticRing) set(shards ...*integration.Memcached) {
+	var list []ring.Shard
+	for _, m := range shards {
+		list = append(list, ring.Shard{ID: m.Addr, Addr: m.Addr, Node: "n-" + m.Addr, Healthy: true})
+	}
+	s.mu.Lock()
+	s.r = ring.New(list)
+	s.mu.Unlock()
+}
+
+func startShards(t testing.TB, n int) []*integration.Memcached {
+	var ms []*integration.Memcached
+	for range n {
+		ms = append(ms, integration.StartMemcached(t))
+	}
+	return ms
+}
+
+// register applies one REGISTER through the registrar rules, as the
+// service does, and merges the result into st.
+func register(t testing.TB, st locsvc.Store, aor, contact string, cseq uint32) {
+	t.Helper()
+	lim := locsvc.DefaultLimits()
+	reg, err := locsvc.Check(locsvc.Request{AoR: aor, CallID: "cid-" + contact, CSeq: cseq,
+		Contacts: []locsvc.Contact{{URI: contact}}}, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := locsvc.StoreKey(reg.AoR)
+	cur, err := st.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("get %s: %v", aor, err)
+	}
+	next, err := locsvc.Apply(cur, reg, time.Now(), lim, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Merge(context.Background(), key, next); err != nil {
+		t.Fatalf("merge %s: %v", aor, err)
+	}
+}
+
+func liveURIs(t testing.TB, st locsvc.Store, aor string) []string {
+	t.Helper()
+	set, err := st.Get(context.Background(), locsvc.StoreKey(aor))
+	if err != nil {
+		t.Fatalf("get %s: %v", aor, err)
+	}
+	var out []string
+	for _, b := range set.Live(time.Now()) {
+		out = append(out, b.URI)
+	}
+	return out
+}
+
+// holders lists the shards that hold key, read directly from memcached.
+func holders(t testing.TB, key string, ms []*integration.Memcached) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, m := range ms {
+		_, err := m.Client().Get(key)
+		if err == nil {
+			out[m.Addr] = true
+		} else if err != memcache.ErrCacheMiss {
+			t.Logf("read %s from %s: %v", key, m.Addr, err)
+		}
+	}
+	return out
+}
+
+func TestWritesLandOnTheReplicaSet(t *testing.T) {
+	ms := startShards(t, 3)
+	src := &staticRing{}
+	src.set(ms...)
+	st := ringstore.New(src, ringstore.Config{Replicas: 2})
+	defer st.Close()
+
+	for i := range 200 {
+		register(t, st, fmt.Sprintf("sip:u%d@example.com", i), fmt.Sprintf("sip:u%d@192.0.2.1", i), 1)
+	}
+	per := map[string]int{}
+	for i := range 200 {
+		aor := fmt.Sprintf("sip:u%d@example.com", i)
+		key := locsvc.StoreKey(aor)
+		want := src.Ring().ReplicaSet(key, 2, nil)
+		got := holders(t, key, ms)
+		if len(got) != 2 || !got[want[0].Addr] || !got[want[1].Addr] {
+			t.Fatalf("%s is on %v, want exactly its replica set %v", aor, got, want)
+		}
+		for a := range got {
+			per[a]++
+		}
+		if uris := liveURIs(t, st, aor); len(uris) != 1 {
+			t.Fatalf("%s: %v", aor, uris)
+		}
+	}
+	for _, m := range ms {
+		if per[m.Addr] < 80 {
+			t.Errorf("shard %s holds only %d of 400 copies: %v", m.Addr, per[m.Addr], per)
+		}
+	}
+}
+
+// A dead shard fails no read and no write: calls fall over to the next
+// shard on the ring.
+func TestShardDownFailsNothing(t *testing.T) {
+	ms := startShards(t, 3)
+	src := &staticRing{}
+	src.set(ms...)
+	st := ringstore.New(src, ringstore.Config{Replicas: 2, Timeout: 200 * time.Millisecond})
+	defer st.Close()
+	for i := range 100 {
+		register(t, st, fmt.Sprintf("sip:d%d@example.com", i), "sip:d@192.0.2.1", 1)
+	}
+	ms[1].Kill()
+	for i := range 100 {
+		aor := fmt.Sprintf("sip:d%d@example.com", i)
+		if uris := liveURIs(t, st, aor); len(uris) != 1 {
+			t.Fatalf("after kill, %s: %v", aor, uris)
+		}
+		register(t, st, aor, "sip:d2@192.0.2.2", 1)
+	}
+	if st.Stats().Failovers.Load() == 0 {
+		t.Error("no failover counted")
+	}
+	// Quorum: with two of three shards gone, a write cannot get W=2.
+	ms[2].Kill()
+	reg, _ := locsvc.Check(locsvc.Request{AoR: "sip:q@example.com", CallID: "q", CSeq: 1,
+		Contacts: []locsvc.Contact{{URI: "sip:q@192.0.2.9"}}}, locsvc.DefaultLimits())
+	next, _ := locsvc.Apply(locsvc.BindingSet{}, reg, time.Now(), locsvc.DefaultLimits(), "t")
+	if _, err := st.Merge(context.Background(), locsvc.StoreKey(reg.AoR), next); err == nil {
+		t.Error("a write acknowledged by one of R=2 replicas reported success")
+	}
+}
+
+// Concurrent read-merge-writes of different contacts to one AoR, from two
+// store instances (two nodes), lose nothing: the gets/cas path retries.
+func TestConcurrentWritersSameAoR(t *testing.T) {
+	ms := startShards(t, 3)
+	src := &staticRing{}
+	src.set(ms...)
+	a := ringstore.New(src, ringstore.Config{Replicas: 2})
+	b := ringstore.New(src, ringstore.Config{Replicas: 2})
+	defer a.Close()
+	defer b.Close()
+	lim := locsvc.DefaultLimits()
+	lim.MaxContacts = 100
+	const aor = "sip:busy@example.com"
+	key := locsvc.StoreKey(aor)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		st := a
+		if i%2 == 1 {
+			st = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reg, err := locsvc.Check(locsvc.Request{AoR: aor, CallID: fmt.Sprintf("c%d", i), CSeq: 1,
+				Contacts: []locsvc.Contact{{URI: fmt.Sprintf("sip:busy@192.0.2.%d", i+1)}}}, lim)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			// Each writer applies to the state it read; the merge keeps
+			// the other writers' contacts.
+			next, err := locsvc.Apply(locsvc.BindingSet{}, reg, time.Now(), lim, "n")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := st.Merge(context.Background(), key, next); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := liveURIs(t, a, aor); len(got) != 40 {
+		t.Fatalf("%d bindings survived, want 40: %v", len(got), got)
+	}
+	for _, r := range src.Ring().ReplicaSet(key, 2, nil) {
+		it, err := memcache.New(r.Addr).Get(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := locsvc.Decode(it.Value)
+		if err != nil || len(set.Live(time.Now())) != 40 {
+			t.Fatalf("replica %s holds %d bindings (%v)", r.Addr, len(set.Bindings), err)
+		}
+	}
+	t.Logf("cas conflicts: %d", a.Stats().CASConflicts.Load()+b.Stats().CASConflicts.Load())
+}
+
+// A read that finds a replica missing or corrupt rewrites it.
+func TestReadRepair(t *testing.T) {
+	ms := startShards(t, 3)
+	src := &staticRing{}
+	src.set(ms...)
+	st := ringstore.New(src, ringstore.Config{Replicas: 2})
+	defer st.Close()
+	const aor = "sip:rr@example.com"
+	register(t, st, aor, "sip:rr@192.0.2.1", 1)
+	key := locsvc.StoreKey(aor)
+	reps := src.Ring().ReplicaSet(key, 2, nil)
+	if err := memcache.New(reps[0].Addr).Delete(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := memcache.New(reps[1].Addr).Set(&memcache.Item{Key: key, Value: []byte("garbage")}); err != nil {
+		t.Fatal(err)
+	}
+	// One replica missing, the other corrupt: nothing left to read.
+	if got := liveURIs(t, st, aor); len(got) != 0 {
+		t.Fatalf("read %v from a missing and a corrupt replica", got)
+	}
+	register(t, st, aor, "sip:rr@192.0.2.1", 2)
+	if err := memcache.New(reps[0].Addr).Delete(key); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveURIs(t, st, aor); len(got) != 1 {
+		t.Fatalf("read %v", got)
+	}
+	integration.WaitFor(t, 5*time.Second, "read repair", func() bool {
+		return holders(t, key, ms)[reps[0].Addr]
+	})
+	if st.Stats().CorruptValues.Load() == 0 {
+		t.Error("corrupt value not counted")
+	}
+}
+
+// After the ring grows, a repair pass on the old shards copies each record
+// to the replicas the new ring names.
+func TestRepairAfterJoin(t *testing.T) {
+	ms := startShards(t, 3)
+	src := &staticRing{}
+	src.set(ms[0], ms[1])
+	st := ringstore.New(src, ringstore.Config{Replicas: 2})
+	defer st.Close()
+	const n = 600
+	for i := range n {
+		register(t, st, fmt.Sprintf("sip:j%d@example.com", i), "sip:j@192.0.2.1", 1)
+	}
+	src.set(ms...)
+	rep := st.NewRepairer([]string{ms[0].Addr, ms[1].Addr}, 100000, time.Hour)
+	rep.Pass(context.Background())
+	onNew := 0
+	for i := range n {
+		key := locsvc.StoreKey(fmt.Sprintf("sip:j%d@example.com", i))
+		got := holders(t, key, ms)
+		for _, r := range src.Ring().ReplicaSet(key, 2, nil) {
+			if !got[r.Addr] {
+				t.Fatalf("key %d not on replica %s after repair (on %v)", i, r.Addr, got)
+			}
+		}
+		if got[ms[2].Addr] {
+			onNew++
+		}
+	}
+	stats := rep.Stats()
+	if stats.Passes.Load() != 1 || stats.Scanned.Load() != 2*n || stats.Copied.Load() != uint64(onNew) {
+		t.Errorf("passes=%d scanned=%d copied=%d; want 1, %d, %d",
+			stats.Passes.Load(), stats.Scanned.Load(), stats.Copied.Load(), 2*n, onNew)
+	}
+	t.Logf("new shard took %d of %d records (%.1f%%; optimum 2/3 of records for R=2 over 3 shards)", onNew, n, 100*float64(onNew)/n)
+}

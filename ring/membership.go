@@ -1,0 +1,281 @@
+package ring
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Membership runs gossip for this node and keeps the current Ring.
+//
+// Decisions worth knowing:
+//   - A node can start alone. When Join is set but no seed answers, Start
+//     still succeeds (unless Config.RequireJoin) and the seeds are retried in
+//     the background, with backoff up to 30 s, for as long as this node sees
+//     no other member — at startup and also after every peer has failed, which
+//     is how two halves of a healed partition find each other again.
+//   - The Ring holds the shards of alive members in state joining or active,
+//     with the health they announce, and of leaving members marked unhealthy
+//     (see StateLeaving). A member that left or failed detection contributes
+//     nothing.
+//   - Subscribers get a snapshot only when the shards changed (Ring.Equal);
+//     membership changes that do not affect placement (a router joining, a
+//     state change from joining to active) do not wake repair.
+type Membership struct {
+	cfg Config
+	ml  *memberlist.Memberlist
+	log *slog.Logger
+	// addr is read once after Create: memberlist's LocalNode returns its
+	// live node record, which UpdateNode rewrites without our locks.
+	addr string
+
+	metaMu  sync.Mutex // serialises changes to meta and encoded
+	meta    Meta
+	encoded atomic.Pointer[[]byte] // what NodeMeta returns; read under memberlist's locks
+
+	announceMu sync.Mutex // one UpdateNode at a time, so the last one sent carries the last meta
+
+	mu      sync.Mutex // guards members; held only for map updates and copies
+	members map[string]memberEntry
+
+	ring    atomic.Pointer[Ring]
+	buildMu sync.Mutex // one build at a time, so an older build never overwrites a newer one
+	wake    chan struct{}
+	subs    subscribers
+	stats   counters
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type memberEntry struct {
+	Member
+	since time.Time // of the last change; for a dead member, when it died
+}
+
+// Start creates the memberlist, announces this node and joins the seeds.
+func Start(cfg Config) (*Membership, error) {
+	mc, err := cfg.memberlistConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = defaultHealthInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := &Membership{
+		cfg:     cfg,
+		log:     log,
+		members: make(map[string]memberEntry),
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	meta := cfg.Meta
+	meta.NodeID = cfg.NodeID
+	meta.Shards = slices.Clone(meta.Shards)
+	if err := m.setMeta(meta); err != nil {
+		return nil, err
+	}
+	if cfg.HealthCheck != nil {
+		// Announce real health from the first alive message on.
+		m.checkHealth()
+	}
+
+	mc.Delegate = delegate{m}
+	mc.Events = events{m}
+	mc.LogOutput = logWriter{log}
+	if m.ml, err = memberlist.Create(mc); err != nil {
+		return nil, err
+	}
+	m.addr = m.ml.LocalNode().Address()
+	m.rebuild()
+	m.wg.Add(1)
+	go m.builder()
+	if cfg.HealthCheck != nil {
+		m.wg.Add(1)
+		go m.healthLoop()
+	}
+
+	seeds := m.seeds()
+	if len(seeds) > 0 {
+		if _, err := m.ml.Join(seeds); err != nil {
+			if cfg.RequireJoin {
+				m.Close()
+				return nil, err
+			}
+			m.stats.joinFailures.Add(1)
+			log.Warn("ring: no seed answered; retrying in the background", slog.Any("err", err))
+		}
+		m.wg.Add(1)
+		go m.rejoinLoop(seeds)
+	}
+	m.rebuild()
+	return m, nil
+}
+
+// seeds drops this node's own address: joining yourself "succeeds" and would
+// hide that no peer was reached.
+func (m *Membership) seeds() []string {
+	self := m.LocalAddr()
+	var out []string
+	for _, s := range m.cfg.Join {
+		if s = strings.TrimSpace(s); s != "" && s != self {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Ring returns the current snapshot. It is never nil after Start.
+func (m *Membership) Ring() *Ring { return m.ring.Load() }
+
+// LocalAddr is the gossip address this node advertises, with the real port
+// when BindAddr asked for port 0.
+func (m *Membership) LocalAddr() string { return m.addr }
+
+// Members returns every known node, this one included, sorted by NodeID.
+// Nodes that left or failed stay listed with Alive false for a while.
+func (m *Membership) Members() []Member {
+	out := []Member{m.localMember()}
+	m.mu.Lock()
+	for _, e := range m.members {
+		out = append(out, e.Member)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+func (m *Membership) localMember() Member {
+	m.metaMu.Lock()
+	meta := m.meta
+	meta.Shards = slices.Clone(meta.Shards)
+	m.metaMu.Unlock()
+	return Member{Meta: meta, GossipAddr: m.LocalAddr(), Alive: !m.closed()}
+}
+
+// Subscribe returns a channel that receives the current snapshot at once and
+// then every new one. A slow reader gets the newest snapshot, never a
+// backlog, and never slows gossip. The channel is closed by cancel or Close.
+func (m *Membership) Subscribe() (<-chan *Ring, func()) {
+	return m.subs.add(m.Ring())
+}
+
+// SetState changes this node's announced state and gossips it.
+func (m *Membership) SetState(s State) error {
+	if s > StateLeaving {
+		return errors.New("ring: unknown state " + s.String())
+	}
+	if m.closed() {
+		return errClosed
+	}
+	m.metaMu.Lock()
+	meta := m.meta
+	meta.State = s
+	err := m.setMetaLocked(meta)
+	m.metaMu.Unlock()
+	if err != nil {
+		return err
+	}
+	m.wakeBuilder()
+	m.announce(announceTimeout)
+	return nil
+}
+
+// announceTimeout bounds how long SetState and health changes wait for the
+// update to be gossiped. Not reaching it is not an error: memberlist keeps
+// retransmitting, and push/pull syncs full state anyway.
+const announceTimeout = 2 * time.Second
+
+func (m *Membership) announce(timeout time.Duration) {
+	m.announceMu.Lock()
+	defer m.announceMu.Unlock()
+	if m.closed() {
+		return
+	}
+	if err := m.ml.UpdateNode(timeout); err != nil {
+		m.log.Debug("ring: metadata update not yet gossiped", slog.Any("err", err))
+	}
+	m.stats.announcements.Add(1)
+}
+
+func (m *Membership) setMeta(meta Meta) error {
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	return m.setMetaLocked(meta)
+}
+
+// setMetaLocked encodes first, so metadata that does not fit is refused here
+// rather than by memberlist, which panics on oversized metadata.
+func (m *Membership) setMetaLocked(meta Meta) error {
+	b, err := encodeMeta(meta)
+	if err != nil {
+		return err
+	}
+	m.meta = meta
+	m.encoded.Store(&b)
+	return nil
+}
+
+// Leave announces StateLeaving, tells the cluster this node is going
+// (memberlist Leave, so peers drop it at once instead of after failure
+// detection) and shuts down. timeout bounds each of the two broadcasts.
+func (m *Membership) Leave(timeout time.Duration) error {
+	if m.closed() {
+		return errClosed
+	}
+	m.metaMu.Lock()
+	meta := m.meta
+	meta.State = StateLeaving
+	err := m.setMetaLocked(meta)
+	m.metaMu.Unlock()
+	if err == nil {
+		m.announce(timeout)
+	}
+	// Under announceMu, so a concurrent Close cannot shut memberlist down in
+	// between: memberlist panics on Leave after Shutdown.
+	m.announceMu.Lock()
+	if !m.closed() {
+		err = errors.Join(err, m.ml.Leave(timeout))
+	}
+	m.announceMu.Unlock()
+	return errors.Join(err, m.Close())
+}
+
+// Close stops gossip without saying goodbye: peers notice through failure
+// detection. Safe to call more than once; Ring and Members keep returning
+// the last state.
+func (m *Membership) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		m.announceMu.Lock() // no UpdateNode in flight past this point
+		m.closeErr = m.ml.Shutdown()
+		m.announceMu.Unlock()
+		m.wg.Wait()
+		m.subs.closeAll()
+	})
+	return m.closeErr
+}
+
+var errClosed = errors.New("ring: membership closed")
+
+func (m *Membership) closed() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
+	}
+}
