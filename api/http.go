@@ -1,19 +1,17 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"sync/atomic"
-
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/locsvc/locsvc/api/locsvcv1"
 )
 
-// HTTP serves health, readiness and status over HTTP.
+// HTTP serves the JSON API (httpjson.go), health and readiness.
 //
 //	GET /healthz    200 while the process runs (liveness)
 //	GET /readyz     200 when the node can serve, 503 with the reason otherwise
-//	GET /v1/status  the ClusterService.Status answer as JSON
 type HTTP struct {
 	srv      *Server
 	ready    func() error
@@ -39,6 +37,9 @@ func (h *HTTP) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.HandleFunc("GET /v1/status", h.status)
+	mux.HandleFunc("POST /v1/register", h.register)
+	mux.HandleFunc("GET /v1/lookup", h.lookup)
+	mux.HandleFunc("POST /v1/lookup", h.lookup)
 	return mux
 }
 
@@ -63,11 +64,11 @@ func (h *HTTP) status(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	body, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(st)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func writeJSONValue(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(body, '\n'))
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
