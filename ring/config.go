@@ -37,8 +37,11 @@ type Config struct {
 	// HealthCheck, when set, is called every HealthInterval for each shard
 	// in Meta.Shards (and once before joining); a change of the result is
 	// announced so every node learns it. ring stays free of memcached code:
-	// the caller passes a func that pings memcached.
-	HealthCheck    func(ctx context.Context, addr string) error
+	// the caller passes a func that asks memcached. epoch identifies the
+	// running instance of the shard (0: unknown): a new epoch means the
+	// shard restarted, perhaps empty, even if no check ever saw it down,
+	// and it changes the ring so that every node repairs.
+	HealthCheck    func(ctx context.Context, addr string) (epoch uint64, err error)
 	HealthInterval time.Duration // default 1s; also the timeout of one check
 
 	// Logger receives memberlist's own log lines at debug level, and this

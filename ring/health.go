@@ -45,11 +45,12 @@ func (m *Membership) checkHealth() bool {
 		}
 	}()
 	healthy := make([]bool, len(addrs))
+	epochs := make([]uint64, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
 		wg.Go(func() {
-			err := m.cfg.HealthCheck(ctx, addr)
-			healthy[i] = err == nil
+			epoch, err := m.cfg.HealthCheck(ctx, addr)
+			healthy[i], epochs[i] = err == nil, epoch
 			if err != nil {
 				m.log.Debug("ring: shard health check failed", slog.String("shard", addr), slog.Any("err", err))
 			}
@@ -69,11 +70,21 @@ func (m *Membership) checkHealth() bool {
 	for i, s := range meta.Shards {
 		// The shard list does not change after Start, but match by address
 		// anyway rather than trust the index.
-		if i < len(addrs) && s.Addr == addrs[i] && s.Healthy != healthy[i] {
+		if i >= len(addrs) || s.Addr != addrs[i] {
+			continue
+		}
+		if s.Healthy != healthy[i] {
 			meta.Shards[i].Healthy = healthy[i]
 			changed = true
 			m.stats.healthChanges.Add(1)
 			m.log.Info("ring: shard health changed", slog.String("shard", s.Addr), slog.Bool("healthy", healthy[i]))
+		}
+		if epochs[i] != 0 && s.Epoch != epochs[i] {
+			if s.Epoch != 0 {
+				m.log.Info("ring: shard restarted", slog.String("shard", s.Addr))
+			}
+			meta.Shards[i].Epoch = epochs[i]
+			changed = true
 		}
 	}
 	if !changed {

@@ -30,6 +30,7 @@ func (m Member) shards() []Shard {
 			Zone:    m.Zone,
 			Weight:  s.Weight,
 			Healthy: s.Healthy && m.State != StateLeaving,
+			Epoch:   s.Epoch,
 		})
 	}
 	return out

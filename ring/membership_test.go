@@ -112,11 +112,13 @@ func TestThreeNodesSameRing(t *testing.T) {
 func TestHealthChangeReachesPeers(t *testing.T) {
 	t.Parallel()
 	var down atomic.Bool
-	check := func(ctx context.Context, addr string) error {
+	var epoch atomic.Uint64
+	epoch.Store(1)
+	check := func(ctx context.Context, addr string) (uint64, error) {
 		if down.Load() {
-			return errors.New("connection refused")
+			return 0, errors.New("connection refused")
 		}
-		return nil
+		return epoch.Load(), nil
 	}
 	a := testNode(t, "a", nil, func(c *Config) {
 		c.HealthCheck, c.HealthInterval = check, 50*time.Millisecond
@@ -152,6 +154,18 @@ func TestHealthChangeReachesPeers(t *testing.T) {
 	waitFor(t, 5*time.Second, "b to see a's shard back", func() bool { return health(b) })
 	if st := a.Stats(); st.HealthChanges < 2 || st.HealthChecks == 0 {
 		t.Errorf("stats: %+v", st)
+	}
+
+	// A restart no check saw (new epoch, never unhealthy) still makes a
+	// new snapshot everywhere, so every node repairs the emptied shard.
+	before := b.Ring()
+	epoch.Store(2)
+	waitFor(t, 5*time.Second, "b to see a's shard restarted", func() bool {
+		s, _ := b.Ring().Shard("mc-a:11211")
+		return s.Epoch == 2 && s.Healthy
+	})
+	if b.Ring().Equal(before) {
+		t.Error("a restart left the ring snapshot equal")
 	}
 }
 

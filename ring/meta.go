@@ -21,7 +21,8 @@ type Meta struct {
 type ShardStatus struct {
 	Addr    string
 	Healthy bool
-	Weight  int // relative capacity; 0 means 1
+	Weight  int    // relative capacity; 0 means 1
+	Epoch   uint64 // identifies the running instance (see Config.HealthCheck)
 }
 
 // The wire form is compact because memberlist caps node metadata at
@@ -31,7 +32,7 @@ type ShardStatus struct {
 //	GRPC, HTTP, SIP, Zone: uvarint length + bytes each
 //	State: one byte
 //	shard count: uvarint; per shard: Addr (uvarint length + bytes),
-//	flags byte (bit 0 healthy), Weight uvarint
+//	flags byte (bit 0 healthy), Weight uvarint, Epoch uvarint
 //
 // NodeID is not encoded: memberlist already carries it as the node name.
 // Decoders ignore bytes after the fields they know, so a later version can
@@ -68,6 +69,7 @@ func encodeMeta(m Meta) ([]byte, error) {
 		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(s.Weight))
+		b = binary.AppendUvarint(b, s.Epoch)
 	}
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("%w: %d bytes with %d shards", ErrMetaTooBig, len(b), len(m.Shards))
@@ -102,6 +104,7 @@ func decodeMeta(nodeID string, b []byte) (Meta, error) {
 		s := ShardStatus{Addr: d.string()}
 		s.Healthy = d.byte()&1 == 1
 		s.Weight = int(min(d.uvarint(), 1<<20))
+		s.Epoch = d.uvarint()
 		m.Shards = append(m.Shards, s)
 	}
 	if d.err {

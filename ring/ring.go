@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"slices"
@@ -107,7 +108,7 @@ func compareShard(a, b Shard) int {
 		}
 		return 1
 	}
-	return 0
+	return cmp.Compare(a.Epoch, b.Epoch)
 }
 
 // Shards returns a copy of the shards, sorted by ID.

@@ -8,6 +8,9 @@ type Shard struct {
 	Zone    string // failure zone; "" when zones are not used
 	Weight  int    // relative capacity; 0 (or less) means 1
 	Healthy bool
+	// Epoch identifies the running instance of the shard; it changes when
+	// the shard restarts, which makes a new snapshot and so a repair pass.
+	Epoch uint64
 }
 
 // weight is the effective weight: a zero value must not make a shard vanish

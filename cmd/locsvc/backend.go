@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/locsvc/ringstore"
@@ -42,7 +40,7 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 	}
 	shards := make([]ring.ShardStatus, len(cfg.Memcached))
 	for i, a := range cfg.Memcached {
-		shards[i] = ring.ShardStatus{Addr: a, Healthy: pingMemcached(a, cfg.MemcachedTimeout) == nil}
+		shards[i] = ring.ShardStatus{Addr: a}
 	}
 	mship, err := ring.Start(ring.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.Gossip, Join: cfg.Join, Profile: cfg.GossipProfile, SecretKey: key,
@@ -50,8 +48,8 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 			NodeID: cfg.NodeID, GRPC: addrs.GRPCAddr, HTTP: addrs.HTTPAddr, SIP: addrs.SIPAddr, Zone: cfg.Zone,
 			State: ring.StateActive, Shards: shards,
 		},
-		HealthCheck: func(ctx context.Context, addr string) error {
-			return pingMemcached(addr, cfg.MemcachedTimeout)
+		HealthCheck: func(ctx context.Context, addr string) (uint64, error) {
+			return ringstore.Probe(ctx, addr, cfg.MemcachedTimeout)
 		},
 		Logger: log.With("component", "gossip"),
 	})
@@ -110,12 +108,6 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 
 // handoffTimeout bounds the hand-off pass at SIGTERM.
 const handoffTimeout = 60 * time.Second
-
-func pingMemcached(addr string, timeout time.Duration) error {
-	c := memcache.New(addr)
-	c.Timeout = timeout
-	return c.Ping()
-}
 
 // readGossipKey reads a base64 AES key (16, 24 or 32 bytes) from a file.
 func readGossipKey(path string) ([]byte, error) {

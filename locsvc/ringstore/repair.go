@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
+
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
 )
@@ -69,11 +71,18 @@ func (r *Repairer) Trigger() {
 	}
 }
 
+// retryAfter is how soon a pass that met failures is run again, so repair
+// resumes until every record has its copies instead of waiting for the
+// next membership change.
+const retryAfter = 5 * time.Second
+
 // Run repairs until ctx ends: a pass on each trigger, on each ring snapshot
-// from changes (nil: none), and every interval.
+// from changes (nil: none), every interval, and again shortly after a pass
+// that met failures.
 func (r *Repairer) Run(ctx context.Context, changes <-chan *ring.Ring) {
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,6 +90,7 @@ func (r *Repairer) Run(ctx context.Context, changes <-chan *ring.Ring) {
 		case <-r.trigger:
 		case <-changes:
 		case <-tick.C:
+		case <-retry:
 		}
 		// Let a burst of membership events settle into one pass.
 		select {
@@ -88,7 +98,12 @@ func (r *Repairer) Run(ctx context.Context, changes <-chan *ring.Ring) {
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
+		failures := r.stats.Failures.Load()
 		r.Pass(ctx)
+		retry = nil
+		if r.stats.Failures.Load() != failures {
+			retry = time.After(retryAfter)
+		}
 	}
 }
 
@@ -135,8 +150,7 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 	s := r.store
 	r.stats.Scanned.Add(uint64(len(keys)))
 	lc := s.client(local)
-	items, err := lc.mc().GetMulti(keys)
-	lc.record(err, s.cfg.Now())
+	items, err := getMulti(lc, keys, s.cfg.Now)
 	if err != nil {
 		r.stats.Failures.Add(1)
 		return
@@ -181,8 +195,7 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 // write only the records it lacks or holds stale.
 func (r *Repairer) pushTo(c *shardClient, keys []string, sets map[string]locsvc.BindingSet) {
 	s := r.store
-	have, err := c.mc().GetMulti(keys)
-	c.record(err, s.cfg.Now())
+	have, err := getMulti(c, keys, s.cfg.Now)
 	if err != nil {
 		r.stats.Failures.Add(uint64(len(keys)))
 		return
@@ -205,6 +218,22 @@ func (r *Repairer) pushTo(c *shardClient, keys []string, sets map[string]locsvc.
 			r.stats.Copied.Add(1)
 		}
 	}
+}
+
+// getMulti reads keys from one shard, retrying once after a shard failure:
+// the first request after a memcached restart fails on a pooled connection
+// to the old process, and record has replaced the pool by then.
+func getMulti(c *shardClient, keys []string, now func() time.Time) (map[string]*memcache.Item, error) {
+	var items map[string]*memcache.Item
+	var err error
+	for range 2 {
+		items, err = c.mc().GetMulti(keys)
+		c.record(err, now())
+		if !isShardFailure(err) {
+			break
+		}
+	}
+	return items, err
 }
 
 // sameLive reports whether merging changed nothing that matters: the
