@@ -62,8 +62,11 @@ fuzz:
 	  done; \
 	done
 
+# Go benchmarks; raw output goes to results/ (not committed).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./ring/ ./locsvc/...
+	mkdir -p results
+	$(GO) test -run '^$$' -bench . -benchmem ./ring/ ./locsvc/... | tee results/go-bench.txt
+	$(GO) test -run '^$$' -bench GRPC -benchtime 3000x ./integration/ | tee results/grpc-bench.txt
 
 clean:
 	rm -rf $(BIN) results

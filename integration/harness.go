@@ -46,32 +46,48 @@ func FreeAddr(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// binary is one build of cmd/locsvc, made once per test binary run.
+type binary struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-// LocsvcBinary builds cmd/locsvc once per test binary run.
-func LocsvcBinary(t testing.TB) string {
+var raceBinary, plainBinary binary
+
+// LocsvcBinary is cmd/locsvc built with the race detector, for tests.
+func LocsvcBinary(t testing.TB) string { return raceBinary.get(t, "-race") }
+
+// LocsvcBenchBinary is cmd/locsvc built plainly, for benchmarks.
+func LocsvcBenchBinary(t testing.TB) string { return plainBinary.get(t) }
+
+// RemoveBinaries deletes the builds; TestMain calls it after the run.
+func RemoveBinaries() {
+	for _, b := range []*binary{&raceBinary, &plainBinary} {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
+	}
+}
+
+func (b *binary) get(t testing.TB, flags ...string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "locsvc-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "locsvc")
-		cmd := exec.Command("go", "build", "-race", "-o", binPath, "github.com/locsvc/locsvc/cmd/locsvc")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		b.path = filepath.Join(dir, "locsvc")
+		args := append(append([]string{"build"}, flags...), "-o", b.path, "github.com/locsvc/locsvc/cmd/locsvc")
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // Proc is a child process the test owns. Its output is kept for failure

@@ -30,6 +30,8 @@ type NodeOptions struct {
 	Args  []string // extra flags
 	Env   []string
 	NoSIP bool
+	// Bench runs the binary built without the race detector.
+	Bench bool
 }
 
 // StartNode starts a node and waits until /readyz answers 200.
@@ -44,7 +46,11 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 	}
 	args := append([]string{"serve", "--node-id", o.ID, "--grpc", n.GRPC, "--http", n.HTTP,
 		"--gossip", n.Gossip, "--sip", n.SIP}, o.Args...)
-	n.Proc = Start(t, "locsvc "+o.ID, LocsvcBinary(t), o.Env, args...)
+	bin := LocsvcBinary
+	if o.Bench {
+		bin = LocsvcBenchBinary
+	}
+	n.Proc = Start(t, "locsvc "+o.ID, bin(t), o.Env, args...)
 	if err := WaitHTTP(context.Background(), "http://"+n.HTTP+"/readyz", 20*time.Second); err != nil {
 		t.Fatalf("node %s not ready: %v\n%s", o.ID, err, n.Output())
 	}
