@@ -19,7 +19,8 @@ type HTTP struct {
 }
 
 // NewHTTP builds the HTTP handler. ready reports whether the node can
-// serve requests now (nil: always once started).
+// serve requests now (nil: always once started). srv may be nil: then only
+// health and readiness are served.
 func NewHTTP(srv *Server, ready func() error) *HTTP {
 	return &HTTP{srv: srv, ready: ready}
 }
@@ -36,6 +37,9 @@ func (h *HTTP) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", h.readyz)
+	if h.srv == nil {
+		return mux // a SIP front end for a remote cluster serves no API
+	}
 	mux.HandleFunc("GET /v1/status", h.status)
 	mux.HandleFunc("POST /v1/register", h.register)
 	mux.HandleFunc("GET /v1/lookup", h.lookup)

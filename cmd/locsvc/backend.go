@@ -10,10 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/locsvc/ringstore"
 	"github.com/locsvc/locsvc/ring"
+	"github.com/locsvc/locsvc/sipfront"
 )
 
 // backend is the storage a node serves from: the embedded store, or the
@@ -34,7 +38,7 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 	var key []byte
 	if cfg.GossipKeyFile != "" {
 		var err error
-		if key, err = readGossipKey(cfg.GossipKeyFile); err != nil {
+		if key, err = readKeyFile(cfg.GossipKeyFile); err != nil {
 			return nil, usageError{fmt.Errorf("--gossip-key: %w", err)}
 		}
 	}
@@ -106,11 +110,23 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 	}, nil
 }
 
+// openRemote connects to a remote node for --locator: the SIP front end
+// runs against that cluster through the gRPC client.
+func openRemote(cfg *config) (*backend, sipfront.Locator, error) {
+	addr := strings.TrimPrefix(cfg.Locator, "grpc://")
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("--locator: %w", err)}
+	}
+	be := &backend{stop: func(context.Context) { conn.Close() }}
+	return be, api.NewClient(conn), nil
+}
+
 // handoffTimeout bounds the hand-off pass at SIGTERM.
 const handoffTimeout = 60 * time.Second
 
-// readGossipKey reads a base64 AES key (16, 24 or 32 bytes) from a file.
-func readGossipKey(path string) ([]byte, error) {
+// readKeyFile reads a base64 key (16, 24 or 32 bytes) from a file.
+func readKeyFile(path string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

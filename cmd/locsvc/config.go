@@ -35,6 +35,10 @@ type config struct {
 	Limits      locsvc.Limits
 	LogLevel    slog.Level
 
+	SIPAdvertise     string
+	NonceKeyFile     string
+	SIPAuthAll       bool
+	Locator          string
 	Zone             string
 	GossipProfile    string
 	GossipKeyFile    string
@@ -70,6 +74,10 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.IntVar(&lim.MaxContacts, "max-contacts", lim.MaxContacts, "contacts per AoR; more gets 403")
 	fs.IntVar(&lim.MaxURILen, "max-uri-len", lim.MaxURILen, "longest AoR, contact or Path URI, bytes")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.SIPAdvertise, "sip-advertise", "", "host:port this node names itself by in the Path it stores (default: --sip)")
+	fs.StringVar(&cfg.NonceKeyFile, "nonce-key", "", "file holding a secret (16+ bytes) that signs digest nonces; nodes of a farm share it")
+	fs.BoolVar(&cfg.SIPAuthAll, "sip-auth-all", false, "with --credentials, also authenticate requests other than REGISTER")
+	fs.StringVar(&cfg.Locator, "locator", "", "grpc://host:port of a remote locsvc node: run only the SIP front end against that cluster")
 	fs.StringVar(&cfg.Zone, "zone", "", "failure zone of this node's shards; replicas go to distinct zones when set")
 	fs.StringVar(&cfg.GossipProfile, "gossip-profile", "lan", "memberlist timing: local (fast failure detection), lan or wan")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts gossip")
@@ -137,6 +145,23 @@ func (c *config) validate() error {
 	}
 	if c.MemcachedTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--memcached-timeout: must be positive"))
+	}
+	if c.Locator != "" {
+		addr, ok := strings.CutPrefix(c.Locator, "grpc://")
+		if err := checkHostPort(addr); !ok || err != nil {
+			errs = append(errs, fmt.Errorf("--locator: want grpc://host:port, got %q", c.Locator))
+		}
+		if len(c.Memcached) > 0 || len(c.Join) > 0 {
+			errs = append(errs, errors.New("--locator runs only the SIP front end: it excludes --memcached and --join"))
+		}
+		if c.SIP == "" {
+			errs = append(errs, errors.New("--locator needs --sip: there is nothing else to serve"))
+		}
+	}
+	if c.SIPAdvertise != "" {
+		if err := checkHostPort(c.SIPAdvertise); err != nil {
+			errs = append(errs, fmt.Errorf("--sip-advertise: %v", err))
+		}
 	}
 	if c.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("--replicas: must be at least 1, got %d", c.Replicas))

@@ -20,6 +20,7 @@ Usage:
                                        register contacts (none: query; --wildcard: remove all)
   locsvc lookup [flags] AOR            print the AoR's current bindings
   locsvc status [flags]                print the node's view of the cluster
+  locsvc passwd USER REALM             print credentials-file lines (password on stdin)
   locsvc version                       print the version
 
 Every serve flag may also come from the environment as LOCSVC_<FLAG>
@@ -44,6 +45,8 @@ func main() {
 		err = lookupCmd(args)
 	case "status":
 		err = statusCmd(args)
+	case "passwd":
+		err = passwdCmd(args)
 	case "version":
 		fmt.Println(version)
 	case "-h", "-help", "--help", "help":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/sipfront"
 )
 
 // drainTimeout bounds how long in-flight calls may take once SIGTERM
@@ -32,45 +33,78 @@ func serve(args []string) error {
 		return usageError{err}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	if err := checkNotYet(&cfg, log); err != nil {
-		return usageError{err}
-	}
 
-	grpcLn, err := net.Listen("tcp", cfg.GRPC)
-	if err != nil {
-		return fmt.Errorf("--grpc: %w", err)
-	}
 	httpLn, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
-		grpcLn.Close()
 		return fmt.Errorf("--http: %w", err)
 	}
-
 	info := api.Info{
 		NodeID: cfg.NodeID, Version: version, StartedAt: time.Now(), Replicas: cfg.Replicas,
-		GRPCAddr: grpcLn.Addr().String(), HTTPAddr: httpLn.Addr().String(),
+		HTTPAddr: httpLn.Addr().String(), SIPAddr: cfg.SIP,
 	}
-	be, err := openBackend(&cfg, info, log)
-	if err != nil {
-		grpcLn.Close()
+	// With --locator the node is only a SIP front end for a remote cluster:
+	// no store, no gRPC service of its own.
+	var grpcLn net.Listener
+	if cfg.Locator == "" {
+		if grpcLn, err = net.Listen("tcp", cfg.GRPC); err != nil {
+			httpLn.Close()
+			return fmt.Errorf("--grpc: %w", err)
+		}
+		info.GRPCAddr = grpcLn.Addr().String()
+	}
+	closeListeners := func() {
 		httpLn.Close()
+		if grpcLn != nil {
+			grpcLn.Close()
+		}
+	}
+
+	var be *backend
+	var loc sipfront.Locator
+	var apiSrv *api.Server
+	if cfg.Locator != "" {
+		be, loc, err = openRemote(&cfg)
+	} else {
+		be, err = openBackend(&cfg, info, log)
+	}
+	if err != nil {
+		closeListeners()
 		return err
 	}
-	svc, err := locsvc.NewService(be.store, cfg.Limits, cfg.NodeID)
-	if err != nil {
-		return usageError{err}
+	if cfg.Locator == "" {
+		svc, err := locsvc.NewService(be.store, cfg.Limits, cfg.NodeID)
+		if err != nil {
+			closeListeners()
+			be.stop(context.Background())
+			return usageError{err}
+		}
+		loc = svc
+		apiSrv = api.NewServer(svc, info, be.status)
 	}
-	apiSrv := api.NewServer(svc, info, be.status)
-	grpcSrv := grpc.NewServer()
-	apiSrv.RegisterGRPC(grpcSrv)
-	apiSrv.SetServing(true)
-	httpAPI := api.NewHTTP(apiSrv, be.ready)
-	httpSrv := &http.Server{Handler: httpAPI.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	sipSrv, err := startSIP(&cfg, loc, log)
+	if err != nil {
+		closeListeners()
+		be.stop(context.Background())
+		return err
+	}
 
 	errc := make(chan error, 2)
-	go func() { errc <- grpcSrv.Serve(grpcLn) }()
+	var grpcSrv *grpc.Server
+	if apiSrv != nil {
+		grpcSrv = grpc.NewServer()
+		apiSrv.RegisterGRPC(grpcSrv)
+		apiSrv.SetServing(true)
+		go func() { errc <- grpcSrv.Serve(grpcLn) }()
+	}
+	httpAPI := api.NewHTTP(apiSrv, be.ready)
+	httpSrv := &http.Server{Handler: httpAPI.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { errc <- httpSrv.Serve(httpLn) }()
-	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "grpc", info.GRPCAddr, "http", info.HTTPAddr)
+	sipAddr := ""
+	if sipSrv != nil {
+		sipAddr = sipSrv.Addr()
+	}
+	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "locator", cfg.Locator,
+		"grpc", info.GRPCAddr, "http", info.HTTPAddr, "sip", sipAddr, "sip_mode", cfg.SIPMode)
 
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
@@ -84,16 +118,26 @@ func serve(args []string) error {
 	}
 
 	// Drain: readiness and gRPC health fail first so balancers move away,
-	// then in-flight calls finish (bounded), then the node hands off its
+	// the SIP front end stops taking requests and finishes those in hand,
+	// in-flight calls finish (bounded), then the node hands off its
 	// records and leaves the ring, then everything closes.
 	httpAPI.Drain()
-	apiSrv.SetServing(false)
-	stopped := make(chan struct{})
-	go func() { grpcSrv.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(drainTimeout):
-		grpcSrv.Stop()
+	if apiSrv != nil {
+		apiSrv.SetServing(false)
+	}
+	if sipSrv != nil {
+		if err := sipSrv.Close(); err != nil {
+			log.Warn("sip shutdown", "err", err)
+		}
+	}
+	if grpcSrv != nil {
+		stopped := make(chan struct{})
+		go func() { grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(drainTimeout):
+			grpcSrv.Stop()
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
@@ -104,16 +148,6 @@ func serve(args []string) error {
 	log.Info("stopped")
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
-	}
-	return nil
-}
-
-// checkNotYet refuses, or warns about, flags whose feature this build does
-// not have yet, so that nothing an operator sets is silently ignored.
-func checkNotYet(cfg *config, log *slog.Logger) error {
-	if cfg.SIP != "" {
-		log.Warn("the SIP front end is not in this build yet: --sip, --sip-mode, --domain, --trusted, --credentials " +
-			"and --allow-open have no effect; use the gRPC API")
 	}
 	return nil
 }

@@ -1,0 +1,212 @@
+package sipfront
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Modes of the front end.
+const (
+	ModeRegistrar = "registrar" // REGISTER only; other requests get 405
+	ModeRedirect  = "redirect"  // registrar, plus 302 for other requests
+	ModeProxy     = "proxy"     // registrar plus stateful proxy: not implemented yet
+)
+
+// Config sets up a Server. Zero values take the documented defaults.
+type Config struct {
+	// Addr is the UDP and TCP listen address, host:port. Port 0 picks a
+	// free port; Server.Addr reports it.
+	Addr string
+	// Advertise is the host:port this node names itself by in the Path
+	// entry it stores with each binding (calls go home). Default: the
+	// listen address, which must then not be a wildcard (0.0.0.0, ::).
+	Advertise string
+	// Mode is ModeRegistrar or ModeRedirect (default).
+	Mode string
+	// Domains are the SIP domains served; the first is the digest realm.
+	Domains []string
+	// Trusted sources skip authentication (proxies in front).
+	Trusted []netip.Prefix
+	// Credentials turns digest authentication on. nil, or a store holding
+	// no HA1 at all, leaves it off.
+	Credentials Credentials
+	// AuthAll also authenticates the requests the redirect server answers
+	// by lookup, not only REGISTER.
+	AuthAll bool
+	// NonceKey signs nonces; nodes that share it accept each other's.
+	// Empty: a random key per process. At least 16 bytes when set.
+	NonceKey []byte
+	// NonceLifetime is how long a nonce is accepted (default 5 min).
+	NonceLifetime time.Duration
+	// AllowOpen lets a server without credentials listen on an address
+	// that is not loopback.
+	AllowOpen bool
+	// Logger receives warnings and per-request debug logs
+	// (default slog.Default()).
+	Logger *slog.Logger
+
+	// RequestTimeout bounds each Locator call (default 5 s).
+	RequestTimeout time.Duration
+	// UDPReaders is the number of goroutines reading the UDP socket
+	// (default GOMAXPROCS, at least 2).
+	UDPReaders int
+	// MaxInFlight bounds the requests being handled at once; readers wait
+	// for a slot, so a saturated server pushes back on the socket
+	// (default 4096).
+	MaxInFlight int
+	// MaxTCPConns bounds open TCP connections; more are closed at once
+	// (default 8192).
+	MaxTCPConns int
+	// TCPIdleTimeout closes a TCP connection that sent nothing for this
+	// long (default 10 min; keep-alives count).
+	TCPIdleTimeout time.Duration
+	// TxCacheSize bounds the table of recent REGISTER answers and INVITE
+	// keys (default 65536 entries).
+	TxCacheSize int
+
+	now   func() time.Time // tests set the clock
+	realm string           // the first domain as given
+}
+
+const (
+	defaultNonceLifetime  = 5 * time.Minute
+	defaultRequestTimeout = 5 * time.Second
+	defaultMaxInFlight    = 4096
+	defaultMaxTCPConns    = 8192
+	defaultTCPIdle        = 10 * time.Minute
+	defaultTxCacheSize    = 65536
+	minNonceKey           = 16
+)
+
+// withDefaults validates c and fills in its defaults.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.Mode == "" {
+		c.Mode = ModeRedirect
+	}
+	switch c.Mode {
+	case ModeRegistrar, ModeRedirect:
+	case ModeProxy:
+		return c, errors.New("sipfront: proxy mode not implemented yet (use registrar or redirect)")
+	default:
+		errs = append(errs, fmt.Errorf("mode %q is not %s or %s", c.Mode, ModeRegistrar, ModeRedirect))
+	}
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %v", c.Addr, err))
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			errs = append(errs, fmt.Errorf("advertise %q: %v", c.Advertise, err))
+		}
+	} else if err == nil && isWildcardHost(host) {
+		errs = append(errs, fmt.Errorf("addr %q listens on every address: set Advertise to the address peers reach this node at", c.Addr))
+	}
+	var domains []string
+	for _, d := range c.Domains {
+		if n := normalizeHost(d); n != "" {
+			if len(domains) == 0 {
+				c.realm = strings.TrimSpace(d) // as given: realms compare case-sensitively
+			}
+			domains = append(domains, n)
+		}
+	}
+	if len(domains) == 0 {
+		errs = append(errs, errors.New("at least one domain is needed"))
+	}
+	c.Domains = domains
+	if len(c.NonceKey) > 0 && len(c.NonceKey) < minNonceKey {
+		errs = append(errs, fmt.Errorf("nonce key has %d bytes, at least %d needed", len(c.NonceKey), minNonceKey))
+	}
+	if c.NonceLifetime < 0 || c.RequestTimeout < 0 || c.TCPIdleTimeout < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.UDPReaders < 0 || c.MaxInFlight < 0 || c.MaxTCPConns < 0 || c.TxCacheSize < 0 {
+		errs = append(errs, errors.New("sizes must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("sipfront: %w", err)
+	}
+
+	if len(c.NonceKey) == 0 {
+		c.NonceKey = make([]byte, 32)
+		rand.Read(c.NonceKey)
+	}
+	if c.NonceLifetime == 0 {
+		c.NonceLifetime = defaultNonceLifetime
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = defaultRequestTimeout
+	}
+	if c.UDPReaders == 0 {
+		c.UDPReaders = max(2, runtime.GOMAXPROCS(0))
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = defaultMaxInFlight
+	}
+	if c.MaxTCPConns == 0 {
+		c.MaxTCPConns = defaultMaxTCPConns
+	}
+	if c.TCPIdleTimeout == 0 {
+		c.TCPIdleTimeout = defaultTCPIdle
+	}
+	if c.TxCacheSize == 0 {
+		c.TxCacheSize = defaultTxCacheSize
+	}
+	return c, nil
+}
+
+// authEnabled reports whether the credential store holds anything to check.
+func (c *Config) authEnabled() bool {
+	return c.Credentials != nil && len(c.Credentials.Algorithms()) > 0
+}
+
+// checkProtected is Redis-style protected mode: without credentials only a
+// loopback listener may run, unless the operator says otherwise.
+func (c *Config) checkProtected() error {
+	if c.authEnabled() || c.AllowOpen {
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(c.Addr)
+	if isLoopbackHost(host) {
+		c.Logger.Warn("SIP front end running without authentication (loopback only); set credentials to require digest auth",
+			"addr", c.Addr)
+		return nil
+	}
+	return fmt.Errorf("sipfront: refusing to serve SIP on %q without authentication: "+
+		"give credentials (digest auth), listen on loopback, or allow open serving explicitly (--allow-open)", c.Addr)
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+func isWildcardHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsUnspecified()
+}
+
+// normalizeHost is the form hosts are compared in: lower case, IPv6
+// without brackets, no trailing dot.
+func normalizeHost(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(h, ".")
+}

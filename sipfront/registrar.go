@@ -1,0 +1,257 @@
+package sipfront
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/locsvc/locsvc/locsvc"
+)
+
+// supportedTags are the option tags a REGISTER may Require.
+var supportedTags = []string{"path", "outbound"}
+
+// httpDate is RFC 1123 with GMT, the SIP-date of RFC 3261 §20.17.
+const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// handleRegister is RFC 3261 §10.3 on top of Locator.Register.
+func (s *Server) handleRegister(ctx context.Context, in *inbound) {
+	req := in.req
+	// Step 1: the registrar must be authoritative for the Request-URI.
+	if !s.registrarHost(req.Recipient.Host) {
+		s.answer(in, newResponse(req, 404, "Domain Not Served"))
+		return
+	}
+	// Step 2: option tags the UA requires.
+	if bad := unsupported(optionTags(req, "Require", "")); len(bad) > 0 {
+		res := newResponse(req, 420, "Bad Extension")
+		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
+		s.answer(in, res)
+		return
+	}
+	// Step 3: authentication.
+	user, refuse := s.authenticate(req, in.src.Addr())
+	if refuse != nil {
+		s.answer(in, refuse)
+		return
+	}
+	// Step 4: the AoR, in a domain served, and the user's own.
+	aor, aorUser, code, reason := s.aorOf(&req.To().Address, "To")
+	if code != 0 {
+		s.answer(in, newResponse(req, code, reason))
+		return
+	}
+	if user != "" && user != aorUser {
+		s.answer(in, newResponse(req, 403, "Username Does Not Match AoR"))
+		return
+	}
+	// Steps 5 to 8 are the Locator's, given the request.
+	lreq, outbound, err := s.registerRequest(in, aor)
+	if err != nil {
+		s.answer(in, newResponse(req, 400, "Bad Request ("+err.Error()+")"))
+		return
+	}
+	result, err := s.loc.Register(ctx, lreq)
+	if err != nil {
+		s.answer(in, s.locatorError(req, err))
+		return
+	}
+
+	// Step 9: the current bindings.
+	res := newResponse(req, 200, "OK")
+	now := result.Now
+	if now.IsZero() {
+		now = s.now()
+	}
+	for i := range result.Bindings {
+		res.AppendHeader(sip.NewHeader("Contact", registeredContact(&result.Bindings[i], now)))
+	}
+	// RFC 3327 §5.3: echo the stored Path to a UA that supports it, and
+	// only when this request stored one.
+	if hasTag(optionTags(req, "Supported", "k"), "path") && len(lreq.Contacts) > 0 {
+		for _, p := range lreq.Path {
+			res.AppendHeader(sip.NewHeader("Path", "<"+p+">"))
+		}
+	}
+	if outbound {
+		res.AppendHeader(sip.NewHeader("Require", "outbound"))
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(httpDate)))
+	s.answer(in, res)
+}
+
+// registerRequest maps a REGISTER onto the Locator's request. outbound
+// reports that a contact asked for an RFC 5626 flow. Errors name the
+// fault for the 400.
+func (s *Server) registerRequest(in *inbound, aor string) (lreq locsvc.Request, outbound bool, err error) {
+	req := in.req
+	supported := optionTags(req, "Supported", "k")
+	contacts, wildcard, err := parseContacts(headerValues(req, "Contact", "m"), hasTag(supported, "outbound"))
+	if err != nil {
+		return lreq, false, fmt.Errorf("Malformed Contact Header: %v", err)
+	}
+	for _, c := range contacts {
+		outbound = outbound || c.RegID != 0
+	}
+	lreq = locsvc.Request{
+		AoR:       aor,
+		Contacts:  contacts,
+		Wildcard:  wildcard,
+		CallID:    string(*req.CallID()),
+		CSeq:      req.CSeq().SeqNo,
+		Received:  in.src.String(),
+		Transport: in.out.name(),
+	}
+	if v := headerValues(req, "Expires", ""); len(v) > 0 {
+		n, err := parseDeltaSeconds(trimLWS(v[0]))
+		if err != nil {
+			return lreq, false, fmt.Errorf("Malformed Expires Header")
+		}
+		lreq.Expires, lreq.HasExpires = n, true
+	}
+	if v := headerValues(req, "User-Agent", ""); len(v) > 0 {
+		lreq.UserAgent = v[0]
+	}
+	// Calls go home: this node is the first hop to the binding.
+	home := s.home
+	if outbound {
+		home += ";ob"
+	}
+	lreq.Path = []string{home}
+	for _, v := range headerValues(req, "Path", "") {
+		elems, err := parseNameAddrs(v)
+		if err != nil {
+			return lreq, false, fmt.Errorf("Malformed Path Header: %v", err)
+		}
+		for _, e := range elems {
+			if e.Wildcard {
+				return lreq, false, fmt.Errorf("Malformed Path Header: '*'")
+			}
+			lreq.Path = append(lreq.Path, e.URI)
+		}
+	}
+	return lreq, outbound, nil
+}
+
+// aorOf is the AoR a To URI or Request-URI (what) names: sip:user@domain
+// for a served domain, without port. code is non-zero when there is none.
+func (s *Server) aorOf(u *sip.Uri, what string) (aor, user string, code int, reason string) {
+	if u.Scheme != "sip" && u.Scheme != "sips" {
+		return "", "", 400, "Bad Request (" + what + " URI Is Not A SIP URI)"
+	}
+	if u.User == "" {
+		return "", "", 400, "Bad Request (" + what + " URI Has No User Part)"
+	}
+	if !s.served(u.Host) {
+		if what == "To" {
+			return "", "", 404, "AoR Not In Served Domain"
+		}
+		return "", "", 404, "Domain Not Served"
+	}
+	aor, err := locsvc.NormalizeAoR("sip:" + u.User + "@" + u.Host)
+	if err != nil {
+		return "", "", 400, "Bad Request (Malformed " + what + " URI: " + err.Error() + ")"
+	}
+	return aor, unescapeUser(u.User), 0, ""
+}
+
+func (s *Server) served(host string) bool {
+	h := normalizeHost(host)
+	for _, d := range s.cfg.Domains {
+		if d == h {
+			return true
+		}
+	}
+	return false
+}
+
+// registrarHost accepts a REGISTER's Request-URI host: a served domain,
+// or this server's own address, which is what many UAs put there.
+func (s *Server) registrarHost(host string) bool {
+	if s.served(host) {
+		return true
+	}
+	h := normalizeHost(host)
+	for _, own := range s.ownHosts {
+		if h == own {
+			return true
+		}
+	}
+	return false
+}
+
+func unsupported(required []string) []string {
+	var bad []string
+	for _, t := range required {
+		if !hasTag(supportedTags, t) {
+			bad = append(bad, t)
+		}
+	}
+	return bad
+}
+
+// registeredContact renders a binding for the 200's Contact list.
+func registeredContact(b *locsvc.Binding, now time.Time) string {
+	secs := int64(b.Expires.Sub(now) / time.Second)
+	if secs < 1 {
+		secs = 1 // live, so not 0, which would read as removed
+	}
+	var sb strings.Builder
+	sb.WriteString("<" + b.URI + ">;expires=" + strconv.FormatInt(secs, 10))
+	if b.Q != 1000 {
+		sb.WriteString(";q=" + formatQ(b.Q))
+	}
+	if b.Instance != "" {
+		sb.WriteString(`;+sip.instance="` + quoteEscape(b.Instance) + `"`)
+		if b.RegID != 0 {
+			sb.WriteString(";reg-id=" + strconv.FormatUint(uint64(b.RegID), 10))
+		}
+	}
+	return sb.String()
+}
+
+// locatorError is the answer to a failed Locator call.
+func (s *Server) locatorError(req *sip.Request, err error) *sip.Response {
+	e, ok := locsvc.AsError(err)
+	if !ok {
+		s.log.Warn("sip: location service failed", "method", req.Method, "err", err)
+		return newResponse(req, 500, "Server Internal Error")
+	}
+	res := newResponse(req, e.SIPCode(), e.SIPReason())
+	switch e.Kind {
+	case locsvc.KindIntervalTooBrief:
+		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(e.MinExpires)))
+	case locsvc.KindUnavailable:
+		// Spread the retries of many UAs refused at once.
+		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(5+rand.IntN(10))))
+		s.log.Warn("sip: location service unavailable", "method", req.Method, "err", err)
+	}
+	return res
+}
+
+// unescapeUser undoes %XX escapes in a URI user part, for comparing it
+// with a digest username; a malformed escape leaves the text as it is.
+func unescapeUser(u string) string {
+	if !strings.Contains(u, "%") {
+		return u
+	}
+	var b strings.Builder
+	for i := 0; i < len(u); i++ {
+		if u[i] == '%' && i+2 < len(u) && isHexDigit(u[i+1]) && isHexDigit(u[i+2]) {
+			v, _ := strconv.ParseUint(u[i+1:i+3], 16, 8)
+			b.WriteByte(byte(v))
+			i += 2
+			continue
+		}
+		b.WriteByte(u[i])
+	}
+	return b.String()
+}
+
+func isHexDigit(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}

@@ -1,0 +1,218 @@
+package sipfront
+
+import (
+	"bytes"
+	"encoding/hex"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// topVia returns the first Via header if sipgo parsed it, else nil: a
+// request whose top Via is missing or malformed cannot be answered.
+func topVia(req *sip.Request) *sip.ViaHeader {
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), "Via") || h.Name() == "v" {
+			via, _ := h.(*sip.ViaHeader)
+			if via == nil || !usableVia(via) {
+				return nil
+			}
+			return via
+		}
+	}
+	return nil
+}
+
+// usableVia accepts a Via a response can be routed back by: SIP/2.0 over
+// a named transport, to a host that could be a name or an address.
+func usableVia(via *sip.ViaHeader) bool {
+	if !strings.EqualFold(via.ProtocolName, "SIP") || via.ProtocolVersion != "2.0" || via.Transport == "" ||
+		via.Host == "" || via.Port < 0 || via.Port > 65535 {
+		return false
+	}
+	for i := 0; i < len(via.Transport); i++ {
+		if !isTokenChar(via.Transport[i]) {
+			return false
+		}
+	}
+	for i := 0; i < len(via.Host); i++ {
+		if c := via.Host[i]; !(isAlnum(c) || c == '-' || c == '.' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
+}
+
+// fixVia records where the request really came from in its top Via
+// (RFC 3261 §18.2.1, RFC 3581 §4): received when the sent-by host is not
+// the source address (always, with rport), rport filled with the source
+// port when the client asked for it. The response copies this Via.
+func fixVia(via *sip.ViaHeader, src netip.AddrPort) {
+	ip := src.Addr().Unmap()
+	_, rport := via.Params.Get("rport")
+	sent, err := netip.ParseAddr(strings.Trim(via.Host, "[]"))
+	if rport || err != nil || sent.Unmap() != ip {
+		via.Params.Add("received", ip.String())
+	}
+	if rport {
+		via.Params.Add("rport", strconv.Itoa(int(src.Port())))
+	}
+}
+
+// udpDest is where a UDP response goes (RFC 3261 §18.2.2, RFC 3581): the
+// source address (which fixVia made the received= address whenever it
+// differs from sent-by), at the source port with rport, else at the
+// sent-by port, else 5060.
+func udpDest(via *sip.ViaHeader, src netip.AddrPort) netip.AddrPort {
+	if _, rport := via.Params.Get("rport"); rport {
+		return src
+	}
+	port := uint16(5060)
+	if via.Port > 0 && via.Port <= 65535 {
+		port = uint16(via.Port)
+	}
+	return netip.AddrPortFrom(src.Addr(), port)
+}
+
+// newResponse builds a response to req (RFC 3261 §8.2.6): its well-formed
+// Vias, From, To (with a tag derived from the request, so that a stateless
+// answer to a retransmission carries the same tag, §8.2.7), Call-ID and
+// CSeq. A malformed Via is left out, so that the answer itself always
+// parses.
+func newResponse(req *sip.Request, code int, reason string) *sip.Response {
+	res := sip.NewResponse(code, sanitizeReason(reason))
+	for _, h := range req.Headers() {
+		if via, ok := h.(*sip.ViaHeader); ok {
+			res.AppendHeader(via.Clone())
+		}
+	}
+	if from := req.From(); from != nil && echoable(from) {
+		res.AppendHeader(sip.HeaderClone(from))
+	}
+	if to := req.To(); to != nil && echoable(to) {
+		to = sip.HeaderClone(to).(*sip.ToHeader)
+		if !to.Params.Has("tag") {
+			to.Params.Add("tag", statelessTag(req))
+		}
+		res.AppendHeader(to)
+	}
+	if id := req.CallID(); id != nil {
+		res.AppendHeader(sip.HeaderClone(id))
+	}
+	if cseq := req.CSeq(); cseq != nil {
+		res.AppendHeader(sip.HeaderClone(cseq))
+	}
+	return res
+}
+
+// echoable reports whether sipgo renders a From or To header in a form
+// it parses back: its URI parser is lax, and a response must not carry
+// what the client cannot read.
+func echoable(h sip.Header) bool {
+	var u sip.Uri
+	var params sip.HeaderParams
+	if _, err := sip.ParseAddressValue(h.Value(), &u, &params); err != nil {
+		return false
+	}
+	return (u.Scheme != "sip" && u.Scheme != "sips") || u.Host != ""
+}
+
+// statelessTag hashes what identifies the request's transaction (FNV-1a;
+// the tag only has to be unique per request, not secret).
+func statelessTag(req *sip.Request) string {
+	h := uint64(14695981039346656037)
+	mix := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
+		}
+		h ^= 0xff
+		h *= 1099511628211
+	}
+	if via := req.Via(); via != nil {
+		b, _ := via.Params.Get("branch")
+		mix(b)
+		mix(via.Host)
+	}
+	if id := req.CallID(); id != nil {
+		mix(string(*id))
+	}
+	if from := req.From(); from != nil {
+		t, _ := from.Params.Get("tag")
+		mix(t)
+	}
+	if cs := req.CSeq(); cs != nil {
+		mix(strconv.FormatUint(uint64(cs.SeqNo), 10))
+	}
+	var buf [8]byte
+	for i := range buf {
+		buf[i] = byte(h >> (8 * i))
+	}
+	return hex.EncodeToString(buf[:])
+}
+
+// sanitizeReason makes a reason phrase safe to put on a status line: error
+// texts can quote what the client sent, so no control characters, valid
+// UTF-8, bounded length. "CSeq" is written "CSEQ": sipp 3.6 finds the
+// response's CSeq method with strstr(msg, "CSeq"), so a status line
+// mentioning CSeq makes the answer unmatchable to it (seen with
+// "cseq: CSeq 2 is not higher than 2 stored for this Call-ID").
+func sanitizeReason(s string) string {
+	const maxLen = 160
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxLen {
+			break
+		}
+		switch {
+		case r == utf8.RuneError:
+			b.WriteByte('?')
+		case r < 0x20 || r == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "Unknown"
+	}
+	return strings.ReplaceAll(b.String(), "CSeq", "CSEQ")
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// render serialises a response into a fresh slice.
+func render(res *sip.Response) []byte {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	res.StringWrite(buf)
+	out := bytes.Clone(buf.Bytes())
+	if buf.Cap() <= 64<<10 {
+		bufPool.Put(buf)
+	}
+	return out
+}
+
+// answer sends the final response to in and, for a request claimed in the
+// retransmission table, keeps it there.
+func (s *Server) answer(in *inbound, res *sip.Response) {
+	res.SetBody(nil) // Content-Length: 0, last
+	b := render(res)
+	in.answered = true
+	if in.key != "" {
+		s.txs.finish(in.key, b, res.StatusCode)
+	}
+	s.send(in, b, res.StatusCode)
+}
+
+// send writes an answer already rendered.
+func (s *Server) send(in *inbound, b []byte, code int) {
+	s.stats.response(code)
+	if err := in.out.send(b, in.dest); err != nil {
+		s.log.Debug("sip: sending response failed", "to", in.dest, "transport", in.out.name(), "err", err)
+	}
+}

@@ -1,0 +1,170 @@
+package sipfront
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// tcpWriteTimeout bounds one response write, so a client that stops
+// reading cannot hold a handler.
+const tcpWriteTimeout = 5 * time.Second
+
+// tcpTransport accepts connections and runs one reader with its own
+// stream parser per connection.
+type tcpTransport struct {
+	s       *Server
+	ln      *net.TCPListener
+	mu      sync.Mutex
+	conns   map[*tcpConn]struct{}
+	closing atomic.Bool
+	wg      sync.WaitGroup // accept loop and connection readers
+}
+
+func newTCPTransport(s *Server, ln *net.TCPListener) *tcpTransport {
+	return &tcpTransport{s: s, ln: ln, conns: make(map[*tcpConn]struct{})}
+}
+
+func (t *tcpTransport) start() {
+	t.wg.Add(1)
+	go t.accept()
+}
+
+func (t *tcpTransport) accept() {
+	defer t.wg.Done()
+	for {
+		c, err := t.ln.AcceptTCP()
+		if err != nil {
+			if t.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.s.log.Warn("sip: TCP accept failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		t.mu.Lock()
+		full := len(t.conns) >= t.s.cfg.MaxTCPConns
+		var tc *tcpConn
+		if !full && !t.closing.Load() {
+			tc = &tcpConn{t: t, conn: c}
+			t.conns[tc] = struct{}{}
+			t.wg.Add(1)
+		}
+		t.mu.Unlock()
+		if tc == nil {
+			t.s.stats.dropped.Add(1)
+			c.Close()
+			continue
+		}
+		t.s.stats.tcpConns.Add(1)
+		go tc.serve()
+	}
+}
+
+// stopReading closes the listener and makes every connection reader
+// return; a reader closes its connection once the requests it handed on
+// have been answered.
+func (t *tcpTransport) stopReading() {
+	t.closing.Store(true)
+	t.ln.Close()
+	t.mu.Lock()
+	for c := range t.conns {
+		c.conn.SetReadDeadline(time.Now())
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+func (t *tcpTransport) close() error { return nil }
+
+// tcpConn is one client connection. Handlers answer on it concurrently;
+// writes are serialised.
+type tcpConn struct {
+	t       *tcpTransport
+	conn    net.Conn
+	wmu     sync.Mutex
+	pending sync.WaitGroup // requests handed to handlers, not yet answered
+}
+
+func (c *tcpConn) name() string { return "tcp" }
+
+func (c *tcpConn) send(b []byte, _ netip.AddrPort) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+	_, err := c.conn.Write(b)
+	return err
+}
+
+func (c *tcpConn) serve() {
+	s := c.t.s
+	defer func() {
+		if r := recover(); r != nil {
+			s.stats.panics.Add(1)
+			s.log.Error("sip: panic reading a TCP connection", "panic", r, "stack", string(debug.Stack()))
+		}
+		c.pending.Wait()
+		c.conn.Close()
+		c.t.mu.Lock()
+		delete(c.t.conns, c)
+		c.t.mu.Unlock()
+		s.stats.tcpConns.Add(-1)
+		c.t.wg.Done()
+	}()
+	src, _ := netip.ParseAddrPort(c.conn.RemoteAddr().String())
+	ps := s.parser.NewSIPStream()
+	defer ps.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		// Deadline first, then the check: stopReading sets closing, then
+		// a deadline of now, so one of the two stops this reader.
+		c.conn.SetReadDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
+		if c.t.closing.Load() {
+			return
+		}
+		n, err := c.conn.Read(buf)
+		if n > 0 && !c.feed(ps, buf[:n], src) {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// feed parses what arrived and hands on each complete message. It
+// reports false when the stream cannot go on: its framing is lost.
+func (c *tcpConn) feed(ps *sip.ParserStream, data []byte, src netip.AddrPort) bool {
+	s := c.t.s
+	if ps.Buffer().Len() == 0 && isKeepAlive(data) {
+		// RFC 5626 §3.5.1: a double CRLF ping gets a CRLF pong.
+		if bytes.Contains(data, []byte("\r\n\r\n")) {
+			c.send([]byte("\r\n"), src)
+		}
+		return true
+	}
+	ps.Write(data)
+	for ps.Buffer().Len() > 0 {
+		msg, _, err := ps.ParseNext()
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return true // wait for the rest
+		}
+		if err != nil {
+			// Answer if the broken message can be answered, then hang
+			// up: where the next message starts is unknown.
+			s.receiveSafe(msg, err, src, c, nil)
+			return false
+		}
+		c.pending.Add(1)
+		s.receiveSafe(msg, nil, src, c, c.pending.Done)
+	}
+	return true
+}

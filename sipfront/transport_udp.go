@@ -1,0 +1,69 @@
+package sipfront
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// udpBufSize holds the largest UDP payload; larger datagrams cannot exist.
+const udpBufSize = 65535
+
+// udpTransport reads datagrams with a few goroutines, each with its own
+// buffer. Parsing copies what it keeps, so a buffer is reused as soon as
+// the datagram is parsed.
+type udpTransport struct {
+	s       *Server
+	conn    *net.UDPConn
+	readers sync.WaitGroup
+	closing atomic.Bool
+}
+
+func newUDPTransport(s *Server, conn *net.UDPConn) *udpTransport {
+	return &udpTransport{s: s, conn: conn}
+}
+
+func (t *udpTransport) name() string { return "udp" }
+
+func (t *udpTransport) send(b []byte, to netip.AddrPort) error {
+	_, err := t.conn.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+func (t *udpTransport) start(readers int) {
+	for range readers {
+		t.readers.Add(1)
+		go t.read()
+	}
+}
+
+func (t *udpTransport) read() {
+	defer t.readers.Done()
+	buf := make([]byte, udpBufSize)
+	for {
+		n, src, err := t.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if t.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Nothing a reader can fix (e.g. ENOBUFS): do not spin on it.
+			t.s.log.Warn("sip: UDP read failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		t.s.receiveDatagram(buf[:n], src, t)
+	}
+}
+
+// stopReading makes the readers return and waits for them; the socket
+// stays open so that requests in hand can still be answered.
+func (t *udpTransport) stopReading() {
+	t.closing.Store(true)
+	t.conn.SetReadDeadline(time.Now())
+	t.readers.Wait()
+}
+
+func (t *udpTransport) close() error { return t.conn.Close() }
