@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -14,35 +15,40 @@ import (
 	"github.com/locsvc/locsvc/locsvc"
 )
 
-// codeOf maps a refusal kind to its gRPC code (see the contract's comment
-// on LocationService).
+// answers maps each refusal kind to its gRPC code (see the contract's
+// comment on LocationService) and its HTTP status (see httpjson.go).
+var answers = map[locsvc.Kind]struct {
+	grpc codes.Code
+	http int
+}{
+	locsvc.KindInvalid:          {codes.InvalidArgument, http.StatusBadRequest},
+	locsvc.KindIntervalTooBrief: {codes.OutOfRange, http.StatusBadRequest},
+	locsvc.KindTooManyContacts:  {codes.ResourceExhausted, http.StatusForbidden},
+	locsvc.KindOutOfOrder:       {codes.Aborted, http.StatusConflict},
+	locsvc.KindUnavailable:      {codes.Unavailable, http.StatusServiceUnavailable},
+}
+
 func codeOf(k locsvc.Kind) codes.Code {
-	switch k {
-	case locsvc.KindInvalid:
-		return codes.InvalidArgument
-	case locsvc.KindIntervalTooBrief:
-		return codes.OutOfRange
-	case locsvc.KindTooManyContacts:
-		return codes.ResourceExhausted
-	case locsvc.KindOutOfOrder:
-		return codes.Aborted
-	case locsvc.KindUnavailable:
-		return codes.Unavailable
+	if a, ok := answers[k]; ok {
+		return a.grpc
 	}
 	return codes.Internal
 }
 
-// kindOf is the inverse of codeOf, for clients.
+func httpStatusOf(k locsvc.Kind) int {
+	if a, ok := answers[k]; ok {
+		return a.http
+	}
+	return http.StatusInternalServerError
+}
+
+// kindOf is the inverse of codeOf, for clients; a code no refusal uses
+// means the service could not answer.
 func kindOf(c codes.Code) locsvc.Kind {
-	switch c {
-	case codes.InvalidArgument:
-		return locsvc.KindInvalid
-	case codes.OutOfRange:
-		return locsvc.KindIntervalTooBrief
-	case codes.ResourceExhausted:
-		return locsvc.KindTooManyContacts
-	case codes.Aborted:
-		return locsvc.KindOutOfOrder
+	for k, a := range answers {
+		if a.grpc == c {
+			return k
+		}
 	}
 	return locsvc.KindUnavailable
 }

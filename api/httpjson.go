@@ -90,21 +90,6 @@ func readJSON(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 	return true
 }
 
-// httpStatusOf maps a refusal kind to its HTTP status.
-func httpStatusOf(k locsvc.Kind) int {
-	switch k {
-	case locsvc.KindInvalid, locsvc.KindIntervalTooBrief:
-		return http.StatusBadRequest
-	case locsvc.KindTooManyContacts:
-		return http.StatusForbidden
-	case locsvc.KindOutOfOrder:
-		return http.StatusConflict
-	case locsvc.KindUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 func writeError(w http.ResponseWriter, err error) {
 	e, ok := locsvc.AsError(err)
 	if !ok {

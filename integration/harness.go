@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -245,14 +244,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// Lines returns the output split in lines.
-func (b *syncBuffer) Lines() []string {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader([]byte(b.String())))
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
 }

@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -67,11 +66,4 @@ func (m *Memcached) Has(keys []string) (map[string]bool, error) {
 		}
 	}
 	return out, nil
-}
-
-// Port of the server.
-func (m *Memcached) Port() int {
-	_, p, _ := net.SplitHostPort(m.Addr)
-	n, _ := strconv.Atoi(p)
-	return n
 }

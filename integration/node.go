@@ -19,7 +19,6 @@ type Node struct {
 	HTTP     string
 	SIP      string
 	Gossip   string
-	conn     *grpc.ClientConn
 	Location locsvcv1.LocationServiceClient
 	Cluster  locsvcv1.ClusterServiceClient
 }
@@ -59,11 +58,7 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	n.conn = conn
 	n.Location = locsvcv1.NewLocationServiceClient(conn)
 	n.Cluster = locsvcv1.NewClusterServiceClient(conn)
 	return n
 }
-
-// Conn is the node's gRPC client connection.
-func (n *Node) Conn() *grpc.ClientConn { return n.conn }

@@ -29,16 +29,6 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-// AoRDomain returns the host of a normalised AoR.
-func AoRDomain(aor string) string {
-	at := strings.LastIndexByte(aor, '@')
-	host := aor[at+1:]
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
-		host = host[:i]
-	}
-	return host
-}
-
 // StoreKey is the storage and placement key of a normalised AoR: a fixed
 // prefix plus 128 bits of SHA-256, which is always a valid memcached key
 // (no spaces or control characters, far below 250 bytes) whatever the AoR

@@ -119,21 +119,6 @@ func TestNormalizeAoRRejects(t *testing.T) {
 	}
 }
 
-func TestAoRDomain(t *testing.T) {
-	tests := []struct{ aor, want string }{
-		{"sip:alice@example.com", "example.com"},
-		{"sip:alice@example.com:5070", "example.com"},
-		{"sip:alice@[2001:db8::1]", "[2001:db8::1]"},
-		{"sip:alice@[2001:db8::1]:5061", "[2001:db8::1]"},
-		{"sip:a%40b@example.com", "example.com"},
-	}
-	for _, tt := range tests {
-		if got := AoRDomain(tt.aor); got != tt.want {
-			t.Errorf("AoRDomain(%q) = %q, want %q", tt.aor, got, tt.want)
-		}
-	}
-}
-
 // validMemcachedKey is memcached's text-protocol rule: at most 250 bytes, no
 // whitespace or control characters.
 func validMemcachedKey(k string) bool {
