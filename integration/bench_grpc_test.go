@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/locsvc/locsvc/api/locsvcv1"
@@ -70,6 +71,12 @@ func BenchmarkGRPC(b *testing.B) {
 	rawSet := func(_ context.Context, i int) error {
 		return raw.Set(&memcache.Item{Key: fmt.Sprintf("raw%d", i%users), Value: value})
 	}
+	// The floor of any call: a gRPC health check on the same connection.
+	hc := healthpb.NewHealthClient(node.conn)
+	floor := func(ctx context.Context, _ int) error {
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
 	for _, op := range []struct {
 		name      string
 		call, ref func(context.Context, int) error
@@ -77,6 +84,7 @@ func BenchmarkGRPC(b *testing.B) {
 		for _, conc := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("%s/conc=%d", op.name, conc), func(b *testing.B) {
 				ref := runLoad(b, conc, b.N, op.ref)
+				fl := runLoad(b, conc, b.N, floor)
 				got := runLoad(b, conc, b.N, op.call)
 				b.ReportMetric(got.p50.Seconds()*1e6, "p50-us")
 				b.ReportMetric(got.p99.Seconds()*1e6, "p99-us")
@@ -85,6 +93,7 @@ func BenchmarkGRPC(b *testing.B) {
 				b.ReportMetric(float64(got.p50)/float64(ref.p50), "p50/raw")
 				b.ReportMetric(float64(got.p99)/float64(ref.p99), "p99/raw")
 				b.ReportMetric(got.rate/ref.rate, "rate/raw")
+				b.ReportMetric(fl.p50.Seconds()*1e6, "grpc-floor-p50-us")
 			})
 		}
 	}

@@ -19,6 +19,7 @@ type Node struct {
 	HTTP     string
 	SIP      string
 	Gossip   string
+	conn     *grpc.ClientConn
 	Location locsvcv1.LocationServiceClient
 	Cluster  locsvcv1.ClusterServiceClient
 }
@@ -58,6 +59,7 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	n.conn = conn
 	n.Location = locsvcv1.NewLocationServiceClient(conn)
 	n.Cluster = locsvcv1.NewClusterServiceClient(conn)
 	return n
