@@ -184,6 +184,15 @@ func (c *Cluster) UnderReplicated(r *ring.Ring, keys []string, replicas int) (in
 	for _, k := range keys {
 		for _, s := range r.ReplicaSet(k, replicas, buf) {
 			if !has[s.Addr][k] {
+				if missing < 3 {
+					var on []string
+					for a, h := range has {
+						if h[k] {
+							on = append(on, a)
+						}
+					}
+					c.t.Logf("under-replicated %s: replicas %v, held by %v", k, r.ReplicaSet(k, replicas, nil), on)
+				}
 				missing++
 				break
 			}

@@ -76,14 +76,14 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.SIPAdvertise, "sip-advertise", "", "host:port this node names itself by in the Path it stores (default: --sip)")
 	fs.StringVar(&cfg.NonceKeyFile, "nonce-key", "", "file holding a secret (16+ bytes) that signs digest nonces; nodes of a farm share it")
-	fs.BoolVar(&cfg.SIPAuthAll, "sip-auth-all", false, "with --credentials, also authenticate requests other than REGISTER")
+	fs.BoolVar(&cfg.SIPAuthAll, "sip-auth-all", false, "with --credentials, also authenticate requests other than REGISTER (proxy mode: 407 Proxy-Authenticate)")
 	fs.StringVar(&cfg.Locator, "locator", "", "grpc://host:port of a remote locsvc node: run only the SIP front end against that cluster")
 	fs.StringVar(&cfg.Zone, "zone", "", "failure zone of this node's shards; replicas go to distinct zones when set")
 	fs.StringVar(&cfg.GossipProfile, "gossip-profile", "lan", "memberlist timing: local (fast failure detection), lan or wan")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts gossip")
 	fs.IntVar(&cfg.WriteQuorum, "write-quorum", 0, "acknowledgements a write needs (0: a majority of --replicas)")
 	fs.IntVar(&cfg.RepairRate, "repair-rate", 5000, "records per second that repair may copy, per node")
-	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", 250*time.Millisecond, "timeout of each memcached call")
+	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", 500*time.Millisecond, "timeout of each memcached call")
 
 	finish := func() error {
 		cfg.Memcached, cfg.Join, cfg.Domains = splitList(memcached), splitList(join), splitList(domains)

@@ -12,12 +12,21 @@ import (
 )
 
 // listKeys enumerates the keys a memcached server holds, through the LRU
-// crawler's metadump (memcached 1.4.31+, on by default since 1.5), and
-// keeps those keep accepts. It is how repair finds records without a side
-// index. A crawler busy with another request is retried.
+// crawler's metadump, and keeps those keep accepts. It is how repair finds
+// records without a side index. It asks for a walk of the hash table
+// ("metadump hash", memcached 1.6): a walk of the LRUs ("metadump all")
+// misses items that reads move between the segmented LRUs during the walk,
+// which under live traffic left some records out of a repair pass. Older
+// servers that lack it get the LRU walk. A crawler busy with another
+// request is retried.
 func listKeys(ctx context.Context, addr string, timeout time.Duration, keep func(string) bool) ([]string, error) {
+	mode := "hash"
 	for attempt := 0; ; attempt++ {
-		keys, err := metadump(ctx, addr, timeout, keep)
+		keys, err := metadump(ctx, addr, timeout, mode, keep)
+		if errors.Is(err, errUnsupported) && mode == "hash" {
+			mode = "all"
+			continue
+		}
 		if !errors.Is(err, errCrawlerBusy) || attempt >= 50 {
 			return keys, err
 		}
@@ -29,9 +38,12 @@ func listKeys(ctx context.Context, addr string, timeout time.Duration, keep func
 	}
 }
 
-var errCrawlerBusy = errors.New("lru crawler busy")
+var (
+	errCrawlerBusy = errors.New("lru crawler busy")
+	errUnsupported = errors.New("metadump mode not supported")
+)
 
-func metadump(ctx context.Context, addr string, timeout time.Duration, keep func(string) bool) ([]string, error) {
+func metadump(ctx context.Context, addr string, timeout time.Duration, mode string, keep func(string) bool) ([]string, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -45,7 +57,7 @@ func metadump(ctx context.Context, addr string, timeout time.Duration, keep func
 		deadline = dl
 	}
 	_ = conn.SetDeadline(deadline)
-	if _, err := conn.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+	if _, err := conn.Write([]byte("lru_crawler metadump " + mode + "\r\n")); err != nil {
 		return nil, err
 	}
 	var keys []string
@@ -58,7 +70,9 @@ func metadump(ctx context.Context, addr string, timeout time.Duration, keep func
 			return keys, nil
 		case strings.HasPrefix(line, "BUSY"):
 			return nil, errCrawlerBusy
-		case strings.HasPrefix(line, "ERROR"), strings.HasPrefix(line, "CLIENT_ERROR"), strings.HasPrefix(line, "SERVER_ERROR"):
+		case strings.HasPrefix(line, "CLIENT_ERROR"), line == "ERROR":
+			return nil, fmt.Errorf("%w: %s", errUnsupported, line)
+		case strings.HasPrefix(line, "SERVER_ERROR"):
 			return nil, fmt.Errorf("metadump: %s", line)
 		case strings.HasPrefix(line, "key="):
 			field, _, _ := strings.Cut(line[len("key="):], " ")

@@ -160,6 +160,8 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 	byShard := map[string][]string{}
 	buf := make([]ring.Shard, 0, s.cfg.Replicas+spareShards)
 	rg := s.src.Ring()
+	skipped := 0
+	defer func() { r.stats.Failures.Add(uint64(skipped)) }()
 	for key, it := range items {
 		set := s.decode(key, local, it.Value)
 		if len(locsvc.Compact(set, now).Bindings) == 0 {
@@ -172,7 +174,11 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 				break
 			}
 			if sh.Addr != local && !s.client(sh.Addr).usable(now) {
-				continue // a failing replica: the next shard stands in, as for writes
+				// A failing replica: the next shard stands in, as for
+				// writes, and the pass counts a failure so that it runs
+				// again once the breaker lets the replica be tried.
+				skipped++
+				continue
 			}
 			placed++
 			if sh.Addr != local {

@@ -28,7 +28,7 @@ type Config struct {
 	// WriteQuorum is W, the acknowledgements a write needs (default: a
 	// majority of R, counting only as many shards as the ring has).
 	WriteQuorum int
-	// Timeout bounds each memcached call (default 250 ms).
+	// Timeout bounds each memcached call (default 500 ms).
 	Timeout time.Duration
 	// MaxIdleConns per shard (default 64; gomemcache's 2 starves a router).
 	MaxIdleConns int
@@ -45,7 +45,7 @@ func (c *Config) setDefaults() {
 		c.Replicas = 2
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 250 * time.Millisecond
+		c.Timeout = 500 * time.Millisecond
 	}
 	if c.MaxIdleConns <= 0 {
 		c.MaxIdleConns = 64
@@ -169,25 +169,38 @@ func (s *Store) candidates(key string) (cands []ring.Shard, quorum int) {
 // the last error seen.
 func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) error) (int, error) {
 	done := make(chan error, len(cands))
-	next, inflight := 0, 0
+	next, inflight, launched := 0, 0, 0
 	var lastErr error
+	var skipped []*shardClient // passed over for an open breaker
+	call := func(c *shardClient) {
+		inflight++
+		launched++
+		go func() {
+			err := fn(c)
+			c.record(err, s.cfg.Now())
+			if err != nil {
+				err = fmt.Errorf("shard %s: %w", c.addr, err)
+			}
+			done <- err
+		}()
+	}
 	launch := func() bool {
 		for next < len(cands) {
 			c := s.client(cands[next].Addr)
 			next++
 			if !c.available(s.cfg.Now()) {
 				lastErr = fmt.Errorf("shard %s is failing (breaker open)", c.addr)
+				skipped = append(skipped, c)
 				continue
 			}
-			inflight++
-			go func() {
-				err := fn(c)
-				c.record(err, s.cfg.Now())
-				if err != nil {
-					err = fmt.Errorf("shard %s: %w", c.addr, err)
-				}
-				done <- err
-			}()
+			call(c)
+			return true
+		}
+		// Every breaker open (an overloaded box timing out everywhere):
+		// trying the shards anyway beats failing the call outright.
+		if launched == 0 && len(skipped) > 0 {
+			call(skipped[0])
+			skipped = skipped[1:]
 			return true
 		}
 		return false

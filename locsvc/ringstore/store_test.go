@@ -291,3 +291,43 @@ func TestRepairAfterJoin(t *testing.T) {
 	}
 	t.Logf("new shard took %d of %d records (%.1f%%; optimum 2/3 of records for R=2 over 3 shards)", onNew, n, 100*float64(onNew)/n)
 }
+
+// A shard that restarts empty between two requests (its clients still
+// pool connections to the old process) is refilled by one pass on the
+// others, with nothing left out.
+func TestRepairAfterQuickRestart(t *testing.T) {
+	ms := startShards(t, 3)
+	src := &staticRing{}
+	src.set(ms...)
+	st := ringstore.New(src, ringstore.Config{Replicas: 2})
+	defer st.Close()
+	const n = 3000
+	for i := range n {
+		register(t, st, fmt.Sprintf("sip:q%d@example.com", i), "sip:q@192.0.2.1", 1)
+	}
+	// Warm every pooled connection, then restart shard 0 empty.
+	for i := range n {
+		liveURIs(t, st, fmt.Sprintf("sip:q%d@example.com", i))
+	}
+	ms[0].Restart()
+	rep := st.NewRepairer([]string{ms[1].Addr, ms[2].Addr}, 100000, time.Hour)
+	rep.Pass(context.Background())
+	missing := 0
+	for i := range n {
+		key := locsvc.StoreKey(fmt.Sprintf("sip:q%d@example.com", i))
+		got := holders(t, key, ms)
+		for _, r := range src.Ring().ReplicaSet(key, 2, nil) {
+			if !got[r.Addr] {
+				missing++
+			}
+		}
+	}
+	t.Logf("failures %d, copied %d", rep.Stats().Failures.Load(), rep.Stats().Copied.Load())
+	if missing > 0 && rep.Stats().Failures.Load() == 0 {
+		t.Fatalf("%d copies missing after one pass, and the pass reported no failure", missing)
+	}
+	if missing > 0 {
+		rep.Pass(context.Background())
+		t.Logf("after a second pass: failures %d, copied %d", rep.Stats().Failures.Load(), rep.Stats().Copied.Load())
+	}
+}
