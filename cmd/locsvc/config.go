@@ -38,6 +38,7 @@ type config struct {
 	SIPAdvertise     string
 	NonceKeyFile     string
 	SIPAuthAll       bool
+	Pprof            bool
 	Locator          string
 	Zone             string
 	GossipProfile    string
@@ -74,6 +75,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.IntVar(&lim.MaxContacts, "max-contacts", lim.MaxContacts, "contacts per AoR; more gets 403")
 	fs.IntVar(&lim.MaxURILen, "max-uri-len", lim.MaxURILen, "longest AoR, contact or Path URI, bytes")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http")
 	fs.StringVar(&cfg.SIPAdvertise, "sip-advertise", "", "host:port this node names itself by in the Path it stores (default: --sip)")
 	fs.StringVar(&cfg.NonceKeyFile, "nonce-key", "", "file holding a secret (16+ bytes) that signs digest nonces; nodes of a farm share it")
 	fs.BoolVar(&cfg.SIPAuthAll, "sip-auth-all", false, "with --credentials, also authenticate requests other than REGISTER (proxy mode: 407 Proxy-Authenticate)")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -97,7 +98,11 @@ func serve(args []string) error {
 		go func() { errc <- grpcSrv.Serve(grpcLn) }()
 	}
 	httpAPI := api.NewHTTP(apiSrv, be.ready)
-	httpSrv := &http.Server{Handler: httpAPI.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler := httpAPI.Handler()
+	if cfg.Pprof {
+		handler = withPprof(handler)
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { errc <- httpSrv.Serve(httpLn) }()
 	sipAddr := ""
 	if sipSrv != nil {
@@ -150,4 +155,17 @@ func serve(args []string) error {
 		return serveErr
 	}
 	return nil
+}
+
+// withPprof adds Go's profiler under /debug/pprof/ (--pprof): how the
+// figures in docs/BENCHMARKS.md are explained.
+func withPprof(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

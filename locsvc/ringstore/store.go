@@ -73,6 +73,7 @@ type Store struct {
 	repairs chan repairJob
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	workers *workers
 
 	stats Stats
 }
@@ -111,6 +112,7 @@ func New(src RingSource, cfg Config) *Store {
 		cfg: cfg, src: src, log: cfg.Logger, clients: make(map[string]*shardClient),
 		repairs: make(chan repairJob, readRepairQueue), stop: make(chan struct{}),
 	}
+	s.workers = newWorkers(replicaWorkers, s.stop)
 	for range 2 {
 		s.wg.Add(1)
 		go s.readRepairLoop()
@@ -146,6 +148,9 @@ func (s *Store) client(addr string) *shardClient {
 	return c
 }
 
+// replicaWorkers is how many goroutines stand ready for replica calls.
+const replicaWorkers = 64
+
 // spareShards is how many shards past R a call may fall over to.
 const spareShards = 2
 
@@ -175,14 +180,14 @@ func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) e
 	call := func(c *shardClient) {
 		inflight++
 		launched++
-		go func() {
+		s.workers.run(func() {
 			err := fn(c)
 			c.record(err, s.cfg.Now())
 			if err != nil {
 				err = fmt.Errorf("shard %s: %w", c.addr, err)
 			}
 			done <- err
-		}()
+		})
 	}
 	launch := func() bool {
 		for next < len(cands) {
