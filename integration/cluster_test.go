@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,6 +182,13 @@ func TestClusterConcurrentRegistersSameAoR(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+	m := Scrape(t, c.Nodes[0])
+	for _, want := range []string{`locsvc_ring_shards{healthy="true"} 3`, `locsvc_ring_members{alive="true",state="active"} 3`,
+		`locsvc_store_operations_total{kind="write"} 20`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics of node1 lacks %q", want)
 		}
 	}
 	for _, n := range c.Nodes {

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -63,4 +65,19 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 	n.Location = locsvcv1.NewLocationServiceClient(conn)
 	n.Cluster = locsvcv1.NewClusterServiceClient(conn)
 	return n
+}
+
+// Scrape returns the node's /metrics page.
+func Scrape(t testing.TB, n *Node) string {
+	t.Helper()
+	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %v %s", err, resp.Status)
+	}
+	return string(body)
 }

@@ -53,6 +53,17 @@ func TestSingleNodeRegisterLookupExpire(t *testing.T) {
 		return err == nil && len(got.Bindings) == 0
 	})
 
+	metrics := Scrape(t, n)
+	for _, want := range []string{
+		`locsvc_grpc_requests_total{code="OK",method="/locsvc.v1.LocationService/Register"} 1`,
+		`locsvc_grpc_request_duration_seconds_count{method="/locsvc.v1.LocationService/Lookup"}`,
+		`locsvc_embedded_records 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	if err := n.Stop(10 * time.Second); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, n.Output())
 	}

@@ -26,6 +26,8 @@ type backend struct {
 	store  locsvc.Store
 	status api.StatusSource // nil for the embedded store
 	ready  func() error
+	// metrics reads the components' counters (some fields nil).
+	metrics statsCollector
 	// stop leaves the cluster (handing records off first) and closes.
 	stop func(ctx context.Context)
 }
@@ -33,7 +35,7 @@ type backend struct {
 func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error) {
 	if len(cfg.Memcached) == 0 && len(cfg.Join) == 0 {
 		mem := locsvc.NewMemStore(nil, 10*time.Second)
-		return &backend{store: mem, stop: func(context.Context) { mem.Close() }}, nil
+		return &backend{store: mem, stop: func(context.Context) { mem.Close() }, metrics: statsCollector{mem: mem}}, nil
 	}
 	var key []byte
 	if cfg.GossipKeyFile != "" {
@@ -103,10 +105,11 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 	}
 	log.Info("joined the ring", "gossip", mship.LocalAddr(), "members", len(mship.Members()), "shards", mship.Ring().Len())
 	return &backend{
-		store:  store,
-		status: api.RingStatus{Members: mship, Store: store, Repairer: rep},
-		ready:  ready,
-		stop:   stop,
+		store:   store,
+		status:  api.RingStatus{Members: mship, Store: store, Repairer: rep},
+		ready:   ready,
+		stop:    stop,
+		metrics: statsCollector{store: store, rep: rep, mship: mship},
 	}, nil
 }
 

@@ -89,16 +89,18 @@ func serve(args []string) error {
 		return err
 	}
 
+	be.metrics.sip = sipSrv
+	reg := newRegistry(&be.metrics)
 	errc := make(chan error, 2)
 	var grpcSrv *grpc.Server
 	if apiSrv != nil {
-		grpcSrv = grpc.NewServer()
+		grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(api.NewGRPCMetrics(reg).Interceptor))
 		apiSrv.RegisterGRPC(grpcSrv)
 		apiSrv.SetServing(true)
 		go func() { errc <- grpcSrv.Serve(grpcLn) }()
 	}
 	httpAPI := api.NewHTTP(apiSrv, be.ready)
-	handler := httpAPI.Handler()
+	handler := withMetrics(httpAPI.Handler(), reg)
 	if cfg.Pprof {
 		handler = withPprof(handler)
 	}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/locsvc/ringstore"
+	"github.com/locsvc/locsvc/ring"
+	"github.com/locsvc/locsvc/sipfront"
+)
+
+// statsCollector turns the counters each component already keeps into
+// Prometheus metrics at scrape time, so the hot paths count once, in
+// their own atomics, and nothing is kept twice.
+type statsCollector struct {
+	mem   *locsvc.MemStore
+	store *ringstore.Store
+	rep   *ringstore.Repairer
+	mship *ring.Membership
+	sip   *sipfront.Server
+}
+
+var (
+	descStore = prometheus.NewDesc("locsvc_store_operations_total",
+		"Replicated store operations, by kind (read, write, read_failure, write_failure, replica_error, failover, read_repair, read_repair_dropped, cas_conflict, corrupt_value).",
+		[]string{"kind"}, nil)
+	descRepair = prometheus.NewDesc("locsvc_repair_total",
+		"Repair work, by kind (pass, scanned, copied, failure).", []string{"kind"}, nil)
+	descRepairRunning = prometheus.NewDesc("locsvc_repair_running", "1 while a repair pass runs.", nil, nil)
+	descMembers       = prometheus.NewDesc("locsvc_ring_members",
+		"Cluster members known to this node, by state and liveness.", []string{"state", "alive"}, nil)
+	descShards = prometheus.NewDesc("locsvc_ring_shards",
+		"Storage shards in this node's ring, by health.", []string{"healthy"}, nil)
+	descRecords = prometheus.NewDesc("locsvc_embedded_records",
+		"AoR records held by the embedded store.", nil, nil)
+	descSIPRequests = prometheus.NewDesc("locsvc_sip_requests_total",
+		"SIP requests received, by method.", []string{"method"}, nil)
+	descSIPResponses = prometheus.NewDesc("locsvc_sip_responses_total",
+		"SIP responses sent, by status code.", []string{"code"}, nil)
+	descSIPEvents = prometheus.NewDesc("locsvc_sip_events_total",
+		"SIP front-end events, by kind (retransmission, parse_error, dropped, panic).", []string{"kind"}, nil)
+	descSIPTCP = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections.", nil, nil)
+)
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
+		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if c.mem != nil {
+		gauge(descRecords, float64(c.mem.Len()))
+	}
+	if s := c.store; s != nil {
+		st := s.Stats()
+		for kind, v := range map[string]uint64{
+			"read": st.Reads.Load(), "write": st.Writes.Load(), "read_failure": st.ReadFailures.Load(),
+			"write_failure": st.WriteFailures.Load(), "replica_error": st.ReplicaErrors.Load(),
+			"failover": st.Failovers.Load(), "read_repair": st.ReadRepairs.Load(),
+			"read_repair_dropped": st.ReadRepairsDropped.Load(), "cas_conflict": st.CASConflicts.Load(),
+			"corrupt_value": st.CorruptValues.Load(),
+		} {
+			counter(descStore, v, kind)
+		}
+	}
+	if r := c.rep; r != nil {
+		st := r.Stats()
+		counter(descRepair, st.Passes.Load(), "pass")
+		counter(descRepair, st.Scanned.Load(), "scanned")
+		counter(descRepair, st.Copied.Load(), "copied")
+		counter(descRepair, st.Failures.Load(), "failure")
+		running := 0.0
+		if st.Running.Load() {
+			running = 1
+		}
+		gauge(descRepairRunning, running)
+	}
+	if m := c.mship; m != nil {
+		members := map[[2]string]int{}
+		for _, mb := range m.Members() {
+			members[[2]string{mb.State.String(), strconv.FormatBool(mb.Alive)}]++
+		}
+		for k, n := range members {
+			gauge(descMembers, float64(n), k[0], k[1])
+		}
+		r := m.Ring()
+		gauge(descShards, float64(r.Healthy()), "true")
+		gauge(descShards, float64(r.Len()-r.Healthy()), "false")
+	}
+	if s := c.sip; s != nil {
+		st := s.Stats()
+		for method, n := range st.Requests {
+			counter(descSIPRequests, n, method)
+		}
+		for code, n := range st.Responses {
+			counter(descSIPResponses, n, strconv.Itoa(code))
+		}
+		counter(descSIPEvents, st.Retransmissions, "retransmission")
+		counter(descSIPEvents, st.ParseErrors, "parse_error")
+		counter(descSIPEvents, st.Dropped, "dropped")
+		counter(descSIPEvents, st.Panics, "panic")
+		gauge(descSIPTCP, float64(st.TCPConns))
+	}
+}
+
+// newRegistry holds the process's metrics: Go runtime, process, and the
+// components' own counters.
+func newRegistry(c *statsCollector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), c)
+	return reg
+}
+
+// withMetrics serves reg at /metrics beside the API.
+func withMetrics(api http.Handler, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
