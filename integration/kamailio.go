@@ -16,8 +16,9 @@ import (
 )
 
 // Kamailio is a Kamailio edge proxy running integration/kamailio/http-style.cfg
-// on a free loopback port (UDP and TCP), in the foreground (-DD -E) with a
-// private runtime directory (-Y), stopped by PID when the test ends.
+// (or sip-style.cfg: KamailioOptions.LocsvcSIP) on a free loopback port (UDP
+// and TCP), in the foreground (-DD -E) with a private runtime directory (-Y),
+// stopped by PID when the test ends.
 type Kamailio struct {
 	*Proc
 	Addr   string // SIP address, "127.0.0.1:port", UDP and TCP
@@ -32,9 +33,16 @@ type KamailioOptions struct {
 	// LocsvcHTTP is the host:port of the locsvc node's HTTP/JSON API
 	// (Node.HTTP) the edge stores and looks up bindings with.
 	LocsvcHTTP string
-	Domain     string // SIP domain served; default "example.com"
-	NoPath     bool   // -A WITHOUT_PATH: do not store the edge as Path
-	Config     string // config file; default integration/kamailio/http-style.cfg
+	// LocsvcSIP, when set, selects the SIP style (sip-style.cfg): the
+	// host:port of the locsvc node's SIP front end (Node.SIP) the edge
+	// forwards REGISTERs to and asks where to send calls (redirect mode).
+	// LocsvcHTTP is then not needed.
+	LocsvcSIP string
+	Domain    string // SIP domain served; default "example.com"
+	NoPath    bool   // -A WITHOUT_PATH: do not store the edge as Path
+	// Config is the config file; default integration/kamailio/http-style.cfg,
+	// or sip-style.cfg when LocsvcSIP is set.
+	Config string
 }
 
 // kamDir is integration/kamailio, found from this file so tests work from
@@ -54,11 +62,14 @@ func StartKamailio(t testing.TB, o KamailioOptions) *Kamailio {
 	if o.Domain == "" {
 		o.Domain = "example.com"
 	}
+	if o.Config == "" && o.LocsvcSIP != "" {
+		o.Config = filepath.Join(kamDir(), "sip-style.cfg")
+	}
 	if o.Config == "" {
 		o.Config = filepath.Join(kamDir(), "http-style.cfg")
 	}
-	if o.LocsvcHTTP == "" {
-		t.Fatal("StartKamailio: LocsvcHTTP is required")
+	if o.LocsvcHTTP == "" && o.LocsvcSIP == "" {
+		t.Fatal("StartKamailio: LocsvcHTTP or LocsvcSIP is required")
 	}
 	var lastErr error
 	for range 3 {
@@ -83,10 +94,14 @@ func startKamailio(t testing.TB, o KamailioOptions) (*Kamailio, error) {
 	k.Args = []string{"-DD", "-E", "-Y", run, "-f", o.Config,
 		"-A", "SIP_IP=127.0.0.1",
 		"-A", "SIP_PORT=" + strconv.Itoa(port),
-		"-A", fmt.Sprintf("LOCSVC_URL=%q", "http://"+o.LocsvcHTTP),
 		"-A", fmt.Sprintf("SIPDOMAIN=%q", o.Domain),
-		"-A", "HTTP_TIMEOUT=2",
 		"-A", fmt.Sprintf("PATH_SECRET=\"%x\"", rand.Uint64()),
+	}
+	if o.LocsvcHTTP != "" {
+		k.Args = append(k.Args, "-A", fmt.Sprintf("LOCSVC_URL=%q", "http://"+o.LocsvcHTTP), "-A", "HTTP_TIMEOUT=2")
+	}
+	if o.LocsvcSIP != "" {
+		k.Args = append(k.Args, "-A", fmt.Sprintf("LOCSVC_SIP=%q", "sip:"+o.LocsvcSIP), "-A", "LOCSVC_TIMEOUT=2000")
 	}
 	if o.NoPath {
 		k.Args = append(k.Args, "-A", "WITHOUT_PATH")

@@ -1,23 +1,25 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/locsvc/locsvc/api/locsvcv1"
 	"github.com/locsvc/locsvc/sipfront"
 )
 
 // The registrar over UDP and TCP, driven by sipp: each step asserts the
 // response code in its scenario, then the stored bindings here.
 func TestSIPRegistrarSipp(t *testing.T) {
-	d := StartSipDemo(t, "-domain", "localhost", "-min-expires", "60s", "-max-contacts", "3")
-	home := "sip:" + d.SIP + ";lr"
+	d := startSIPNode(t, "--sip-mode", "registrar", "--domain", "localhost", "--min-expires", "60", "--max-contacts", "3")
 	for _, tp := range []string{"udp", "tcp"} {
 		t.Run(tp, func(t *testing.T) {
 			user := "alice-" + tp
@@ -29,12 +31,12 @@ func TestSIPRegistrarSipp(t *testing.T) {
 					Keys: map[string]string{"domain": "localhost", "user": user, "seq": fmt.Sprint(cseq),
 						"contact": contactHdr, "expires": expires}})
 			}
-			check := func(step string, want ...string) []DemoBinding {
+			check := func(step string, want ...string) []*locsvcv1.Binding {
 				t.Helper()
 				bs := d.Bindings(t, aor)
 				var got []string
 				for _, b := range bs {
-					got = append(got, b.URI)
+					got = append(got, b.Uri)
 				}
 				slices.Sort(got)
 				slices.Sort(want)
@@ -47,13 +49,13 @@ func TestSIPRegistrarSipp(t *testing.T) {
 
 			reg("register_200.xml", 1, contact(5071), "3600")
 			b := check("add", uri(5071))[0]
-			if b.Transport != tp || b.CSeq != 1 || b.Expires < 3590 || b.Expires > 3600 || len(b.Path) != 1 || b.Path[0] != home ||
-				!strings.HasPrefix(b.Received, "127.0.0.1:") || b.UserAgent != "sipp" || b.CallID != "reg-"+user+"@127.0.0.1" {
+			if b.Transport != tp || b.Cseq != 1 || b.Expires < 3590 || b.Expires > 3600 || len(b.Path) != 0 ||
+				!strings.HasPrefix(b.Received, "127.0.0.1:") || b.UserAgent != "sipp" || b.CallId != "reg-"+user+"@127.0.0.1" {
 				t.Errorf("stored %+v", b)
 			}
 
 			reg("register_200.xml", 2, contact(5071), "1800")
-			if b := check("refresh", uri(5071))[0]; b.CSeq != 2 || b.Expires > 1800 || b.Expires < 1790 {
+			if b := check("refresh", uri(5071))[0]; b.Cseq != 2 || b.Expires > 1800 || b.Expires < 1790 {
 				t.Errorf("after refresh %+v", b)
 			}
 
@@ -86,11 +88,26 @@ func TestSIPRegistrarSipp(t *testing.T) {
 			check("wildcard")
 		})
 	}
-	st := d.Stats(t)
-	if st.Panics != 0 || st.ParseErrors+st.Dropped == 0 || st.Responses[400] == 0 || st.Responses[500] == 0 {
-		t.Errorf("stats %+v", st)
+	page := Scrape(t, d)
+	metric := func(name string) float64 {
+		t.Helper()
+		for _, l := range strings.Split(page, "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					t.Fatalf("metric %s: %v", name, err)
+				}
+				return f
+			}
+		}
+		return 0
 	}
-	stopDemo(t, d)
+	if metric(`locsvc_sip_events_total{kind="panic"}`) != 0 ||
+		metric(`locsvc_sip_events_total{kind="parse_error"}`)+metric(`locsvc_sip_events_total{kind="dropped"}`) == 0 ||
+		metric(`locsvc_sip_responses_total{code="400"}`) == 0 || metric(`locsvc_sip_responses_total{code="500"}`) == 0 {
+		t.Errorf("SIP metrics after the registrar run:\n%s", page)
+	}
+	stopSIPNode(t, d)
 }
 
 // Digest authentication with sipp's [authentication] (MD5: sipp 3.6
@@ -106,7 +123,7 @@ func TestSIPDigestSipp(t *testing.T) {
 	if err := os.WriteFile(creds, []byte("# test users\n"+line+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := StartSipDemo(t, "-domain", "localhost", "-credentials", creds)
+	d := startSIPNode(t, "--sip-mode", "registrar", "--domain", "localhost", "--credentials", creds)
 	keys := func(user string) map[string]string {
 		return map[string]string{"domain": "localhost", "user": user, "seq": "1",
 			"contact": "<sip:" + user + "@127.0.0.1:5071>", "expires": "3600"}
@@ -137,21 +154,22 @@ func TestSIPDigestSipp(t *testing.T) {
 	if n := len(d.Bindings(t, "sip:mallory@localhost")); n != 0 {
 		t.Fatalf("unknown user stored %d bindings", n)
 	}
-	stopDemo(t, d)
+	stopSIPNode(t, d)
 
 	// A trusted source (a proxy in front) skips the challenge.
-	d = StartSipDemo(t, "-domain", "localhost", "-credentials", creds, "-trusted", "127.0.0.0/8")
+	d = startSIPNode(t, "--sip-mode", "registrar", "--domain", "localhost", "--credentials", creds, "--trusted", "127.0.0.0/8")
 	MustSipp(t, SippRun{Scenario: "register_200.xml", Target: d.SIP, Keys: keys("bob")})
 	if n := len(d.Bindings(t, "sip:bob@localhost")); n != 1 {
 		t.Fatalf("trusted REGISTER: %d bindings", n)
 	}
-	stopDemo(t, d)
+	stopSIPNode(t, d)
 }
 
 // The redirect server: an INVITE gets a 302 listing the contacts in q
-// order, each routed through its home node; an unknown user gets 404.
+// order (no Route: a redirect server stores no Path entry of its own); an
+// unknown user gets 404.
 func TestSIPRedirectSipp(t *testing.T) {
-	d := StartSipDemo(t, "-mode", "redirect", "-domain", "localhost")
+	d := startSIPNode(t, "--sip-mode", "redirect", "--domain", "localhost")
 	MustSipp(t, SippRun{Scenario: "register_200.xml", Target: d.SIP, Keys: map[string]string{
 		"domain": "localhost", "user": "alice", "seq": "1", "expires": "3600",
 		"contact": "<sip:alice@127.0.0.1:5072>;q=0.5, <sip:alice@127.0.0.1:5071>"}})
@@ -159,7 +177,7 @@ func TestSIPRedirectSipp(t *testing.T) {
 		MustSipp(t, SippRun{Scenario: "invite_302.xml", Target: d.SIP, TCP: tcp, Keys: map[string]string{"domain": "localhost"}})
 		MustSipp(t, SippRun{Scenario: "invite_404.xml", Target: d.SIP, TCP: tcp, Keys: map[string]string{"domain": "localhost", "user": "nobody"}})
 	}
-	stopDemo(t, d)
+	stopSIPNode(t, d)
 }
 
 // sendGarbage sends what no SIP parser accepts, over UDP and TCP.
@@ -178,15 +196,40 @@ func sendGarbage(t *testing.T, addr string) {
 	}
 }
 
-// stopDemo stops sipdemo with SIGTERM and checks it left cleanly, with no
-// panic recovered along the way.
-func stopDemo(t *testing.T, d *SipDemo) {
+// startSIPNode starts a `locsvc serve` node (in-process store) with its
+// SIP front end on a free loopback port and the given flags.
+func startSIPNode(t *testing.T, args ...string) *Node {
 	t.Helper()
-	if err := d.Stop(10 * time.Second); err != nil {
-		t.Fatalf("sipdemo stop: %v\n%s", err, d.Output())
+	return StartNode(t, NodeOptions{ID: "sip", Args: args})
+}
+
+// Bindings returns the AoR's current bindings through the node's gRPC
+// Lookup.
+func (n *Node) Bindings(t testing.TB, aor string) []*locsvcv1.Binding {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := n.Location.Lookup(ctx, &locsvcv1.LookupRequest{Aor: aor})
+	if err != nil {
+		t.Fatalf("Lookup %s: %v", aor, err)
 	}
-	out := d.Output()
-	if !strings.Contains(out, "sipdemo stopped") || !strings.Contains(out, "Panics:0") || strings.Contains(out, "DATA RACE") {
-		t.Errorf("sipdemo did not stop cleanly:\n%s", out)
+	return res.Bindings
+}
+
+// stopSIPNode checks that the node still answers (over SIP and HTTP),
+// stops it with SIGTERM and checks it left cleanly, with no panic
+// recovered or data race seen along the way.
+func stopSIPNode(t *testing.T, n *Node) {
+	t.Helper()
+	if err := WaitHTTP(context.Background(), "http://"+n.HTTP+"/readyz", 5*time.Second); err != nil {
+		t.Errorf("node not ready before stop: %v", err)
+	}
+	MustSipp(t, SippRun{Scenario: "options.xml", Target: n.SIP, Keys: map[string]string{"domain": "localhost"}})
+	if err := n.Stop(10 * time.Second); err != nil {
+		t.Fatalf("node stop: %v\n%s", err, n.Output())
+	}
+	out := n.Output()
+	if !strings.Contains(out, "msg=stopped") || strings.Contains(out, "panic") || strings.Contains(out, "DATA RACE") {
+		t.Errorf("node did not stop cleanly:\n%s", out)
 	}
 }

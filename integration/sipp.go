@@ -3,11 +3,13 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,7 +17,7 @@ import (
 // SippRun is one sipp call (-m 1) of a scenario in integration/sipp/.
 type SippRun struct {
 	Scenario string // file name under sipp/
-	Target   string // host:port of the server
+	Target   string // host:port of the server; empty for a UAS scenario
 	TCP      bool   // -t t1 instead of UDP
 	// Keys are -key values: [name] in the scenario.
 	Keys map[string]string
@@ -24,6 +26,8 @@ type SippRun struct {
 	CallID string
 	Args   []string      // more sipp arguments (-au, -ap...)
 	Wait   time.Duration // -timeout; default 10 s
+	// Port is sipp's local port (-p); 0 picks a free one.
+	Port int
 }
 
 // SippResult is how a sipp run ended.
@@ -38,25 +42,76 @@ type SippResult struct {
 // missing sipp fails the test.
 func RunSipp(t testing.TB, r SippRun) SippResult {
 	t.Helper()
+	if r.Port == 0 {
+		r.Port = FreePort(t)
+	}
+	res, err := runSipp(r, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// GoSipp starts sipp in the background (a UAS waiting for its call, say)
+// and returns a function that waits for it to end. r.Port should be set:
+// it is where the scenario listens.
+func GoSipp(t testing.TB, r SippRun) (wait func() SippResult) {
+	t.Helper()
+	if r.Port == 0 {
+		r.Port = FreePort(t)
+	}
+	dir := t.TempDir()
+	type outcome struct {
+		res SippResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := runSipp(r, dir)
+		done <- outcome{res, err}
+	}()
+	var once sync.Once
+	var o outcome
+	return func() SippResult {
+		t.Helper()
+		once.Do(func() { o = <-done })
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		return o.res
+	}
+}
+
+// MustWait fails the test unless a background sipp call succeeded.
+func MustWait(t testing.TB, name string, wait func() SippResult) SippResult {
+	t.Helper()
+	res := wait()
+	if res.ExitCode != 0 {
+		t.Fatalf("sipp %s exited %d\nerrors:\n%s\nmessages:\n%s", name, res.ExitCode, res.Errors, res.Messages)
+	}
+	return res
+}
+
+// runSipp runs one sipp process with its files in dir.
+func runSipp(r SippRun, dir string) (SippResult, error) {
 	bin, err := exec.LookPath("sipp")
 	if err != nil {
-		t.Fatalf("sipp: %v (CI installs it in .ci/run)", err)
+		return SippResult{}, fmt.Errorf("sipp: %v (CI installs it in .ci/run)", err)
 	}
 	scenario, err := filepath.Abs(filepath.Join("sipp", r.Scenario))
 	if err != nil {
-		t.Fatal(err)
+		return SippResult{}, err
 	}
 	if _, err := os.Stat(scenario); err != nil {
-		t.Fatal(err)
+		return SippResult{}, err
 	}
 	if r.Wait == 0 {
 		r.Wait = 10 * time.Second
 	}
-	dir := t.TempDir()
 	errFile, msgFile := filepath.Join(dir, "errors.log"), filepath.Join(dir, "messages.log")
 	args := []string{"-sf", scenario, "-m", "1", "-nostdin",
 		"-timeout", strconv.Itoa(int(r.Wait/time.Second)) + "s", "-timeout_error",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(FreePort(t)),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(r.Port),
 		"-trace_err", "-error_file", errFile, "-trace_msg", "-message_file", msgFile}
 	if r.TCP {
 		args = append(args, "-t", "t1")
@@ -72,7 +127,10 @@ func RunSipp(t testing.TB, r SippRun) SippResult {
 	for _, k := range names {
 		args = append(args, "-key", k, r.Keys[k])
 	}
-	args = append(append(args, r.Args...), r.Target)
+	args = append(args, r.Args...)
+	if r.Target != "" {
+		args = append(args, r.Target)
+	}
 
 	// The context kills sipp (by PID) if -timeout somehow does not.
 	ctx, cancel := context.WithTimeout(context.Background(), r.Wait+20*time.Second)
@@ -87,7 +145,7 @@ func RunSipp(t testing.TB, r SippRun) SippResult {
 	case errors.As(err, &exit):
 		res.ExitCode = exit.ExitCode()
 	default:
-		t.Fatalf("sipp %s: %v", r.Scenario, err)
+		return res, fmt.Errorf("sipp %s: %v", r.Scenario, err)
 	}
 	if b, err := os.ReadFile(errFile); err == nil {
 		res.Errors = string(b)
@@ -95,7 +153,7 @@ func RunSipp(t testing.TB, r SippRun) SippResult {
 	if b, err := os.ReadFile(msgFile); err == nil {
 		res.Messages = string(b)
 	}
-	return res
+	return res, nil
 }
 
 // MustSipp runs sipp and fails the test unless the call succeeded.

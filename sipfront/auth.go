@@ -11,14 +11,21 @@ import (
 // authenticate applies digest authentication to a request. It returns the
 // authenticated user name ("" when authentication does not apply: it is
 // off, or the source is trusted), or the answer to send instead of
-// serving the request.
-func (s *Server) authenticate(req *sip.Request, src netip.Addr) (user string, refuse *sip.Response) {
+// serving the request. asProxy selects the proxy form of the exchange
+// (Proxy-Authorization, 407 with Proxy-Authenticate, RFC 3261 §22.3),
+// which proxy mode uses for requests it forwards; REGISTER always uses the
+// registrar form (Authorization, 401 with WWW-Authenticate).
+func (s *Server) authenticate(req *sip.Request, src netip.Addr, asProxy bool) (user string, refuse *sip.Response) {
 	if !s.cfg.authEnabled() || s.trusted(src) {
 		return "", nil
 	}
 	realm := s.cfg.realm
 	var cred *credentials
-	for _, v := range headerValues(req, "Authorization", "") {
+	authHeader := "Authorization"
+	if asProxy {
+		authHeader = "Proxy-Authorization"
+	}
+	for _, v := range headerValues(req, authHeader, "") {
 		c, digest, err := parseAuthorization(v)
 		if !digest {
 			continue
@@ -32,7 +39,7 @@ func (s *Server) authenticate(req *sip.Request, src netip.Addr) (user string, re
 		}
 	}
 	if cred == nil {
-		return "", s.challenge(req, false)
+		return "", s.challenge(req, false, asProxy)
 	}
 	if !s.digestURIMatches(cred.URI, req) {
 		return "", newResponse(req, 400, "Bad Request (Digest URI Does Not Match Request-URI)")
@@ -53,18 +60,23 @@ func (s *Server) authenticate(req *sip.Request, src netip.Addr) (user string, re
 	// key this node no longer has): ask again, telling the UA not to
 	// prompt for a password (RFC 7616 §3.3 stale).
 	if s.nonces.check(cred.Nonce) != nonceFresh {
-		return "", s.challenge(req, true)
+		return "", s.challenge(req, true, asProxy)
 	}
 	return cred.Username, nil
 }
 
-// challenge is a 401 offering each algorithm the credential store can
-// check, strongest first.
-func (s *Server) challenge(req *sip.Request, stale bool) *sip.Response {
+// challenge is a 401 (a 407 asProxy) offering each algorithm the
+// credential store can check, strongest first.
+func (s *Server) challenge(req *sip.Request, stale, asProxy bool) *sip.Response {
 	res := newResponse(req, 401, "Unauthorized")
+	header := "WWW-Authenticate"
+	if asProxy {
+		res = newResponse(req, 407, "Proxy Authentication Required")
+		header = "Proxy-Authenticate"
+	}
 	nonce := s.nonces.issue()
 	for _, alg := range s.cfg.Credentials.Algorithms() {
-		res.AppendHeader(sip.NewHeader("WWW-Authenticate", challenge(s.cfg.realm, nonce, alg, stale)))
+		res.AppendHeader(sip.NewHeader(header, challenge(s.cfg.realm, nonce, alg, stale)))
 	}
 	return res
 }

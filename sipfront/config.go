@@ -16,7 +16,7 @@ import (
 const (
 	ModeRegistrar = "registrar" // REGISTER only; other requests get 405
 	ModeRedirect  = "redirect"  // registrar, plus 302 for other requests
-	ModeProxy     = "proxy"     // registrar plus stateful proxy: not implemented yet
+	ModeProxy     = "proxy"     // registrar plus stateful proxy (sipgo's transaction layer)
 )
 
 // Config sets up a Server. Zero values take the documented defaults.
@@ -28,7 +28,7 @@ type Config struct {
 	// entry it stores with each binding (calls go home). Default: the
 	// listen address, which must then not be a wildcard (0.0.0.0, ::).
 	Advertise string
-	// Mode is ModeRegistrar or ModeRedirect (default).
+	// Mode is ModeRegistrar, ModeRedirect (default) or ModeProxy.
 	Mode string
 	// Domains are the SIP domains served; the first is the digest realm.
 	Domains []string
@@ -38,7 +38,8 @@ type Config struct {
 	// no HA1 at all, leaves it off.
 	Credentials Credentials
 	// AuthAll also authenticates the requests the redirect server answers
-	// by lookup, not only REGISTER.
+	// or the proxy forwards by lookup (the proxy challenges with 407), not
+	// only REGISTER.
 	AuthAll bool
 	// NonceKey signs nonces; nodes that share it accept each other's.
 	// Empty: a random key per process. At least 16 bytes when set.
@@ -59,7 +60,7 @@ type Config struct {
 	UDPReaders int
 	// MaxInFlight bounds the requests being handled at once; readers wait
 	// for a slot, so a saturated server pushes back on the socket
-	// (default 4096).
+	// (default 4096). Registrar and redirect modes only.
 	MaxInFlight int
 	// MaxTCPConns bounds open TCP connections; more are closed at once
 	// (default 8192).
@@ -92,11 +93,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Mode = ModeRedirect
 	}
 	switch c.Mode {
-	case ModeRegistrar, ModeRedirect:
-	case ModeProxy:
-		return c, errors.New("sipfront: proxy mode not implemented yet (use registrar or redirect)")
+	case ModeRegistrar, ModeRedirect, ModeProxy:
 	default:
-		errs = append(errs, fmt.Errorf("mode %q is not %s or %s", c.Mode, ModeRegistrar, ModeRedirect))
+		errs = append(errs, fmt.Errorf("mode %q is not %s, %s or %s", c.Mode, ModeRegistrar, ModeRedirect, ModeProxy))
 	}
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {

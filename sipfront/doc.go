@@ -1,9 +1,13 @@
 // Package sipfront is locsvc's SIP front end: a registrar (RFC 3261 §10.3,
-// Path per RFC 3327, the reg-id/instance part of RFC 5626) and a redirect
-// server (302 with the AoR's contacts), with digest authentication
-// (RFC 7616/8760: SHA-256 and MD5, qop=auth). It talks to the location
-// service only through Locator, so it runs in-process or in front of a
-// remote cluster unchanged. Proxy mode is not implemented yet.
+// Path per RFC 3327, the reg-id/instance part of RFC 5626), a redirect
+// server (302 with the AoR's contacts) and a stateful forking proxy
+// (RFC 3261 §16), with digest authentication (RFC 7616/8760: SHA-256 and
+// MD5, qop=auth). It talks to the location service only through Locator,
+// so it runs in-process or in front of a remote cluster unchanged.
+//
+// The registrar logic is transport-independent (Server.register: a
+// *sip.Request in, a *sip.Response out): registrar and redirect modes call
+// it from the custom transport below, proxy mode from sipgo's server.
 //
 // # Wire handling
 //
@@ -58,22 +62,113 @@
 //     ?Route= URI header (RFC 3261 §19.1.5). An AoR with no current
 //     binding gets 404: the Locator cannot tell "never registered" from
 //     "all expired", so 480 is not used yet.
-//   - Path ("calls go home"): the node that accepts a REGISTER prepends its
-//     own <sip:ADVERTISE;lr> (with ;ob when the UA asked for outbound: a
-//     Contact with reg-id and Supported: outbound) to the Path vector it
-//     stores. Path is stored whether or not the UA sent Supported: path
-//     (no 420), and echoed in the 200 only when it did; the echo is the
-//     full stored vector, this node's entry first, which is what RFC 3327
-//     §5.3 asks a registrar to return.
+//   - Path ("calls go home"): in proxy mode the node that accepts a
+//     REGISTER prepends its own <sip:ADVERTISE;lr> (with ;ob when the UA
+//     asked for outbound: a Contact with reg-id and Supported: outbound)
+//     to the Path vector it stores. Registrar and redirect modes store the
+//     REGISTER's Path as it came: they are no proxies, and a 302 routed
+//     back through a redirect server would loop. Path is stored whether or
+//     not the UA sent Supported: path (no 420), and echoed in the 200 only
+//     when it did; the echo is the full stored vector (this node's entry
+//     first in proxy mode), which is what RFC 3327 §5.3 asks a registrar
+//     to return.
 //   - Locator errors: a *locsvc.Error answers with its SIPCode and
 //     SIPReason (423 adds Min-Expires; 503 adds Retry-After); anything else
 //     is 500.
 //
+// # Proxy mode
+//
+// Proxy mode (proxy.go, fork.go) runs on sipgo's transport and
+// transaction layers: forking, CANCEL and the ACK of non-2xx answers need
+// server and client transactions. One sipgo user agent carries a server
+// (handlers per method) and a client on the sockets Start opened; requests
+// sent over UDP leave from the listening socket (so their answers come back
+// to it), with a top Via naming the advertised address.
+//
+//   - REGISTER: the registrar above. The node's own Path entry is stored
+//     (calls go home); its 200 is kept by the server transaction.
+//   - OPTIONS to the node itself (no user part, or its own address): 200.
+//   - Every request: top Via gets received/rport; a malformed request or
+//     Max-Forwards 0 is answered (400, 483) as in the other modes.
+//     Route entries at the top naming this node (advertised or listen
+//     host:port) are removed (loose routing, §16.4).
+//   - A request left with a Route set, for a domain not served, or inside
+//     a dialog (To tag) goes to its next hop (top Route, else the
+//     Request-URI), but only when it was routed through this node (it
+//     carried this node's Route) or comes from a Trusted source: otherwise
+//     404 "Domain Not Served" (403 inside a dialog or with a Route set of
+//     others), so the node is no open relay. A next hop that is this node
+//     again gets 482.
+//   - Any other request for a served domain: with AuthAll, digest auth in
+//     the proxy form (Proxy-Authorization, 407 with Proxy-Authenticate);
+//     then Lookup of the Request-URI's AoR (404 when there is no binding,
+//     as in redirect mode), then forking.
+//   - Forking: bindings in groups of equal q, highest first; a group's
+//     branches run in parallel, groups in sequence. Each branch has the
+//     contact as Request-URI, the binding's Path as Route set, Max-Forwards
+//     decremented, this node's Record-Route (<sip:ADVERTISE;lr>, with
+//     ;transport=tcp for TCP) on initial requests, two of them when the
+//     branch leaves on another transport than the request came on (double
+//     record-routing, RFC 5658), and a new top Via (sipgo's
+//     ClientRequestAddVia).
+//   - Where a branch goes (targetFor): a first Path entry naming this node
+//     is dropped; with no Path left, the request goes to the contact, or to
+//     the address the REGISTER came from (received, over its transport)
+//     when the binding is a flow (TCP, reg-id) or the source IP differs
+//     from the contact's (NAT). A UDP REGISTER from the contact's IP but
+//     another port is taken as a UA that listens at its contact. When the
+//     first Path entry is another node (the UA registered there), the
+//     branch goes to it with the Path as Route; if that is the whole Path
+//     and the received address is needed, the Route carries it as a
+//     ;locsvc-dst=transport:ip:port parameter, which the home node uses as
+//     the destination once it has removed its own Route entry. That node
+//     then relays to the contact and record-routes too, so in-dialog
+//     requests cross both nodes.
+//   - Answers: 100 is not relayed (sipgo's server transaction sends its
+//     own); other provisional answers are relayed at once. The first 2xx
+//     is relayed at once and the other branches are cancelled; its
+//     retransmissions are relayed statelessly. Without a 2xx, once a group
+//     has answered: a 6xx ends the search; after the last group the caller
+//     gets the best final (a 6xx, else the lowest class, the first
+//     received; 503 becomes 500, §16.7), or 408 when a branch timed out
+//     and nothing answered, 480 when no branch could be sent or reached.
+//   - CANCEL from the caller: sipgo answers it 200 and the INVITE 487;
+//     every pending branch is cancelled (CANCEL sent once it has had a
+//     provisional answer, §9.1; a branch with none ends by Timer B). A
+//     CANCEL matching no transaction gets 481. An INVITE still ringing
+//     after Timer C (3 min 10 s) is cancelled and answered 408.
+//   - ACK for a 2xx (a new transaction) is forwarded statelessly by its
+//     Route set once this node's entry is removed; one that carried no
+//     Route of this node is dropped.
+//
+// Costs, as measured in research/tooling-notes.md: sipgo handles each
+// request on its own goroutine, and its transactions outlive their
+// handler (timers, 32 s for UDP). sipgo parks a goroutine on the ACK of a
+// non-2xx answer to an INVITE until Timer I (5 s) unless someone reads
+// it: the INVITE handler does, waiting for that ACK (at most 4 s), which
+// usually comes within a round trip. The proxy adds one goroutine per
+// branch, ending with the branch's final answer (the client transaction
+// is then left to its own timers), one per CANCEL sent, ending with its
+// answer, and none per call once it is answered
+// (TestProxyNoGoroutineGrowth). Config.MaxInFlight does not bound proxy
+// mode, and its Stats count requests, responses sent (relayed ones
+// included), panics and dropped ACKs, but not parse errors,
+// retransmissions or TCP connections, which sipgo handles unseen.
+//
+// Not done: a second 2xx from another branch (a race with the CANCEL) is
+// dropped, not relayed (the callee's dialog then times out); 401/407
+// answers of several branches are not merged; a strict-routing previous
+// hop (Request-URI naming this node) is not handled; Path entries with
+// ;ob get no flow token (the received address stands in for it); requests
+// the node relays for others (ACK, in-dialog, routed) are not counted per
+// target; TLS and WebSocket are not served.
+//
 // # Authentication
 //
 // Digest auth applies to REGISTER (and, with Config.AuthAll, to requests
-// the redirect server answers by lookup) from sources outside
-// Config.Trusted. The realm is the first domain. The challenge offers the
+// the redirect server answers by lookup or the proxy forwards by lookup,
+// the latter challenged with 407 and Proxy-Authenticate) from sources
+// outside Config.Trusted. The realm is the first domain. The challenge offers the
 // algorithms the credential store holds HA1s for, SHA-256 first (one
 // WWW-Authenticate header per algorithm), with qop="auth"; an answer
 // without qop (RFC 2069) is accepted for old UAs.

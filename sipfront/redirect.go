@@ -34,7 +34,7 @@ func (s *Server) handleRedirect(ctx context.Context, in *inbound) {
 		return
 	}
 	if s.cfg.AuthAll {
-		user, refuse := s.authenticate(req, in.src.Addr())
+		user, refuse := s.authenticate(req, in.src.Addr(), false)
 		if refuse != nil {
 			s.answer(in, refuse)
 			return
@@ -110,14 +110,19 @@ func isAlnum(c byte) bool {
 
 // handleOptions answers an OPTIONS addressed to the server itself.
 func (s *Server) handleOptions(in *inbound) {
-	res := newResponse(in.req, 200, "OK")
+	s.answer(in, s.optionsResponse(in.req))
+}
+
+// optionsResponse is the 200 to an OPTIONS addressed to the server itself.
+func (s *Server) optionsResponse(req *sip.Request) *sip.Response {
+	res := newResponse(req, 200, "OK")
 	allow := allowRedirect
 	if s.cfg.Mode == ModeRegistrar {
 		allow = allowRegistrar
 	}
 	res.AppendHeader(sip.NewHeader("Allow", allow))
 	res.AppendHeader(sip.NewHeader("Supported", strings.Join(supportedTags, ", ")))
-	s.answer(in, res)
+	return res
 }
 
 // handleNotAllowed refuses a method the registrar does not serve.

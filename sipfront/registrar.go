@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -18,47 +19,47 @@ var supportedTags = []string{"path", "outbound"}
 // httpDate is RFC 1123 with GMT, the SIP-date of RFC 3261 §20.17.
 const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
 
-// handleRegister is RFC 3261 §10.3 on top of Locator.Register.
+// handleRegister answers a REGISTER that came in on the custom transport.
 func (s *Server) handleRegister(ctx context.Context, in *inbound) {
-	req := in.req
+	s.answer(in, s.register(ctx, in.req, in.src, in.out.name()))
+}
+
+// register is RFC 3261 §10.3 on top of Locator.Register, independent of
+// the transport: req came from src over transport ("udp" or "tcp"), and
+// the answer is returned. Both the custom transport (registrar and
+// redirect modes) and sipgo's server (proxy mode) call it.
+func (s *Server) register(ctx context.Context, req *sip.Request, src netip.AddrPort, transport string) *sip.Response {
 	// Step 1: the registrar must be authoritative for the Request-URI.
 	if !s.registrarHost(req.Recipient.Host) {
-		s.answer(in, newResponse(req, 404, "Domain Not Served"))
-		return
+		return newResponse(req, 404, "Domain Not Served")
 	}
 	// Step 2: option tags the UA requires.
 	if bad := unsupported(optionTags(req, "Require", "")); len(bad) > 0 {
 		res := newResponse(req, 420, "Bad Extension")
 		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
-		s.answer(in, res)
-		return
+		return res
 	}
 	// Step 3: authentication.
-	user, refuse := s.authenticate(req, in.src.Addr())
+	user, refuse := s.authenticate(req, src.Addr(), false)
 	if refuse != nil {
-		s.answer(in, refuse)
-		return
+		return refuse
 	}
 	// Step 4: the AoR, in a domain served, and the user's own.
 	aor, aorUser, code, reason := s.aorOf(&req.To().Address, "To")
 	if code != 0 {
-		s.answer(in, newResponse(req, code, reason))
-		return
+		return newResponse(req, code, reason)
 	}
 	if user != "" && user != aorUser {
-		s.answer(in, newResponse(req, 403, "Username Does Not Match AoR"))
-		return
+		return newResponse(req, 403, "Username Does Not Match AoR")
 	}
 	// Steps 5 to 8 are the Locator's, given the request.
-	lreq, outbound, err := s.registerRequest(in, aor)
+	lreq, outbound, err := s.registerRequest(req, src, transport, aor)
 	if err != nil {
-		s.answer(in, newResponse(req, 400, "Bad Request ("+err.Error()+")"))
-		return
+		return newResponse(req, 400, "Bad Request ("+err.Error()+")")
 	}
 	result, err := s.loc.Register(ctx, lreq)
 	if err != nil {
-		s.answer(in, s.locatorError(req, err))
-		return
+		return s.locatorError(req, err)
 	}
 
 	// Step 9: the current bindings.
@@ -81,14 +82,13 @@ func (s *Server) handleRegister(ctx context.Context, in *inbound) {
 		res.AppendHeader(sip.NewHeader("Require", "outbound"))
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(httpDate)))
-	s.answer(in, res)
+	return res
 }
 
 // registerRequest maps a REGISTER onto the Locator's request. outbound
 // reports that a contact asked for an RFC 5626 flow. Errors name the
 // fault for the 400.
-func (s *Server) registerRequest(in *inbound, aor string) (lreq locsvc.Request, outbound bool, err error) {
-	req := in.req
+func (s *Server) registerRequest(req *sip.Request, src netip.AddrPort, transport, aor string) (lreq locsvc.Request, outbound bool, err error) {
 	supported := optionTags(req, "Supported", "k")
 	contacts, wildcard, err := parseContacts(headerValues(req, "Contact", "m"), hasTag(supported, "outbound"))
 	if err != nil {
@@ -103,8 +103,8 @@ func (s *Server) registerRequest(in *inbound, aor string) (lreq locsvc.Request, 
 		Wildcard:  wildcard,
 		CallID:    string(*req.CallID()),
 		CSeq:      req.CSeq().SeqNo,
-		Received:  in.src.String(),
-		Transport: in.out.name(),
+		Received:  src.String(),
+		Transport: transport,
 	}
 	if v := headerValues(req, "Expires", ""); len(v) > 0 {
 		n, err := parseDeltaSeconds(trimLWS(v[0]))
@@ -116,12 +116,17 @@ func (s *Server) registerRequest(in *inbound, aor string) (lreq locsvc.Request, 
 	if v := headerValues(req, "User-Agent", ""); len(v) > 0 {
 		lreq.UserAgent = v[0]
 	}
-	// Calls go home: this node is the first hop to the binding.
-	home := s.home
-	if outbound {
-		home += ";ob"
+	// Calls go home: in proxy mode this node is the first hop to the
+	// binding. A registrar or redirect server is no proxy (a 302 routing a
+	// call through it would loop back to a redirect server): it stores
+	// exactly the Path the REGISTER carried.
+	if s.cfg.Mode == ModeProxy {
+		home := s.home
+		if outbound {
+			home += ";ob"
+		}
+		lreq.Path = []string{home}
 	}
-	lreq.Path = []string{home}
 	for _, v := range headerValues(req, "Path", "") {
 		elems, err := parseNameAddrs(v)
 		if err != nil {

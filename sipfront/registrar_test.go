@@ -37,9 +37,8 @@ func TestRegisterAddQueryRefreshRemove(t *testing.T) {
 		t.Fatalf("stored %d bindings", len(bs))
 	}
 	b := bs[0]
-	wantPath := []string{"sip:" + e.srv.Addr() + ";lr"}
 	if b.URI != "sip:alice@192.0.2.1:5060" || b.CallID != "call-1@test" || b.CSeq != 1 || b.Transport != "udp" ||
-		b.Received != c.local() || b.UserAgent != "phone/1" || !slices.Equal(b.Path, wantPath) || b.Node != "n1" {
+		b.Received != c.local() || b.UserAgent != "phone/1" || len(b.Path) != 0 || b.Node != "n1" {
 		t.Errorf("stored %+v", b)
 	}
 
@@ -150,14 +149,15 @@ func TestRegisterToOwnAddressAndPortlessAoR(t *testing.T) {
 func TestRegisterPathAndOutbound(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.udpClient()
-	home := "sip:" + e.srv.Addr() + ";lr"
+	// Redirect mode (the default) stores exactly the REGISTER's Path: only
+	// proxy mode adds the node's own entry.
 
 	res := c.do(msg{hdrs: []string{"Contact: <sip:alice@192.0.2.1>", "Path: <sip:edge1.example.net;lr>", "Supported: path"}})
 	wantCode(t, res, 200)
-	if got, want := values(res, "Path"), []string{"<" + home + ">", "<sip:edge1.example.net;lr>"}; !slices.Equal(got, want) {
+	if got, want := values(res, "Path"), []string{"<sip:edge1.example.net;lr>"}; !slices.Equal(got, want) {
 		t.Errorf("Path echoed %q, want %q", got, want)
 	}
-	if b := e.live("sip:alice@example.com"); !slices.Equal(b[0].Path, []string{home, "sip:edge1.example.net;lr"}) {
+	if b := e.live("sip:alice@example.com"); !slices.Equal(b[0].Path, []string{"sip:edge1.example.net;lr"}) {
 		t.Errorf("stored Path %q", b[0].Path)
 	}
 
@@ -167,7 +167,7 @@ func TestRegisterPathAndOutbound(t *testing.T) {
 	if got := values(res, "Path"); len(got) != 0 {
 		t.Errorf("Path echoed without Supported: path: %q", got)
 	}
-	if b := e.live("sip:carol@example.com"); len(b[0].Path) != 2 {
+	if b := e.live("sip:carol@example.com"); len(b[0].Path) != 1 {
 		t.Errorf("stored Path %q", b[0].Path)
 	}
 
@@ -182,11 +182,11 @@ func TestRegisterPathAndOutbound(t *testing.T) {
 	if got := values(res, "Contact"); len(got) != 1 || !strings.Contains(got[0], ";+sip.instance="+inst+";reg-id=1") {
 		t.Errorf("Contact = %q", got)
 	}
-	if got := values(res, "Path"); len(got) != 1 || got[0] != "<"+home+";ob>" {
+	if got := values(res, "Path"); len(got) != 0 {
 		t.Errorf("Path = %q", got)
 	}
 	b := e.live("sip:dave@example.com")
-	if b[0].RegID != 1 || b[0].Instance == "" || b[0].Path[0] != home+";ob" {
+	if b[0].RegID != 1 || b[0].Instance == "" || len(b[0].Path) != 0 {
 		t.Errorf("stored %+v", b[0])
 	}
 
@@ -197,7 +197,7 @@ func TestRegisterPathAndOutbound(t *testing.T) {
 	if len(values(res, "Require")) != 0 {
 		t.Error("Require: outbound without Supported: outbound")
 	}
-	if b := e.live("sip:erin@example.com"); b[0].RegID != 0 || b[0].Path[0] != home {
+	if b := e.live("sip:erin@example.com"); b[0].RegID != 0 || len(b[0].Path) != 0 {
 		t.Errorf("stored %+v", b[0])
 	}
 }
@@ -476,7 +476,7 @@ func TestNewChecksConfig(t *testing.T) {
 		cfg  Config
 		err  string
 	}{
-		{"proxy", Config{Addr: "127.0.0.1:0", Mode: "proxy", Domains: []string{"a"}}, "proxy mode not implemented yet"},
+		{"proxy", Config{Addr: "127.0.0.1:0", Mode: "proxy", Domains: []string{"a"}}, ""},
 		{"bad mode", Config{Addr: "127.0.0.1:0", Mode: "b2bua", Domains: []string{"a"}}, "mode"},
 		{"no domain", Config{Addr: "127.0.0.1:0"}, "at least one domain"},
 		{"open non-loopback", Config{Addr: "192.0.2.1:5060", Advertise: "192.0.2.1:5060", Domains: []string{"a"}}, "refusing to serve SIP"},

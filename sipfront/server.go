@@ -34,8 +34,11 @@ type Server struct {
 	closed  bool
 	addr    string
 	home    string // this node's Path URI, without ;ob
-	// ownHosts are this server's advertised and listen hosts, normalised.
+	// ownHosts are this server's advertised and listen hosts, normalised;
+	// ownAddrs the same as host:port.
 	ownHosts []string
+	ownAddrs []string
+	proxy    *proxy // proxy mode's sipgo server; nil in other modes
 	udp      *udpTransport
 	tcp      *tcpTransport
 	stop     chan struct{}
@@ -87,6 +90,16 @@ func (s *Server) Start() error {
 	s.started = true
 	s.setAddr(udp.LocalAddr().String())
 
+	if s.cfg.Mode == ModeProxy {
+		if err := s.startProxy(udp, tcp); err != nil {
+			udp.Close()
+			tcp.Close()
+			return fmt.Errorf("sipfront: proxy: %w", err)
+		}
+		s.log.Info("SIP front end listening", "addr", s.addr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
+			"auth", s.cfg.authEnabled(), "home", s.home)
+		return nil
+	}
 	s.udp = newUDPTransport(s, udp)
 	s.tcp = newTCPTransport(s, tcp)
 	s.udp.start(s.cfg.UDPReaders)
@@ -108,6 +121,14 @@ func (s *Server) setAddr(addr string) {
 	advHost, _, _ := net.SplitHostPort(adv)
 	listenHost, _, _ := net.SplitHostPort(addr)
 	s.ownHosts = []string{normalizeHost(advHost), normalizeHost(listenHost)}
+	s.ownAddrs = nil
+	for _, a := range []string{adv, addr} {
+		h, p, _ := net.SplitHostPort(a)
+		if p == "" {
+			p = "5060"
+		}
+		s.ownAddrs = append(s.ownAddrs, net.JoinHostPort(normalizeHost(h), p))
+	}
 	s.home = "sip:" + adv + ";lr"
 }
 
@@ -166,6 +187,9 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	if !started {
 		return nil
+	}
+	if s.proxy != nil {
+		return s.proxy.close()
 	}
 	s.udp.stopReading()
 	s.tcp.stopReading()
