@@ -200,4 +200,33 @@ func TestClusterConcurrentRegistersSameAoR(t *testing.T) {
 			t.Fatalf("%s sees %d bindings, want %d", n.ID, len(res.Bindings), writers)
 		}
 	}
+
+	// Removals replicate too (a peer complaint: contacts removed on one
+	// node stay on the others): remove half through node2, by each UA's
+	// own Call-ID, and look up through node3 and node1.
+	for i := 0; i < writers; i += 2 {
+		_, err := c.Nodes[1].Location.Register(context.Background(), &locsvcv1.RegisterRequest{
+			Aor: "sip:shared@example.com", CallId: fmt.Sprintf("ua-%d", i), Cseq: 2, Expires: proto.Int64(0),
+			Contacts: []*locsvcv1.Contact{{Uri: fmt.Sprintf("sip:shared@192.0.2.%d:5060", i+1)}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*Node{c.Nodes[2], c.Nodes[0]} {
+		res, err := n.Location.Lookup(context.Background(), &locsvcv1.LookupRequest{Aor: "sip:shared@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Bindings) != writers/2 {
+			t.Fatalf("%s sees %d bindings after removing half through node2, want %d", n.ID, len(res.Bindings), writers/2)
+		}
+		for _, b := range res.Bindings {
+			var i int
+			fmt.Sscanf(b.Uri, "sip:shared@192.0.2.%d:5060", &i)
+			if (i-1)%2 == 0 {
+				t.Errorf("%s still sees removed contact %s", n.ID, b.Uri)
+			}
+		}
+	}
 }
