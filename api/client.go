@@ -28,7 +28,7 @@ func (c *Client) Register(ctx context.Context, req locsvc.Request) (locsvc.Resul
 	if err != nil {
 		return locsvc.Result{}, FromStatus(err)
 	}
-	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now()}, nil
+	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now(), Known: len(res.Bindings) > 0}, nil
 }
 
 // Lookup implements the Locator.
@@ -37,5 +37,5 @@ func (c *Client) Lookup(ctx context.Context, aor string) (locsvc.Result, error) 
 	if err != nil {
 		return locsvc.Result{}, FromStatus(err)
 	}
-	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now()}, nil
+	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now(), Known: res.Known}, nil
 }

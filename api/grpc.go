@@ -61,7 +61,7 @@ func (s *Server) Lookup(ctx context.Context, in *locsvcv1.LookupRequest) (*locsv
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &locsvcv1.LookupResponse{Aor: res.AoR, Bindings: BindingsToProto(res.Bindings, res.Now)}, nil
+	return &locsvcv1.LookupResponse{Aor: res.AoR, Bindings: BindingsToProto(res.Bindings, res.Now), Known: res.Known}, nil
 }
 
 // Status implements ClusterService.

@@ -68,7 +68,7 @@ func (h *HTTP) lookup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, &locsvcv1.LookupResponse{Aor: res.AoR, Bindings: BindingsToProto(res.Bindings, res.Now)})
+	writeJSON(w, http.StatusOK, &locsvcv1.LookupResponse{Aor: res.AoR, Bindings: BindingsToProto(res.Bindings, res.Now), Known: res.Known})
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, into proto.Message) bool {

@@ -32,6 +32,10 @@ type Result struct {
 	AoR      string
 	Bindings []Binding
 	Now      time.Time
+	// Known: the AoR had bindings recently, live or not (entries are
+	// retained after they lapse), so a caller can tell "temporarily
+	// unavailable" (480) from "no such user" (404).
+	Known bool
 }
 
 // Register applies one REGISTER. Refused requests return an *Error and
@@ -76,5 +80,5 @@ func (s *Service) Lookup(ctx context.Context, aor string) (Result, error) {
 		return Result{}, Unavailable(err)
 	}
 	now := s.now()
-	return Result{AoR: norm, Bindings: set.Live(now), Now: now}, nil
+	return Result{AoR: norm, Bindings: set.Live(now), Now: now, Known: len(set.Bindings) > 0}, nil
 }

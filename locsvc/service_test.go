@@ -274,3 +274,28 @@ func TestNewServiceRejectsBadLimits(t *testing.T) {
 		t.Error("NewService accepted invalid limits")
 	}
 }
+
+// Known tells a user who registered recently from one never seen, so a
+// front end can answer 480 rather than 404.
+func TestLookupKnown(t *testing.T) {
+	store := NewMemStore(nil, time.Minute)
+	defer store.Close()
+	svc, err := NewService(store, DefaultLimits(), "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if res, err := svc.Lookup(ctx, "sip:carol@example.com"); err != nil || res.Known {
+		t.Fatalf("unknown AoR: %+v, %v", res, err)
+	}
+	for cseq, exp := range []int64{3600, 0} {
+		if _, err := svc.Register(ctx, Request{AoR: "sip:carol@example.com", CallID: "c", CSeq: uint32(cseq + 1),
+			Contacts: []Contact{{URI: "sip:carol@192.0.2.1", Expires: exp, HasExpires: true}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := svc.Lookup(ctx, "sip:carol@example.com")
+	if err != nil || !res.Known || len(res.Bindings) != 0 {
+		t.Fatalf("after register and remove: %+v, %v", res, err)
+	}
+}

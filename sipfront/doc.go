@@ -60,8 +60,9 @@
 //   - Redirect Contact list in the 302: every current binding, best q first,
 //     always with ;q=, and with the binding's stored Path as an escaped
 //     ?Route= URI header (RFC 3261 §19.1.5). An AoR with no current
-//     binding gets 404: the Locator cannot tell "never registered" from
-//     "all expired", so 480 is not used yet.
+//     binding gets 480 Temporarily Unavailable when it had bindings
+//     recently (the store keeps lapsed and removed entries for
+//     --max-expires; Result.Known), else 404 Not Found.
 //   - Path ("calls go home"): in proxy mode the node that accepts a
 //     REGISTER prepends its own <sip:ADVERTISE;lr> (with ;ob when the UA
 //     asked for outbound: a Contact with reg-id and Supported: outbound)
@@ -101,8 +102,8 @@
 //     again gets 482.
 //   - Any other request for a served domain: with AuthAll, digest auth in
 //     the proxy form (Proxy-Authorization, 407 with Proxy-Authenticate);
-//     then Lookup of the Request-URI's AoR (404 when there is no binding,
-//     as in redirect mode), then forking.
+//     then Lookup of the Request-URI's AoR (480 or 404 when there is no
+//     live binding, as in redirect mode), then forking.
 //   - Forking: bindings in groups of equal q, highest first; a group's
 //     branches run in parallel, groups in sequence. Each branch has the
 //     contact as Request-URI, the binding's Path as Route set, Max-Forwards

@@ -401,8 +401,7 @@ func (p *proxy) onRequest(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if len(result.Bindings) == 0 {
-		// Never registered or all expired: the Locator cannot tell which.
-		p.reply(req, tx, newResponse(req, 404, "Not Found"))
+		p.reply(req, tx, noBinding(req, result))
 		return
 	}
 	targets := make([]target, len(result.Bindings))

@@ -50,9 +50,7 @@ func (s *Server) handleRedirect(ctx context.Context, in *inbound) {
 		return
 	}
 	if len(result.Bindings) == 0 {
-		// Never registered or all expired: the Locator cannot tell which,
-		// so no 480.
-		s.answer(in, newResponse(req, 404, "Not Found"))
+		s.answer(in, noBinding(req, result))
 		return
 	}
 	bindings := slices.Clone(result.Bindings)
@@ -142,4 +140,14 @@ func (s *Server) handleCancel(in *inbound) {
 		return
 	}
 	s.answer(in, newResponse(req, 481, "Call/Transaction Does Not Exist"))
+}
+
+// noBinding answers a request for a user with no live binding: 480 when
+// the user registered recently (lapsed or removed bindings are
+// remembered), 404 when the location service knows nothing of it.
+func noBinding(req *sip.Request, result locsvc.Result) *sip.Response {
+	if result.Known {
+		return newResponse(req, 480, "Temporarily Unavailable")
+	}
+	return newResponse(req, 404, "Not Found")
 }

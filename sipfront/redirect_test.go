@@ -12,6 +12,8 @@ func TestRedirect(t *testing.T) {
 	c := e.udpClient()
 	wantCode(t, c.do(msg{hdrs: []string{"Contact: <sip:alice@192.0.2.1>;q=0.5, <sip:alice@192.0.2.2;transport=tcp>",
 		"Path: <sip:edge.example.net;lr>"}}), 200)
+	// bob registered and unregistered: known, but not reachable now.
+	wantCode(t, c.do(msg{to: "<sip:bob@example.com>", hdrs: []string{"Contact: <sip:bob@192.0.2.3>", "Expires: 0"}}), 200)
 	// Redirect mode stores the REGISTER's Path only (no entry of its own).
 	route := escapeHeaderValue("<sip:edge.example.net;lr>")
 
@@ -37,6 +39,7 @@ func TestRedirect(t *testing.T) {
 		why  string
 	}{
 		{"unknown user", msg{method: "INVITE", ruri: "sip:nobody@example.com"}, 404, "Not Found"},
+		{"user whose bindings were removed", msg{method: "INVITE", ruri: "sip:bob@example.com"}, 480, "Temporarily Unavailable"},
 		{"foreign domain", msg{method: "INVITE", ruri: "sip:alice@other.org"}, 404, "Domain Not Served"},
 		{"no user", msg{method: "MESSAGE", ruri: "sip:example.com"}, 404, "Not Found"},
 		{"in dialog", msg{method: "BYE", ruri: "sip:alice@example.com", to: "<sip:alice@example.com>;tag=t1"}, 481, "Does Not Exist"},

@@ -336,8 +336,12 @@ func (x *LookupRequest) GetAor() string {
 type LookupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The normalised AoR.
-	Aor           string     `protobuf:"bytes,1,opt,name=aor,proto3" json:"aor,omitempty"`
-	Bindings      []*Binding `protobuf:"bytes,2,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	Aor      string     `protobuf:"bytes,1,opt,name=aor,proto3" json:"aor,omitempty"`
+	Bindings []*Binding `protobuf:"bytes,2,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	// True when the AoR had bindings recently (lapsed or removed ones are
+	// remembered for --max-expires), even if none is live now: a SIP front end
+	// answers 480 Temporarily Unavailable rather than 404 Not Found.
+	Known         bool `protobuf:"varint,3,opt,name=known,proto3" json:"known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +388,13 @@ func (x *LookupResponse) GetBindings() []*Binding {
 		return x.Bindings
 	}
 	return nil
+}
+
+func (x *LookupResponse) GetKnown() bool {
+	if x != nil {
+		return x.Known
+	}
+	return false
 }
 
 // Binding is one current contact of an AoR.
@@ -643,10 +654,11 @@ const file_locsvc_v1_location_proto_rawDesc = "" +
 	"\x03aor\x18\x01 \x01(\tR\x03aor\x12.\n" +
 	"\bbindings\x18\x02 \x03(\v2\x12.locsvc.v1.BindingR\bbindings\"!\n" +
 	"\rLookupRequest\x12\x10\n" +
-	"\x03aor\x18\x01 \x01(\tR\x03aor\"R\n" +
+	"\x03aor\x18\x01 \x01(\tR\x03aor\"h\n" +
 	"\x0eLookupResponse\x12\x10\n" +
 	"\x03aor\x18\x01 \x01(\tR\x03aor\x12.\n" +
-	"\bbindings\x18\x02 \x03(\v2\x12.locsvc.v1.BindingR\bbindings\"\x9a\x03\n" +
+	"\bbindings\x18\x02 \x03(\v2\x12.locsvc.v1.BindingR\bbindings\x12\x14\n" +
+	"\x05known\x18\x03 \x01(\bR\x05known\"\x9a\x03\n" +
 	"\aBinding\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x18\n" +
 	"\aexpires\x18\x02 \x01(\x03R\aexpires\x129\n" +
