@@ -13,7 +13,7 @@ FUZZTIME    ?= 10s
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate check-generated tools fuzz bench clean
+.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip clean
 
 all: build
 
@@ -62,11 +62,21 @@ fuzz:
 	  done; \
 	done
 
-# Go benchmarks; raw output goes to results/ (not committed).
+# Go benchmarks, then the sipp benchmark; raw output goes to results/ (not committed).
 bench:
 	mkdir -p results
 	$(GO) test -run '^$$' -bench . -benchmem ./ring/ ./locsvc/... | tee results/go-bench.txt
 	$(GO) test -run '^$$' -bench GRPC -benchtime 3000x ./integration/ | tee results/grpc-bench.txt
+	$(MAKE) --no-print-directory bench-sip
+
+# sipp against one locsvc node (3 memcached shards, R=2) and the Kamailio
+# reference (integration/bench/kamailio-ref.cfg): highest sustainable
+# REGISTER and INVITE->302 rates, under 10 minutes. Needs sipp, memcached and
+# kamailio. Table in results/sipbench.md, raw data in results/sipbench-*/.
+# SIPBENCH_FLAGS passes more flags (e.g. -step 5s -targets locsvc).
+bench-sip: build
+	mkdir -p results
+	$(GO) run ./integration/bench/cmd/sipbench -locsvc $(BIN)/locsvc -out results $(SIPBENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) results

@@ -76,6 +76,9 @@ func New(loc Locator, cfg Config) (*Server, error) {
 
 func (s *Server) clock() time.Time { return s.now() }
 
+// udpReadBuffer is the UDP socket receive buffer asked for.
+const udpReadBuffer = 4 << 20
+
 // Start listens on UDP and TCP and returns once both are listening.
 func (s *Server) Start() error {
 	s.mu.Lock()
@@ -154,6 +157,11 @@ func listenBoth(addr string) (*net.UDPConn, *net.TCPListener, error) {
 		if err == nil {
 			var tcp *net.TCPListener
 			if tcp, err = net.ListenTCP("tcp", ta); err == nil {
+				// A burst overflows the kernel's default UDP buffer
+				// (about 208 KiB) and every lost REGISTER comes back as a
+				// retransmission 500 ms later; ask for more (the kernel
+				// caps it at net.core.rmem_max). Best effort.
+				_ = udp.SetReadBuffer(udpReadBuffer)
 				return udp, tcp, nil
 			}
 		}

@@ -1,0 +1,1242 @@
+// Command sipbench measures the highest sustainable SIP REGISTER and
+// INVITE->302 rates of one locsvc node (3 memcached shards, R=2, redirect
+// mode) and of a Kamailio 5.6 reference registrar (usrloc in memory,
+// integration/bench/kamailio-ref.cfg) on the same machine, with sipp, and
+// prints a comparison table.
+//
+// Each target runs alone, and each search on freshly started processes
+// (the overload that ends one search must not weigh on the next); before
+// the INVITE search every user is registered once. For each request type
+// the rate is searched by doubling from -start-rate until a step fails,
+// then by bisection (-bisect steps), each step one sipp run of -step at a
+// fixed rate over distinct users read from an injection file (-users). A
+// step is sustainable when
+//
+//   - no call failed (a timeout, an unexpected answer, a 302 without a
+//     Contact),
+//   - sipp retransmitted fewer than 0.1 % of the calls' requests (over UDP
+//     an overloaded server shows as retransmissions, not failures), and
+//   - the achieved rate (answered calls over the span of their answers) is
+//     at least 97 % of the offered rate.
+//
+// Response times (p50, p99) come from sipp's -trace_rtt file of the best
+// sustainable step (sipp measures in whole milliseconds). Everything sipp
+// wrote, the server logs, a CSV of all steps and the table go to
+// -out/sipbench-<UTC time>/; the table is also copied to -out/sipbench.md.
+//
+// -smoke runs one short low-rate step of each request type against each
+// target and exits non-zero unless every call succeeded
+// (integration/bench_smoke_test.go runs it inside `make test`).
+//
+// All traffic is on 127.0.0.1, on ports picked at run time. Every process
+// sipbench starts runs in its own process group and is stopped by PID
+// (SIGTERM, then SIGKILL to its group) at the end, on error, and on
+// SIGINT/SIGTERM; children also get SIGTERM if sipbench itself is killed.
+//
+// Usage (from the repository root; `make bench-sip` does this):
+//
+//	go build -o bin/locsvc ./cmd/locsvc
+//	go run ./integration/bench/cmd/sipbench -locsvc bin/locsvc -out results
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	locsvc      string
+	assets      string
+	out         string
+	users       int
+	step        time.Duration
+	startRate   int
+	maxRate     int
+	minRate     int
+	bisect      int
+	budget      time.Duration
+	cooldown    time.Duration
+	kamChildren int
+	targets     []string
+	requests    []request
+	preloadRate int
+	smoke       bool
+	smokeRate   int
+}
+
+func main() {
+	var c config
+	var targets, requests string
+	flag.StringVar(&c.locsvc, "locsvc", "bin/locsvc", "locsvc binary (build it without -race: go build -o bin/locsvc ./cmd/locsvc)")
+	flag.StringVar(&c.assets, "assets", "", "folder with kamailio-ref.cfg and sipp/ (default: integration/bench, found from the source or the working directory)")
+	flag.StringVar(&c.out, "out", "results", "folder for raw sipp output, logs and the table")
+	flag.IntVar(&c.users, "users", 20000, "distinct users in the injection file")
+	flag.DurationVar(&c.step, "step", 10*time.Second, "length of one rate step")
+	flag.IntVar(&c.startRate, "start-rate", 1000, "first offered rate (calls/s)")
+	flag.IntVar(&c.maxRate, "max-rate", 64000, "highest offered rate: the search stops there")
+	flag.IntVar(&c.minRate, "min-rate", 50, "lowest offered rate: below it the search gives up")
+	flag.IntVar(&c.bisect, "bisect", 3, "bisection steps after the doubling phase")
+	flag.DurationVar(&c.budget, "budget", 8*time.Minute, "time for the whole run; each search gets a share and stops early (reported with >=) when it runs out")
+	flag.DurationVar(&c.cooldown, "cooldown", 2*time.Second, "pause after each step so the server drains (doubled after a failed step)")
+	flag.IntVar(&c.kamChildren, "kam-children", 4, "Kamailio UDP worker processes")
+	flag.StringVar(&targets, "targets", "locsvc,kamailio", "targets to measure, in order")
+	flag.StringVar(&requests, "requests", "register,invite", "request types to search")
+	flag.IntVar(&c.preloadRate, "preload-rate", 0, "rate of the registration of every user before the INVITE search (0: two thirds of the REGISTER rate found, else 1000/s)")
+	flag.BoolVar(&c.smoke, "smoke", false, "one short low-rate step of each request type per target; fail unless every call succeeded")
+	flag.IntVar(&c.smokeRate, "smoke-rate", 100, "offered rate of the -smoke steps")
+	flag.Parse()
+	c.targets = strings.Split(targets, ",")
+	for _, t := range c.targets {
+		if t != "locsvc" && t != "kamailio" {
+			fatalf("unknown target %q (want locsvc, kamailio)", t)
+		}
+	}
+	for _, q := range strings.Split(requests, ",") {
+		if q != string(register) && q != string(invite) {
+			fatalf("unknown request %q (want register, invite)", q)
+		}
+		c.requests = append(c.requests, request(q))
+	}
+	if c.smoke {
+		c.step = 2 * time.Second
+		c.users = c.smokeRate * 2
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		logf("%v: stopping", s)
+		cancel()
+		<-sigs
+		logf("second signal: killing everything now")
+		procs.stopAll()
+		os.Exit(2)
+	}()
+
+	err := run(ctx, c)
+	procs.stopAll()
+	if err != nil {
+		if ctx.Err() != nil {
+			logf("interrupted: %v", err)
+			os.Exit(130)
+		}
+		fatalf("%v", err)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s sipbench: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func fatalf(format string, args ...any) {
+	logf(format, args...)
+	procs.stopAll()
+	os.Exit(1)
+}
+
+// ---- the run ----
+
+type request string
+
+const (
+	register request = "register"
+	invite   request = "invite"
+	preload  request = "preload" // register every user once, resending on 5xx
+)
+
+var scenarioFile = map[request]string{register: "register.xml", invite: "invite_302.xml", preload: "register_preload.xml"}
+
+// search is the outcome of one rate search.
+type search struct {
+	target  string
+	req     request
+	best    *step // highest sustainable step; nil if none
+	bounded bool  // stopped by the time budget or -max-rate before the limit was found
+	note    string
+	steps   []*step
+}
+
+type runner struct {
+	c        config
+	dir      string
+	usersCSV string
+	steps    *os.File // steps.csv
+	start    time.Time
+	left     int // searches not yet run
+}
+
+func run(ctx context.Context, c config) error {
+	if err := checkTools(c); err != nil {
+		return err
+	}
+	if c.assets == "" {
+		c.assets = findAssets()
+	}
+	for _, f := range []string{"kamailio-ref.cfg", "sipp/register.xml", "sipp/invite_302.xml", "sipp/register_preload.xml"} {
+		if _, err := os.Stat(filepath.Join(c.assets, f)); err != nil {
+			return fmt.Errorf("assets: %v (set -assets to integration/bench)", err)
+		}
+	}
+	c.assets, _ = filepath.Abs(c.assets)
+	c.locsvc, _ = filepath.Abs(c.locsvc)
+
+	stamp := time.Now().UTC().Format("20060102-150405")
+	name := "sipbench-" + stamp
+	if c.smoke {
+		name = "sipbench-smoke-" + stamp
+	}
+	dir, err := filepath.Abs(filepath.Join(c.out, name))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	r := &runner{c: c, dir: dir, start: time.Now(), left: len(c.requests) * len(c.targets)}
+	logf("writing to %s", dir)
+	if err := r.writeUsers(); err != nil {
+		return err
+	}
+	r.steps, err = os.Create(filepath.Join(dir, "steps.csv"))
+	if err != nil {
+		return err
+	}
+	defer r.steps.Close()
+	fmt.Fprintln(r.steps, stepCSVHeader)
+
+	var results []*search
+	var runErr error
+	for _, t := range c.targets {
+		res, err := r.target(ctx, t)
+		results = append(results, res...)
+		if err != nil {
+			runErr = fmt.Errorf("%s: %w", t, err)
+			break
+		}
+	}
+	table := r.table(results)
+	fmt.Print(table)
+	_ = os.WriteFile(filepath.Join(dir, "table.md"), []byte(table), 0o644)
+	if !c.smoke {
+		_ = os.WriteFile(filepath.Join(c.out, "sipbench.md"), []byte(table), 0o644)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if c.smoke {
+		for _, s := range results {
+			if s.best == nil {
+				return fmt.Errorf("smoke: %s %s failed: %s", s.target, s.req, s.note)
+			}
+		}
+		logf("smoke passed (%s)", time.Since(r.start).Round(time.Second/10))
+	} else {
+		logf("done in %s", time.Since(r.start).Round(time.Second))
+	}
+	return nil
+}
+
+func checkTools(c config) error {
+	var missing []string
+	for _, t := range []string{"sipp", "memcached", "kamailio"} {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("not on PATH: %s (Debian: apt-get install sip-tester memcached kamailio; .ci/run installs them)", strings.Join(missing, ", "))
+	}
+	if st, err := os.Stat(c.locsvc); err != nil || st.IsDir() {
+		return fmt.Errorf("locsvc binary %q not found: build it without -race (make build) or pass -locsvc", c.locsvc)
+	}
+	return nil
+}
+
+// findAssets is integration/bench: next to this source file when it is
+// still there (go run), else under the working directory.
+func findAssets() string {
+	if _, file, _, ok := runtime.Caller(0); ok {
+		d := filepath.Join(filepath.Dir(file), "..", "..")
+		if _, err := os.Stat(filepath.Join(d, "kamailio-ref.cfg")); err == nil {
+			return d
+		}
+	}
+	return filepath.Join("integration", "bench")
+}
+
+func (r *runner) writeUsers() error {
+	r.usersCSV = filepath.Join(r.dir, "users.csv")
+	var b strings.Builder
+	b.WriteString("SEQUENTIAL\n")
+	for i := range r.c.users {
+		// A contact of its own per user, fixed across runs: a REGISTER
+		// refreshes one binding instead of adding one per sipp port.
+		fmt.Fprintf(&b, "bench%06d;127.0.0.1:%d\n", i, 10000+i%50000)
+	}
+	return os.WriteFile(r.usersCSV, []byte(b.String()), 0o644)
+}
+
+// target measures one target. Each search runs on freshly started
+// processes, so that the overload that ends one search does not weigh on
+// the next; before the INVITE search every user is registered once, so
+// that each INVITE finds a binding. In -smoke mode one set of processes
+// serves both steps (the REGISTER step registers every user).
+func (r *runner) target(ctx context.Context, name string) ([]*search, error) {
+	var out []*search
+	var srv *server
+	stop := func() {
+		if srv != nil {
+			t0 := time.Now()
+			srv.stop()
+			logf("%s stopped (%s)", name, time.Since(t0).Round(100*time.Millisecond))
+			srv = nil
+		}
+	}
+	defer stop()
+	var reg *search
+	for _, req := range r.c.requests {
+		if srv == nil {
+			var err error
+			if srv, err = r.startServer(ctx, name, filepath.Join(r.dir, name, "server-"+string(req))); err != nil {
+				return out, err
+			}
+		}
+		if req == invite && (!r.c.smoke || !slices.Contains(r.c.requests, register)) {
+			if note, err := r.preload(ctx, srv, reg); err != nil || note != "" {
+				r.left--
+				return append(out, &search{target: name, req: invite, note: note}), err
+			}
+		}
+		s, err := r.search(ctx, srv, req)
+		out = append(out, s)
+		if err != nil {
+			return out, err
+		}
+		if req == register {
+			reg = s
+		}
+		if !r.c.smoke {
+			stop()
+		}
+	}
+	return out, nil
+}
+
+// startServer starts a target's processes, logging to dir.
+func (r *runner) startServer(ctx context.Context, name, dir string) (*server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var srv *server
+	var err error
+	for attempt := range 3 { // a port taken between picking and binding: retry
+		if name == "locsvc" {
+			srv, err = startLocsvc(ctx, r.c, dir)
+		} else {
+			srv, err = startKamailio(ctx, r.c, dir)
+		}
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		logf("%s did not start (attempt %d): %v", name, attempt+1, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	logf("%s up at %s (%s)", name, srv.sip, srv.describe())
+	return srv, nil
+}
+
+// preload registers every user once: at -preload-rate, or two thirds of
+// the sustainable REGISTER rate; once more at a third of that if some
+// failed. A REGISTER answered 5xx is sent again (register_preload.xml). A
+// non-empty note says it did not succeed.
+func (r *runner) preload(ctx context.Context, srv *server, reg *search) (string, error) {
+	rate := 1000
+	switch {
+	case r.c.preloadRate > 0:
+		rate = r.c.preloadRate
+	case reg != nil && reg.best != nil:
+		rate = max(r.c.minRate*4, reg.best.rate*2/3)
+	case reg != nil:
+		rate = r.c.minRate * 4
+	}
+	for attempt := 1; ; attempt++ {
+		logf("%s: registering all %d users at %d/s", srv.name, r.c.users, rate)
+		st, err := r.runStep(ctx, srv, preload, rate, r.c.users, "register-preload")
+		if err != nil {
+			return "preload: " + err.Error(), err
+		}
+		if st.failed == 0 && st.ok >= r.c.users {
+			return "", sleepCtx(ctx, r.c.cooldown)
+		}
+		if attempt == 2 {
+			return fmt.Sprintf("preload: %d of %d REGISTERs failed", st.failed, r.c.users), nil
+		}
+		if err := sleepCtx(ctx, 2*r.c.cooldown); err != nil {
+			return "", err
+		}
+		rate = max(rate/3, r.c.minRate)
+	}
+}
+
+// search finds the highest sustainable rate for one request type.
+func (r *runner) search(ctx context.Context, srv *server, req request) (*search, error) {
+	s := &search{target: srv.name, req: req}
+	defer func() { r.left-- }()
+	c := r.c
+	if c.smoke {
+		st, err := r.runStep(ctx, srv, req, c.smokeRate, c.users, "")
+		if err != nil {
+			return s, err
+		}
+		s.steps = append(s.steps, st)
+		if st.failed == 0 && st.ok == st.calls {
+			s.best = st
+		} else {
+			s.note = st.verdict
+		}
+		return s, nil
+	}
+	// This search's share of the remaining budget.
+	share := (c.budget - time.Since(r.start)) / time.Duration(max(r.left, 1))
+	deadline := time.Now().Add(share)
+	stepCost := c.step + 2*c.cooldown + 3*time.Second
+
+	lo, hi := 0, 0 // highest sustainable and lowest failed offered rates (0: none yet)
+	rate := c.startRate
+	bisections := 0
+	for {
+		if len(s.steps) > 0 && time.Now().Add(stepCost).After(deadline) {
+			s.bounded = true
+			s.note = "time budget"
+			break
+		}
+		calls := max(int(float64(rate)*c.step.Seconds()), 1)
+		st, err := r.runStep(ctx, srv, req, rate, calls, "")
+		if err != nil {
+			return s, err
+		}
+		s.steps = append(s.steps, st)
+		if st.senderLimited {
+			// The server kept up with what sipp sent, but sipp did not
+			// get the CPU to send at the offered rate (a busy machine):
+			// no verdict on the server. Once more.
+			logf("         sipp could not send at %d/s with no sign of server overload: repeating the step", rate)
+			if err := sleepCtx(ctx, c.cooldown); err != nil {
+				return s, err
+			}
+			if st, err = r.runStep(ctx, srv, req, rate, calls, ""); err != nil {
+				return s, err
+			}
+			s.steps = append(s.steps, st)
+		}
+		if st.pass {
+			lo = rate
+			if s.best == nil || st.rate > s.best.rate {
+				s.best = st
+			}
+		} else {
+			hi = rate
+		}
+		if err := sleepCtx(ctx, cooldown(c, st)); err != nil {
+			return s, err
+		}
+		switch {
+		case hi == 0: // doubling
+			if rate >= c.maxRate {
+				s.bounded = true
+				s.note = "reached -max-rate"
+				return s, nil
+			}
+			rate = min(rate*2, c.maxRate)
+			continue
+		case lo == 0: // even the first rate failed: halve
+			rate /= 2
+			if rate < c.minRate {
+				s.note = fmt.Sprintf("not sustainable even at %d/s", hi)
+				return s, nil
+			}
+			continue
+		}
+		if bisections >= c.bisect || float64(hi-lo) <= 0.05*float64(lo) {
+			return s, nil
+		}
+		bisections++
+		rate = roundRate((lo + hi) / 2)
+		if rate <= lo || rate >= hi {
+			return s, nil
+		}
+	}
+	return s, nil
+}
+
+func cooldown(c config, st *step) time.Duration {
+	if st.pass {
+		return c.cooldown
+	}
+	return 2 * c.cooldown
+}
+
+// roundRate keeps offered rates readable: two significant digits.
+func roundRate(r int) int {
+	unit := 1
+	for r/unit >= 100 {
+		unit *= 10
+	}
+	return max(r/unit*unit, 1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// ---- one sipp step ----
+
+type step struct {
+	target, dir string
+	req         request
+	rate, calls int
+
+	ok, failed, retrans int
+	achieved            float64 // answered calls per second
+	sent                float64 // calls per second sipp started (its CallRate(C)): below the offered rate, sipp was the limit
+	p50, p99, max       float64 // ms
+	rcvbufErrs          int64   // kernel UDP RcvbufErrors during the step (whole machine)
+	cpu                 map[string]float64
+	wall                time.Duration
+	pass                bool
+	senderLimited       bool // failed only because sipp sent below the offered rate
+	verdict             string
+}
+
+func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, calls int, label string) (*step, error) {
+	if label == "" {
+		label = fmt.Sprintf("%s-%06d", req, rate)
+	}
+	dir := filepath.Join(r.dir, srv.name, label)
+	for i := 2; ; i++ { // a rate tried twice keeps both runs
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dir = filepath.Join(r.dir, srv.name, fmt.Sprintf("%s-%d", label, i))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	st := &step{target: srv.name, dir: dir, req: req, rate: rate, calls: calls}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	// sipp gives up on a call after -recv_timeout, and on the whole run
+	// well after the calls should have ended, so a saturated step ends.
+	expected := time.Duration(float64(calls)/float64(rate)*float64(time.Second)) + 8*time.Second
+	args := []string{
+		"-sf", filepath.Join(r.c.assets, "sipp", scenarioFile[req]),
+		"-inf", r.usersCSV,
+		"-key", "domain", "localhost",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
+		"-r", strconv.Itoa(rate), "-rp", "1000", "-m", strconv.Itoa(calls),
+		"-l", strconv.Itoa(max(rate*4, 100)),
+		"-buff_size", "4194304",
+		"-recv_timeout", "4000",
+		"-timeout", strconv.Itoa(int(expected/time.Second)) + "s",
+		"-nostdin",
+		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-fd", "1",
+		"-trace_rtt", "-rtt_freq", strconv.Itoa(rttFreq(calls)),
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"), "-max_log_size", "2000000",
+		srv.sip,
+	}
+	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
+	before := readRcvbufErrors()
+	cpu0 := srv.cpuTicks()
+	t0 := time.Now()
+	p, err := procs.start("sipp", filepath.Join(dir, "sipp.out"), dir, "sipp", args...)
+	if err != nil {
+		return nil, err
+	}
+	sippCPU := 0.0
+	var exitErr error
+	select {
+	case <-p.done:
+		exitErr = p.err
+	case <-ctx.Done():
+		p.stop()
+		return st, ctx.Err()
+	case <-time.After(expected + 20*time.Second):
+		p.stop()
+		exitErr = errors.New("sipp did not end: killed")
+	}
+	st.wall = time.Since(t0)
+	if p.cmd.ProcessState != nil {
+		u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		sippCPU = tv(u.Utime) + tv(u.Stime)
+	}
+	cpu1 := srv.cpuTicks()
+	st.rcvbufErrs = readRcvbufErrors() - before
+	st.cpu = map[string]float64{"sipp": sippCPU}
+	for k, v := range cpu1 {
+		st.cpu[k] = float64(v-cpu0[k]) / clkTck
+	}
+
+	stats, err := readStat(filepath.Join(dir, "stat.csv"))
+	if err != nil {
+		return nil, fmt.Errorf("sipp %s at %d/s gave no statistics (%v; exit: %v); see %s", req, rate, err, exitErr, dir)
+	}
+	st.ok, st.failed, st.retrans = int(stats["SuccessfulCall(C)"]), int(stats["FailedCall(C)"]), int(stats["Retransmissions(C)"])
+	st.sent = stats["CallRate(C)"]
+	if lost := calls - st.ok - st.failed; lost > 0 { // never answered before sipp gave up
+		st.failed += lost
+	}
+	rtts, span, err := readRTT(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(rtts) > 0 {
+		st.p50, st.p99, st.max = percentile(rtts, 50), percentile(rtts, 99), rtts[len(rtts)-1]
+	}
+	switch {
+	case req == preload: // no response times: over the whole run
+		st.achieved = float64(st.ok) / st.wall.Seconds()
+	case st.ok > 0:
+		st.achieved = float64(st.ok) / (span.Seconds() + 1/float64(rate))
+	}
+	var why []string
+	if st.failed > 0 {
+		why = append(why, fmt.Sprintf("%d failed", st.failed))
+	}
+	if float64(st.retrans) >= 0.001*float64(calls) {
+		why = append(why, fmt.Sprintf("retransmissions %.2f%%", 100*float64(st.retrans)/float64(calls)))
+	}
+	if st.achieved < 0.97*float64(rate) {
+		why = append(why, fmt.Sprintf("achieved %.0f/s < 97%%", st.achieved))
+	}
+	if req == preload { // only that every user is registered
+		why = nil
+		if st.failed > 0 || st.ok < calls {
+			why = []string{fmt.Sprintf("%d of %d not registered", calls-st.ok, calls)}
+		}
+	}
+	st.pass = len(why) == 0
+	st.senderLimited = !st.pass && st.failed == 0 && float64(st.retrans) < 0.001*float64(calls) && st.sent < 0.97*float64(rate)
+	if st.senderLimited {
+		why = append(why, fmt.Sprintf("sipp sent only %.0f/s", st.sent))
+	}
+	st.verdict = "ok"
+	if !st.pass {
+		st.verdict = strings.Join(why, ", ")
+	}
+	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, cpu %s, rcvbuf errors %+d",
+		srv.name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
+		ms(st.p50), ms(st.p99), cpuString(st), st.rcvbufErrs)
+	if !st.pass {
+		logf("         %s", st.verdict)
+	}
+	fmt.Fprintln(r.steps, st.csv())
+	return st, nil
+}
+
+// rttFreq is how many response times sipp buffers before it writes them:
+// sipp drops a last partial batch, so it must divide the number of calls.
+func rttFreq(calls int) int {
+	for f := min(calls, 1000); f > 1; f-- {
+		if calls%f == 0 {
+			return f
+		}
+	}
+	return 1
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+const stepCSVHeader = "target,request,offered_per_s,calls,sent_per_s,successful,failed,retransmissions,achieved_per_s,p50_ms,p99_ms,max_ms,rcvbuf_errors,cpu_server_s,cpu_sipp_s,wall_s,pass,verdict,dir"
+
+func (st *step) serverCPU() float64 {
+	var s float64
+	for k, v := range st.cpu {
+		if k != "sipp" {
+			s += v
+		}
+	}
+	return s
+}
+
+func (st *step) csv() string {
+	return fmt.Sprintf("%s,%s,%d,%d,%.1f,%d,%d,%d,%.1f,%g,%g,%g,%d,%.2f,%.2f,%.2f,%t,%q,%s",
+		st.target, st.req, st.rate, st.calls, st.sent, st.ok, st.failed, st.retrans, st.achieved, st.p50, st.p99, st.max,
+		st.rcvbufErrs, st.serverCPU(), st.cpu["sipp"], st.wall.Seconds(), st.pass, st.verdict, st.dir)
+}
+
+func cpuString(st *step) string {
+	keys := make([]string, 0, len(st.cpu))
+	for k := range st.cpu {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	secs := st.wall.Seconds()
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, st.cpu[k]/secs))
+	}
+	return strings.Join(parts, " ") + " cores"
+}
+
+func ms(v float64) string {
+	if v < 1 {
+		return "<1 ms"
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+// readStat is the last row of a sipp -trace_stat CSV, by column name.
+func readStat(path string) (map[string]float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		return nil, fmt.Errorf("%s: no data rows", path)
+	}
+	head := strings.Split(lines[0], ";")
+	last := strings.Split(lines[len(lines)-1], ";")
+	out := map[string]float64{}
+	for i, h := range head {
+		if i < len(last) {
+			if v, err := strconv.ParseFloat(strings.TrimSpace(last[i]), 64); err == nil {
+				out[h] = v
+			}
+		}
+	}
+	for _, k := range []string{"SuccessfulCall(C)", "FailedCall(C)", "Retransmissions(C)", "CallRate(C)"} {
+		if _, ok := out[k]; !ok {
+			return nil, fmt.Errorf("%s: no column %s", path, k)
+		}
+	}
+	return out, nil
+}
+
+// readRTT reads sipp's *_rtt.csv in dir ("Date_ms;response_time_ms;rtd_no"):
+// the response times sorted, and the span from the first answer to the last.
+func readRTT(dir string) ([]float64, time.Duration, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
+	var rtts []float64
+	first, last := math.Inf(1), math.Inf(-1)
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, 0, err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			parts := strings.Split(sc.Text(), ";")
+			if len(parts) < 2 {
+				continue
+			}
+			at, err1 := strconv.ParseFloat(parts[0], 64)
+			rt, err2 := strconv.ParseFloat(parts[1], 64)
+			if err1 != nil || err2 != nil {
+				continue // header
+			}
+			rtts = append(rtts, rt)
+			first, last = math.Min(first, at), math.Max(last, at)
+		}
+		fh.Close()
+	}
+	sort.Float64s(rtts)
+	if len(rtts) == 0 {
+		return nil, 0, nil
+	}
+	return rtts, time.Duration((last - first) * float64(time.Millisecond)), nil
+}
+
+// percentile of sorted values, nearest rank.
+func percentile(sorted []float64, p float64) float64 {
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// readRcvbufErrors is the kernel's UDP RcvbufErrors counter (all sockets).
+func readRcvbufErrors() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var head []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if head == nil {
+			head = f
+			continue
+		}
+		if i := slices.Index(head, "RcvbufErrors"); i > 0 && i < len(f) {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// ---- the table ----
+
+func (r *runner) table(results []*search) string {
+	find := func(t string, q request) *search {
+		for _, s := range results {
+			if s.target == t && s.req == q {
+				return s
+			}
+		}
+		return nil
+	}
+	rate := func(s *search) string {
+		switch {
+		case s == nil:
+			return "not run"
+		case s.best == nil:
+			return "none (" + s.note + ")"
+		case s.bounded:
+			return fmt.Sprintf(">= %d/s", s.best.rate)
+		}
+		return fmt.Sprintf("%d/s", s.best.rate)
+	}
+	lat := func(s *search) string {
+		if s == nil || s.best == nil {
+			return "-"
+		}
+		return ms(s.best.p50) + " / " + ms(s.best.p99)
+	}
+	cpu := func(s *search) string {
+		if s == nil || s.best == nil || s.best.ok == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f µs", s.best.serverCPU()/float64(s.best.ok)*1e6)
+	}
+	var b strings.Builder
+	mode := fmt.Sprintf("sustainable rate: no failed call, retransmissions < 0.1 %% of calls, achieved >= 97 %% of offered; %s steps, %d users", r.c.step, r.c.users)
+	if r.c.smoke {
+		mode = fmt.Sprintf("smoke: one %s step at %d/s per row, %d users", r.c.step, r.c.smokeRate, r.c.users)
+	}
+	fmt.Fprintf(&b, "\n## sipbench %s\n\n%s. p50/p99: sipp response times (1 ms resolution) at that rate. CPU: server CPU time per answered request at that rate.\n\n",
+		time.Now().UTC().Format(time.RFC3339), mode)
+	fmt.Fprintf(&b, "| request | locsvc | Kamailio | ratio | locsvc p50 / p99 | Kamailio p50 / p99 | locsvc CPU/req | Kamailio CPU/req |\n")
+	fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, q := range []request{register, invite} {
+		l, k := find("locsvc", q), find("kamailio", q)
+		ratio := "-"
+		if l != nil && k != nil && l.best != nil && k.best != nil {
+			ratio = fmt.Sprintf("%.2f", float64(l.best.rate)/float64(k.best.rate))
+		}
+		name := map[request]string{register: "REGISTER -> 200", invite: "INVITE -> 302 + ACK"}[q]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", name, rate(l), rate(k), ratio, lat(l), lat(k), cpu(l), cpu(k))
+	}
+	fmt.Fprintf(&b, "\nlocsvc: 1 node, --sip-mode redirect, 3 memcached shards (-t 1), --replicas 2. Kamailio: kamailio-ref.cfg, usrloc db_mode 0, %d UDP children. Raw data: %s\n", r.c.kamChildren, r.dir)
+	return b.String()
+}
+
+// ---- servers ----
+
+type server struct {
+	name  string
+	sip   string
+	procs []*proc
+	stop  func()
+	info  string
+}
+
+func (s *server) describe() string { return s.info }
+
+// cpuTicks is the CPU time so far of every process of the server, summed
+// per program name (all processes of each started process group).
+func (s *server) cpuTicks() map[string]int64 {
+	groups := map[int]string{}
+	for _, p := range s.procs {
+		groups[p.pid()] = p.name
+	}
+	return groupTicks(groups)
+}
+
+const clkTck = 100 // USER_HZ on Linux
+
+func groupTicks(groups map[int]string) map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range groups {
+		out[n] = 0
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		pgrp, _ := strconv.Atoi(f[2])
+		name, ok := groups[pgrp]
+		if !ok {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		stt, _ := strconv.ParseInt(f[12], 10, 64)
+		out[name] += ut + stt
+	}
+	return out
+}
+
+func startLocsvc(ctx context.Context, c config, dir string) (*server, error) {
+	s := &server{name: "locsvc"}
+	stopAll := func() {
+		// locsvc first: it drains and leaves while its shards are still up.
+		for i := len(s.procs) - 1; i >= 0; i-- {
+			s.procs[i].stop()
+		}
+	}
+	s.stop = stopAll
+	var shards []string
+	for i := range 3 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		p, err := procs.start("memcached", filepath.Join(dir, fmt.Sprintf("memcached-%d.log", i+1)), dir,
+			"memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "256", "-t", "1")
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		s.procs = append(s.procs, p)
+		shards = append(shards, addr)
+	}
+	for _, a := range shards {
+		if err := waitMemcached(ctx, a, 10*time.Second); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	ports := make([]int, 4)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		ports[i] = p
+	}
+	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
+	s.sip = addr(ports[0])
+	httpAddr := addr(ports[2])
+	args := []string{"serve", "--node-id", "bench",
+		"--memcached", strings.Join(shards, ","), "--replicas", "2",
+		"--sip", s.sip, "--sip-mode", "redirect", "--domain", "localhost",
+		"--grpc", addr(ports[1]), "--http", httpAddr, "--gossip", addr(ports[3]),
+		"--log-level", "warn"}
+	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(c.locsvc+" "+strings.Join(args, " ")+"\n"), 0o644)
+	p, err := procs.start("locsvc", filepath.Join(dir, "locsvc.log"), dir, c.locsvc, args...)
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	s.procs = append(s.procs, p)
+	if err := waitReady(ctx, p, "http://"+httpAddr+"/readyz", s.sip, 20*time.Second); err != nil {
+		stopAll()
+		return nil, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "locsvc.log")))
+	}
+	s.info = "memcached " + strings.Join(shards, ",")
+	return s, nil
+}
+
+func startKamailio(ctx context.Context, c config, dir string) (*server, error) {
+	s := &server{name: "kamailio"}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	rundir, err := os.MkdirTemp("", "sipbench-kamailio-")
+	if err != nil {
+		return nil, err
+	}
+	s.sip = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	args := []string{"-DD", "-E", "-Y", rundir, "-f", filepath.Join(c.assets, "kamailio-ref.cfg"),
+		"-A", "SIP_IP=127.0.0.1", "-A", "SIP_PORT=" + strconv.Itoa(port),
+		"-A", `SIPDOMAIN="localhost"`, "-A", "CHILDREN=" + strconv.Itoa(c.kamChildren)}
+	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte("kamailio "+strings.Join(args, " ")+"\n"), 0o644)
+	p, err := procs.start("kamailio", filepath.Join(dir, "kamailio.log"), dir, "kamailio", args...)
+	s.stop = func() {
+		if p != nil {
+			p.stop()
+		}
+		os.RemoveAll(rundir)
+	}
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.procs = []*proc{p}
+	if err := waitReady(ctx, p, "", s.sip, 20*time.Second); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "kamailio.log")))
+	}
+	s.info = fmt.Sprintf("%d UDP children", c.kamChildren)
+	return s, nil
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+func waitMemcached(ctx context.Context, addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var last error
+	for time.Now().Before(deadline) {
+		conn, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err == nil {
+			_ = conn.SetDeadline(time.Now().Add(time.Second))
+			_, err = io.WriteString(conn, "version\r\n")
+			if err == nil {
+				var line string
+				line, err = bufio.NewReader(conn).ReadString('\n')
+				if err == nil && !strings.HasPrefix(line, "VERSION") {
+					err = fmt.Errorf("unexpected %q", line)
+				}
+			}
+			conn.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		last = err
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("memcached %s not ready: %v", addr, last)
+}
+
+// waitReady waits for readyURL (if any) to answer 200, then for the SIP
+// address to answer an OPTIONS over UDP.
+func waitReady(ctx context.Context, p *proc, readyURL, sip string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var last error
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			return fmt.Errorf("%s exited: %v", p.name, p.err)
+		}
+		last = nil
+		if readyURL != "" {
+			cl := http.Client{Timeout: time.Second}
+			resp, err := cl.Get(readyURL)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("%s: %s", readyURL, resp.Status)
+				}
+			}
+			last = err
+		}
+		if last == nil {
+			if last = sipOptions(sip); last == nil {
+				return nil
+			}
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%s not ready at %s after %v: %v", p.name, sip, d, last)
+}
+
+// sipOptions sends one OPTIONS to the server itself and waits for any
+// final response.
+func sipOptions(addr string) error {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	n := time.Now().UnixNano()
+	req := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-sb-%d\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:probe@localhost>;tag=%d\r\nTo: <sip:%s>\r\nCall-ID: sb-%d@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		addr, local, n, n, addr, n)
+	to, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo([]byte(req), to); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	buf := make([]byte, 8192)
+	for {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("OPTIONS: %w", err)
+		}
+		if s := string(buf[:n]); strings.HasPrefix(s, "SIP/2.0 ") && !strings.HasPrefix(s, "SIP/2.0 1") {
+			return nil
+		}
+	}
+}
+
+// freePort is a loopback port that was free for both TCP and UDP a moment
+// ago (SIP and gossip listen on both).
+func freePort() (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port")
+}
+
+// ---- processes ----
+
+// proc is a child process in its own process group, stopped by PID.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  *os.File
+	once sync.Once
+}
+
+type procTable struct {
+	mu   sync.Mutex
+	list []*proc
+}
+
+var procs procTable
+
+func (t *procTable) start(name, logPath, dir, bin string, args ...string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, done: make(chan struct{}), log: f}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	// Own process group: a Ctrl-C on the terminal reaches only sipbench,
+	// which stops the children in order. Pdeathsig: if sipbench dies
+	// without stopping them, the kernel sends SIGTERM.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	t.list = append(t.list, p)
+	go func() {
+		p.err = p.cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM to the process, waits up to 10 s, then SIGKILLs its
+// process group (its own children only: it was started with Setpgid), and
+// waits until no process of the group is left.
+func (p *proc) stop() {
+	p.once.Do(func() {
+		pid := p.pid()
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				logf("%s (pid %d) ignored SIGTERM: killing its process group", p.name, pid)
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+				<-p.done
+			}
+		}
+		// Children that outlive the main process (Kamailio's workers).
+		for range 100 {
+			if err := syscall.Kill(-pid, 0); errors.Is(err, syscall.ESRCH) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+			if err := syscall.Kill(-pid, 0); err == nil {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+		logf("%s: process group %d still alive", p.name, pid)
+	})
+}
+
+// stopAll stops every process still running, newest first.
+func (t *procTable) stopAll() {
+	t.mu.Lock()
+	list := slices.Clone(t.list)
+	t.mu.Unlock()
+	slices.Reverse(list)
+	for _, p := range list {
+		p.stop()
+	}
+}
