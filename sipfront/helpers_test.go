@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -266,4 +265,3 @@ func (e *env) live(aor string) []locsvc.Binding {
 	return res.Bindings
 }
 
-func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
