@@ -264,4 +264,3 @@ func (e *env) live(aor string) []locsvc.Binding {
 	}
 	return res.Bindings
 }
-
