@@ -64,11 +64,30 @@ func (m *MemStore) Get(_ context.Context, key string) (BindingSet, error) {
 	return Compact(s, m.now()), nil
 }
 
-// Merge implements Store.
+// Update implements Store. change runs under the key's lock, so a
+// register on the embedded store is atomic.
+func (m *MemStore) Update(_ context.Context, key string, change func(BindingSet) (BindingSet, error)) (BindingSet, error) {
+	sh := m.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	cur := Compact(sh.sets[key], m.now())
+	cur.Bindings = slices.Clone(cur.Bindings)
+	set, err := change(cur)
+	if err != nil {
+		return BindingSet{}, err
+	}
+	return m.mergeLocked(sh, key, set), nil
+}
+
+// Merge joins set into what is stored under key and returns the result.
 func (m *MemStore) Merge(_ context.Context, key string, set BindingSet) (BindingSet, error) {
 	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	return m.mergeLocked(sh, key, set), nil
+}
+
+func (m *MemStore) mergeLocked(sh *memShard, key string, set BindingSet) BindingSet {
 	s := Compact(Merge(sh.sets[key], set), m.now())
 	if len(s.Bindings) == 0 {
 		delete(sh.sets, key)
@@ -78,7 +97,7 @@ func (m *MemStore) Merge(_ context.Context, key string, set BindingSet) (Binding
 	// The caller owns what it gets, as with Get: editing it must not edit
 	// (or race with readers of) the stored set.
 	s.Bindings = slices.Clone(s.Bindings)
-	return s, nil
+	return s
 }
 
 // Len counts the records held, expired ones not yet swept included.

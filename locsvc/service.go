@@ -46,19 +46,25 @@ func (s *Service) Register(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	key := StoreKey(reg.AoR)
-	cur, err := s.store.Get(ctx, key)
-	if err != nil {
-		return Result{}, Unavailable(err)
-	}
-	now := s.now()
 	if reg.IsQuery() {
+		cur, err := s.store.Get(ctx, key)
+		if err != nil {
+			return Result{}, Unavailable(err)
+		}
+		now := s.now()
 		return Result{AoR: reg.AoR, Bindings: cur.Live(now), Now: now}, nil
 	}
-	next, err := Apply(cur, reg, now, s.limits, s.node)
-	if err != nil {
-		return Result{}, err
+	var now time.Time
+	var refused error // the registrar's answer, told apart from the store's
+	stored, err := s.store.Update(ctx, key, func(cur BindingSet) (BindingSet, error) {
+		now = s.now()
+		next, err := Apply(cur, reg, now, s.limits, s.node)
+		refused = err
+		return next, err
+	})
+	if refused != nil {
+		return Result{}, refused
 	}
-	stored, err := s.store.Merge(ctx, key, next)
 	if err != nil {
 		return Result{}, Unavailable(err)
 	}

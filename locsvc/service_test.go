@@ -187,8 +187,9 @@ func TestServiceLookupErrors(t *testing.T) {
 	}
 }
 
-// failingStore fails Get, Merge or both, and counts Merge calls that got
-// through to the wrapped store.
+// failingStore fails reads, writes or both, and counts writes that got
+// through to the wrapped store. Update fails its read like Get and its
+// write after change ran, as a replicated store whose quorum is lost would.
 type failingStore struct {
 	Store
 	failGet, failMerge bool
@@ -204,12 +205,22 @@ func (f *failingStore) Get(ctx context.Context, key string) (BindingSet, error) 
 	return f.Store.Get(ctx, key)
 }
 
-func (f *failingStore) Merge(ctx context.Context, key string, set BindingSet) (BindingSet, error) {
+func (f *failingStore) Update(ctx context.Context, key string, change func(BindingSet) (BindingSet, error)) (BindingSet, error) {
+	if f.failGet {
+		return BindingSet{}, errStoreDown
+	}
 	if f.failMerge {
+		cur, err := f.Store.Get(ctx, key)
+		if err != nil {
+			return BindingSet{}, err
+		}
+		if _, err := change(cur); err != nil {
+			return BindingSet{}, err
+		}
 		return BindingSet{}, errStoreDown
 	}
 	f.merges.Add(1)
-	return f.Store.Merge(ctx, key, set)
+	return f.Store.Update(ctx, key, change)
 }
 
 func TestServiceUnavailable(t *testing.T) {

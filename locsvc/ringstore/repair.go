@@ -214,7 +214,7 @@ func (r *Repairer) pushTo(c *shardClient, keys []string, sets map[string]locsvc.
 				continue // the replica already holds everything we have
 			}
 		}
-		_, wrote, err := s.mergeInto(c, key, set)
+		_, wrote, err := s.mergeInto(c, key, set, nil)
 		c.record(err, s.cfg.Now())
 		if err != nil {
 			r.stats.Failures.Add(1)

@@ -238,7 +238,7 @@ func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) e
 type replicaRead struct {
 	addr  string
 	found bool
-	raw   []byte
+	item  *memcache.Item // as read, CAS token included; nil when not found
 	set   locsvc.BindingSet
 }
 
@@ -246,9 +246,38 @@ type replicaRead struct {
 // missing replicas are queued for repair.
 func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) {
 	s.stats.Reads.Add(1)
+	reads, merged, err := s.read(key)
+	if err != nil {
+		return locsvc.BindingSet{}, err
+	}
+	s.queueReadRepair(key, reads, merged)
+	return merged, nil
+}
+
+// Update implements locsvc.Store. The write reuses each replica's read
+// (its value and CAS token), so a REGISTER costs one gets and one cas per
+// replica; a second gets happens only when another writer got in between.
+// No read repair is queued: the write itself brings every replica it
+// reaches up to date.
+func (s *Store) Update(ctx context.Context, key string, change func(locsvc.BindingSet) (locsvc.BindingSet, error)) (locsvc.BindingSet, error) {
+	s.stats.Reads.Add(1)
+	reads, cur, err := s.read(key)
+	if err != nil {
+		return locsvc.BindingSet{}, err
+	}
+	next, err := change(cur)
+	if err != nil {
+		return locsvc.BindingSet{}, err
+	}
+	return s.write(key, next, reads)
+}
+
+// read gets key from R replicas in parallel (falling over past failed
+// ones) and returns what each held and their merge, compacted.
+func (s *Store) read(key string) ([]replicaRead, locsvc.BindingSet, error) {
 	cands, _ := s.candidates(key)
 	var mu sync.Mutex
-	var reads []replicaRead
+	reads := make([]replicaRead, 0, s.cfg.Replicas)
 	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
 		rr := replicaRead{addr: c.addr}
 		it, err := c.mc().Get(key)
@@ -257,7 +286,7 @@ func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) 
 		case err != nil:
 			return err
 		default:
-			rr.found, rr.raw = true, it.Value
+			rr.found, rr.item = true, it
 			rr.set = s.decode(key, c.addr, it.Value)
 		}
 		mu.Lock()
@@ -267,16 +296,13 @@ func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) 
 	})
 	if ok == 0 {
 		s.stats.ReadFailures.Add(1)
-		return locsvc.BindingSet{}, err
+		return nil, locsvc.BindingSet{}, err
 	}
-	now := s.cfg.Now()
 	var merged locsvc.BindingSet
 	for _, r := range reads {
 		merged = locsvc.Merge(merged, r.set)
 	}
-	merged = locsvc.Compact(merged, now)
-	s.queueReadRepair(key, reads, merged)
-	return merged, nil
+	return reads, locsvc.Compact(merged, s.cfg.Now()), nil
 }
 
 // queueReadRepair rewrites replicas that disagree. Identical raw values
@@ -287,7 +313,7 @@ func (s *Store) queueReadRepair(key string, reads []replicaRead, merged locsvc.B
 	}
 	agree := true
 	for _, r := range reads {
-		if !r.found || !bytes.Equal(r.raw, reads[0].raw) {
+		if !r.found || !bytes.Equal(r.item.Value, reads[0].item.Value) {
 			agree = false
 			break
 		}
@@ -312,7 +338,7 @@ func (s *Store) readRepairLoop() {
 			return
 		case j := <-s.repairs:
 			c := s.client(j.addr)
-			_, wrote, err := s.mergeInto(c, j.key, j.set)
+			_, wrote, err := s.mergeInto(c, j.key, j.set, nil)
 			c.record(err, s.cfg.Now())
 			if err != nil {
 				s.log.Debug("read repair failed", "shard", j.addr, "key", j.key, "err", err)
@@ -325,15 +351,27 @@ func (s *Store) readRepairLoop() {
 	}
 }
 
-// Merge implements locsvc.Store: read-merge-write on R replicas in
-// parallel, W acknowledgements needed.
+// Merge joins set into what R replicas hold under key (read-merge-write
+// on each in parallel, W acknowledgements needed) and returns the result.
 func (s *Store) Merge(ctx context.Context, key string, set locsvc.BindingSet) (locsvc.BindingSet, error) {
+	return s.write(key, set, nil)
+}
+
+// write merges set into R replicas in parallel; reads, when given, are what
+// those replicas held a moment ago and spare each a gets.
+func (s *Store) write(key string, set locsvc.BindingSet, reads []replicaRead) (locsvc.BindingSet, error) {
 	s.stats.Writes.Add(1)
 	cands, quorum := s.candidates(key)
 	var mu sync.Mutex
 	result := set
 	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
-		stored, _, err := s.mergeInto(c, key, set)
+		var prior *replicaRead
+		for i := range reads {
+			if reads[i].addr == c.addr {
+				prior = &reads[i]
+			}
+		}
+		stored, _, err := s.mergeInto(c, key, set, prior)
 		if err == nil {
 			mu.Lock()
 			result = locsvc.Merge(result, stored)
@@ -350,12 +388,25 @@ func (s *Store) Merge(ctx context.Context, key string, set locsvc.BindingSet) (l
 }
 
 // mergeInto joins set into what one shard holds under key, with gets/cas
-// (add when missing) and retries on conflict. It reports the stored result
-// and whether it had to write.
-func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet) (locsvc.BindingSet, bool, error) {
+// (add when missing) and retries on conflict. prior, when not nil, is a
+// read of this shard that stands in for the first gets. It reports the
+// stored result and whether it had to write.
+func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, prior *replicaRead) (locsvc.BindingSet, bool, error) {
 	for range maxCASAttempts {
 		now := s.cfg.Now()
-		it, err := c.mc().Get(key)
+		var it *memcache.Item
+		var held locsvc.BindingSet
+		var err error
+		if prior != nil {
+			if prior.found {
+				it, held = prior.item, prior.set
+			} else {
+				err = memcache.ErrCacheMiss
+			}
+			prior = nil
+		} else if it, err = c.mc().Get(key); err == nil {
+			held = s.decode(key, c.addr, it.Value)
+		}
 		if errors.Is(err, memcache.ErrCacheMiss) {
 			m := locsvc.Compact(set, now)
 			if len(m.Bindings) == 0 {
@@ -375,7 +426,7 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet) (lo
 		if err != nil {
 			return locsvc.BindingSet{}, false, err
 		}
-		m := locsvc.Compact(locsvc.Merge(s.decode(key, c.addr, it.Value), set), now)
+		m := locsvc.Compact(locsvc.Merge(held, set), now)
 		val, err := locsvc.Encode(m)
 		if err != nil {
 			return m, false, err
@@ -383,9 +434,11 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet) (lo
 		if bytes.Equal(val, it.Value) {
 			return m, false, nil
 		}
-		it.Value = val
-		it.Expiration = ttlFor(m.LatestExpiry(), now, s.cfg.Grace)
-		err = c.mc().CompareAndSwap(it)
+		// A copy: the read it came from may be shared with other callers.
+		next := *it
+		next.Value = val
+		next.Expiration = ttlFor(m.LatestExpiry(), now, s.cfg.Grace)
+		err = c.mc().CompareAndSwap(&next)
 		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrCacheMiss) {
 			s.stats.CASConflicts.Add(1)
 			continue
