@@ -20,7 +20,7 @@ type failingStore struct{}
 func (failingStore) Get(context.Context, string) (locsvc.BindingSet, error) {
 	return locsvc.BindingSet{}, errors.New("no shard reachable")
 }
-func (failingStore) Merge(context.Context, string, locsvc.BindingSet) (locsvc.BindingSet, error) {
+func (failingStore) Update(context.Context, string, func(locsvc.BindingSet) (locsvc.BindingSet, error)) (locsvc.BindingSet, error) {
 	return locsvc.BindingSet{}, errors.New("no shard reachable")
 }
 
