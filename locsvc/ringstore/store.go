@@ -177,17 +177,23 @@ func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) e
 	next, inflight, launched := 0, 0, 0
 	var lastErr error
 	var skipped []*shardClient // passed over for an open breaker
+	inline := false            // run the next call on this goroutine
 	call := func(c *shardClient) {
 		inflight++
 		launched++
-		s.workers.run(func() {
+		one := func() {
 			err := fn(c)
 			c.record(err, s.cfg.Now())
 			if err != nil {
 				err = fmt.Errorf("shard %s: %w", c.addr, err)
 			}
-			done <- err
-		})
+			done <- err // buffered for every candidate: never blocks
+		}
+		if inline {
+			one()
+			return
+		}
+		s.workers.run(one)
 	}
 	launch := func() bool {
 		for next < len(cands) {
@@ -210,11 +216,15 @@ func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) e
 		}
 		return false
 	}
-	for range want {
+	// The caller would only wait, so it makes the last of the first calls
+	// itself: one goroutine hand-off fewer per call.
+	for i := range want {
+		inline = i == want-1
 		if !launch() {
 			break
 		}
 	}
+	inline = false
 	ok := 0
 	for inflight > 0 {
 		err := <-done
