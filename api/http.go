@@ -12,6 +12,7 @@ import (
 //
 //	GET /healthz    200 while the process runs (liveness)
 //	GET /readyz     200 when the node can serve, 503 with the reason otherwise
+//	GET /status     HTML status page drawing the ring (statuspage.go); / redirects there
 type HTTP struct {
 	srv      *Server
 	ready    func() error
@@ -44,6 +45,8 @@ func (h *HTTP) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/register", h.register)
 	mux.HandleFunc("GET /v1/lookup", h.lookup)
 	mux.HandleFunc("POST /v1/lookup", h.lookup)
+	mux.HandleFunc("GET /status", h.statusHTML)
+	mux.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusFound))
 	return mux
 }
 
