@@ -71,7 +71,7 @@ func toStatus(err error) error {
 	}
 	st := status.New(codeOf(e.Kind), e.Error())
 	details := []protoadapt.MessageV1{&locsvcv1.SipError{
-		Code: uint32(e.SIPCode()), Reason: e.SIPReason(), MinExpires: uint32(e.MinExpires), Field: e.Field,
+		Code: uint32(e.SIPCode()), Reason: e.SIPReason(), MinExpires: uint32(e.MinExpires), Field: e.Field, Limit: e.Limit,
 	}}
 	if e.Field != "" {
 		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
@@ -97,6 +97,7 @@ func FromStatus(err error) error {
 		if se, ok := d.(*locsvcv1.SipError); ok {
 			e.Field = se.Field
 			e.MinExpires = int(se.MinExpires)
+			e.Limit = se.Limit
 			e.Reason = strings.TrimPrefix(e.Reason, se.Field+": ")
 		}
 	}

@@ -98,7 +98,7 @@ func writeError(w http.ResponseWriter, err error) {
 		return
 	}
 	writeErrorBody(w, httpStatusOf(e.Kind), rpccode.Code(codeOf(e.Kind)).String(), e.Error(), &locsvcv1.SipError{
-		Code: uint32(e.SIPCode()), Reason: e.SIPReason(), MinExpires: uint32(e.MinExpires), Field: e.Field,
+		Code: uint32(e.SIPCode()), Reason: e.SIPReason(), MinExpires: uint32(e.MinExpires), Field: e.Field, Limit: e.Limit,
 	})
 }
 
@@ -112,10 +112,11 @@ func writeErrorBody(w http.ResponseWriter, status int, code, msg string, sip *lo
 		SIPReason  string `json:"sip_reason,omitempty"`
 		MinExpires uint32 `json:"min_expires,omitempty"`
 		Field      string `json:"field,omitempty"`
+		Limit      string `json:"limit,omitempty"`
 	}
 	body := errBody{Code: code, Message: msg}
 	if sip != nil {
-		body.SIPCode, body.SIPReason, body.MinExpires, body.Field = sip.Code, sip.Reason, sip.MinExpires, sip.Field
+		body.SIPCode, body.SIPReason, body.MinExpires, body.Field, body.Limit = sip.Code, sip.Reason, sip.MinExpires, sip.Field, sip.Limit
 	}
 	writeJSONValue(w, status, map[string]errBody{"error": body})
 }

@@ -32,9 +32,21 @@ type Error struct {
 	Reason string
 	// MinExpires is set with KindIntervalTooBrief.
 	MinExpires int
+	// Limit names the configured limit that refused the request
+	// (LimitContacts, LimitURILength, ...); empty for other errors.
+	Limit string
 	// Err is the underlying cause, if any (for logs; not for clients).
 	Err error
 }
+
+// Names of the limits that refuse requests (Error.Limit), as metrics label
+// them.
+const (
+	LimitContacts    = "contacts"     // contacts per request or per AoR (Limits.MaxContacts)
+	LimitURILength   = "uri_length"   // an AoR, contact or Path URI (Limits.MaxURILen)
+	LimitFieldLength = "field_length" // Call-ID, User-Agent, instance, received (Limits.MaxFieldLen)
+	LimitPathEntries = "path_entries" // Path entries (Limits.MaxPath)
+)
 
 func (e *Error) Error() string {
 	if e.Field != "" {

@@ -73,7 +73,7 @@ var transports = []string{"udp", "tcp", "tls", "sctp", "ws", "wss"}
 // refused before any I/O. Errors name the field at fault.
 func Check(req Request, lim Limits) (Registration, error) {
 	var r Registration
-	if err := checkLen("aor", req.AoR, lim.MaxURILen); err != nil {
+	if err := checkLen("aor", req.AoR, lim.MaxURILen, LimitURILength); err != nil {
 		return r, err
 	}
 	aor, err := NormalizeAoR(req.AoR)
@@ -114,11 +114,13 @@ func Check(req Request, lim Limits) (Registration, error) {
 		r.Received = req.Received
 	}
 	if len(req.Path) > lim.MaxPath {
-		return r, invalid("path", "%d entries, at most %d allowed", len(req.Path), lim.MaxPath)
+		e := invalid("path", "%d entries, at most %d allowed", len(req.Path), lim.MaxPath)
+		e.Limit = LimitPathEntries
+		return r, e
 	}
 	for i, p := range req.Path {
 		field := fmt.Sprintf("path[%d]", i)
-		if err := checkLen(field, p, lim.MaxURILen); err != nil {
+		if err := checkLen(field, p, lim.MaxURILen, LimitURILength); err != nil {
 			return r, err
 		}
 		if _, err := parseSIPURI(p); err != nil {
@@ -140,7 +142,7 @@ func Check(req Request, lim Limits) (Registration, error) {
 	}
 	if len(req.Contacts) > lim.MaxContacts {
 		return r, &Error{Kind: KindTooManyContacts, Field: "contacts",
-			Reason: fmt.Sprintf("%d contacts in one request, at most %d allowed", len(req.Contacts), lim.MaxContacts)}
+			Reason: fmt.Sprintf("%d contacts in one request, at most %d allowed", len(req.Contacts), lim.MaxContacts), Limit: LimitContacts}
 	}
 	for i, c := range req.Contacts {
 		u, err := checkContact(i, c, req, lim)
@@ -155,7 +157,7 @@ func Check(req Request, lim Limits) (Registration, error) {
 func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, error) {
 	field := func(name string) string { return fmt.Sprintf("contacts[%d].%s", i, name) }
 	var u ContactUpdate
-	if err := checkLen(field("uri"), c.URI, lim.MaxURILen); err != nil {
+	if err := checkLen(field("uri"), c.URI, lim.MaxURILen, LimitURILength); err != nil {
 		return u, err
 	}
 	if c.URI == "" {
@@ -214,9 +216,11 @@ func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, err
 	return u, nil
 }
 
-func checkLen(field, v string, limit int) error {
+func checkLen(field, v string, limit int, name string) error {
 	if len(v) > limit {
-		return invalid(field, "%d bytes, at most %d allowed", len(v), limit)
+		e := invalid(field, "%d bytes, at most %d allowed", len(v), limit)
+		e.Limit = name
+		return e
 	}
 	return nil
 }
@@ -225,7 +229,7 @@ func checkLen(field, v string, limit int) error {
 // encoding (protobuf strings) cannot hold anything else, so a request that
 // passed Check would otherwise fail only when written.
 func checkText(field, v string, limit int) error {
-	if err := checkLen(field, v, limit); err != nil {
+	if err := checkLen(field, v, limit, LimitFieldLength); err != nil {
 		return err
 	}
 	if !utf8.ValidString(v) {
@@ -322,7 +326,7 @@ func Apply(cur BindingSet, r Registration, now time.Time, lim Limits, node strin
 
 	if n := len(out.Live(now)); n > lim.MaxContacts {
 		return cur, &Error{Kind: KindTooManyContacts, Field: "contacts",
-			Reason: fmt.Sprintf("the AoR would have %d contacts, at most %d allowed", n, lim.MaxContacts)}
+			Reason: fmt.Sprintf("the AoR would have %d contacts, at most %d allowed", n, lim.MaxContacts), Limit: LimitContacts}
 	}
 	return out, nil
 }

@@ -74,7 +74,7 @@ func (s *Service) Register(ctx context.Context, req Request) (Result, error) {
 // Lookup returns the live bindings of an AoR. An unknown AoR is not an
 // error: it has no bindings.
 func (s *Service) Lookup(ctx context.Context, aor string) (Result, error) {
-	if err := checkLen("aor", aor, s.limits.MaxURILen); err != nil {
+	if err := checkLen("aor", aor, s.limits.MaxURILen, LimitURILength); err != nil {
 		return Result{}, err
 	}
 	norm, err := NormalizeAoR(aor)

@@ -558,7 +558,10 @@ type SipError struct {
 	// With 423: the Min-Expires value.
 	MinExpires uint32 `protobuf:"varint,3,opt,name=min_expires,json=minExpires,proto3" json:"min_expires,omitempty"`
 	// The request field at fault, when one is ("aor", "contacts[1].uri", ...).
-	Field         string `protobuf:"bytes,4,opt,name=field,proto3" json:"field,omitempty"`
+	Field string `protobuf:"bytes,4,opt,name=field,proto3" json:"field,omitempty"`
+	// The configured limit that refused the request, when one did:
+	// "contacts", "uri_length", "field_length" or "path_entries".
+	Limit         string `protobuf:"bytes,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -621,6 +624,13 @@ func (x *SipError) GetField() string {
 	return ""
 }
 
+func (x *SipError) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
 var File_locsvc_v1_location_proto protoreflect.FileDescriptor
 
 const file_locsvc_v1_location_proto_rawDesc = "" +
@@ -677,13 +687,14 @@ const file_locsvc_v1_location_proto_rawDesc = "" +
 	"user_agent\x18\f \x01(\tR\tuserAgent\x129\n" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
-	"\x04node\x18\x0e \x01(\tR\x04node\"m\n" +
+	"\x04node\x18\x0e \x01(\tR\x04node\"\x83\x01\n" +
 	"\bSipError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vmin_expires\x18\x03 \x01(\rR\n" +
 	"minExpires\x12\x14\n" +
-	"\x05field\x18\x04 \x01(\tR\x05field2\x95\x01\n" +
+	"\x05field\x18\x04 \x01(\tR\x05field\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\tR\x05limit2\x95\x01\n" +
 	"\x0fLocationService\x12C\n" +
 	"\bRegister\x12\x1a.locsvc.v1.RegisterRequest\x1a\x1b.locsvc.v1.RegisterResponse\x12=\n" +
 	"\x06Lookup\x12\x18.locsvc.v1.LookupRequest\x1a\x19.locsvc.v1.LookupResponseB0Z.github.com/locsvc/locsvc/api/locsvcv1;locsvcv1b\x06proto3"
