@@ -444,7 +444,9 @@ func buildStatusPage(st *locsvcv1.StatusResponse, now time.Time) statusPage {
 			Self: m.GetNodeId() == st.GetNodeId(), ShardCount: shardsOf[m.GetNodeId()],
 		}
 		if m.GetHttpAddr() != "" {
-			mv.StatusURL = "http://" + m.GetHttpAddr() + "/status"
+			// Scheme-relative: the browser keeps http or https, as the
+			// nodes of a cluster share their TLS settings.
+			mv.StatusURL = "//" + m.GetHttpAddr() + "/status"
 		}
 		p.Members = append(p.Members, mv)
 	}

@@ -325,7 +325,7 @@ func TestStatusPageEscapesHostileNames(t *testing.T) {
 		t.Errorf("shard attributes: %v, %v", shards[0].attrs, shards[1].attrs)
 	}
 	for _, e := range els {
-		if e.name == "a" && !strings.HasPrefix(e.attrs["href"], "http://127.0.0.1:1/") {
+		if e.name == "a" && !strings.HasPrefix(e.attrs["href"], "//127.0.0.1:1/") {
 			t.Errorf("member link %q", e.attrs["href"])
 		}
 	}

@@ -8,22 +8,29 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/locsvc/locsvc/api/locsvcv1"
+	"github.com/locsvc/locsvc/internal/testcerts"
 )
 
 // Node is a `locsvc serve` process on free loopback ports.
 type Node struct {
 	*Proc
-	ID       string
-	GRPC     string
-	HTTP     string
-	SIP      string
-	Gossip   string
-	conn     *grpc.ClientConn
-	Location locsvcv1.LocationServiceClient
-	Cluster  locsvcv1.ClusterServiceClient
+	ID     string
+	GRPC   string
+	HTTP   string
+	SIP    string
+	Gossip string
+	// HTTPBase is "http://" or, for a TLS node, "https://" and the --http
+	// address; HTTPClient reaches it (with the client certificate for an
+	// mTLS node).
+	HTTPBase   string
+	HTTPClient *http.Client
+	conn       *grpc.ClientConn
+	Location   locsvcv1.LocationServiceClient
+	Cluster    locsvcv1.ClusterServiceClient
 }
 
 // NodeOptions adds flags to a node; the address flags are filled in.
@@ -34,6 +41,12 @@ type NodeOptions struct {
 	NoSIP bool
 	// Bench runs the binary built without the race detector.
 	Bench bool
+	// TLS serves gRPC and HTTP over TLS with TLS's server certificate;
+	// MTLS also requires client certificates signed by its CA. The node's
+	// clients (Location, Cluster, HTTPClient) use the CA and, with MTLS,
+	// the client certificate.
+	TLS  *testcerts.Certs
+	MTLS bool
 }
 
 // StartNode starts a node and waits until /readyz answers 200.
@@ -48,15 +61,28 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 	}
 	args := append([]string{"serve", "--node-id", o.ID, "--grpc", n.GRPC, "--http", n.HTTP,
 		"--gossip", n.Gossip, "--sip", n.SIP}, o.Args...)
+	n.HTTPBase, n.HTTPClient = "http://"+n.HTTP, http.DefaultClient
+	creds := insecure.NewCredentials()
+	if o.TLS != nil {
+		args = append(args, "--tls-cert", o.TLS.ServerCert, "--tls-key", o.TLS.ServerKey)
+		if o.MTLS {
+			args = append(args, "--tls-client-ca", o.TLS.CAFile)
+		}
+		conf := o.TLS.ClientTLS(t, o.MTLS)
+		n.HTTPBase = "https://" + n.HTTP
+		n.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: conf}, Timeout: 5 * time.Second}
+		t.Cleanup(n.HTTPClient.CloseIdleConnections)
+		creds = credentials.NewTLS(conf)
+	}
 	bin := LocsvcBinary
 	if o.Bench {
 		bin = LocsvcBenchBinary
 	}
 	n.Proc = Start(t, "locsvc "+o.ID, bin(t), o.Env, args...)
-	if err := WaitHTTP(context.Background(), "http://"+n.HTTP+"/readyz", 20*time.Second); err != nil {
+	if err := waitHTTPWith(context.Background(), n.HTTPClient, n.HTTPBase+"/readyz", 20*time.Second); err != nil {
 		t.Fatalf("node %s not ready: %v\n%s", o.ID, err, n.Output())
 	}
-	conn, err := grpc.NewClient(n.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(n.GRPC, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

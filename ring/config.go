@@ -32,6 +32,13 @@ type Config struct {
 
 	SecretKey []byte // optional gossip encryption key, 16, 24 or 32 bytes (AES)
 
+	// Keys is a keyring, the alternative to SecretKey: Keys[0] encrypts,
+	// every key decrypts. Rotating a cluster's key without downtime takes
+	// a node restart at each step, each adding, promoting or dropping one
+	// key, so that at every moment all nodes share a key they can read
+	// (docs/security.md has the procedure).
+	Keys [][]byte
+
 	Meta Meta // initial metadata; NodeID is taken from Config.NodeID
 
 	// HealthCheck, when set, is called every HealthInterval for each shard
@@ -86,11 +93,24 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 			return nil, fmt.Errorf("ring: Advertise: %w", err)
 		}
 	}
+	if len(c.SecretKey) > 0 && len(c.Keys) > 0 {
+		return nil, errors.New("ring: SecretKey and Keys are exclusive")
+	}
 	if len(c.SecretKey) > 0 {
 		if err := memberlist.ValidateKey(c.SecretKey); err != nil {
 			return nil, fmt.Errorf("ring: SecretKey: %w", err)
 		}
 		mc.SecretKey = c.SecretKey
+	}
+	if len(c.Keys) > 0 {
+		for i, k := range c.Keys {
+			if err := memberlist.ValidateKey(k); err != nil {
+				return nil, fmt.Errorf("ring: Keys[%d]: %w", i, err)
+			}
+		}
+		if mc.Keyring, err = memberlist.NewKeyring(c.Keys, c.Keys[0]); err != nil {
+			return nil, fmt.Errorf("ring: Keys: %w", err)
+		}
 	}
 	// A node restarted under the same NodeID usually comes back on another
 	// port (port 0, containers). Without this memberlist refuses the new

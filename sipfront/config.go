@@ -2,9 +2,11 @@ package sipfront
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
@@ -24,6 +26,12 @@ type Config struct {
 	// Addr is the UDP and TCP listen address, host:port. Port 0 picks a
 	// free port; Server.Addr reports it.
 	Addr string
+	// TLSAddr, when set, adds a SIP over TLS listener (host:port; port 0
+	// picks one, Server.TLSAddr reports it), served like TCP: answers go
+	// back on the connection, bindings record transport "tls".
+	// TLSConfig holds its certificate (Certificates or GetCertificate).
+	TLSAddr   string
+	TLSConfig *tls.Config
 	// Advertise is the host:port this node names itself by in the Path
 	// entry it stores with each binding (calls go home). Default: the
 	// listen address, which must then not be a wildcard (0.0.0.0, ::).
@@ -71,6 +79,18 @@ type Config struct {
 	// TxCacheSize bounds the table of recent REGISTER answers and INVITE
 	// keys (default 65536 entries).
 	TxCacheSize int
+	// MaxMessageSize bounds a SIP message, bytes (default
+	// DefaultMaxMessageSize; MinMaxMessageSize to MaxMaxMessageSize). A
+	// larger request is answered 513 when it can be; over TCP the
+	// connection is then closed. See docs/limits.md.
+	MaxMessageSize int
+	// RegisterRate is the REGISTER requests per second allowed per source
+	// (IPv4 address, IPv6 /64); more get 503 with Retry-After. Trusted
+	// sources are exempt. 0 (the default) sets no limit.
+	RegisterRate float64
+	// RegisterBurst is how many REGISTERs a source may send at once above
+	// the rate (default twice RegisterRate, at least 1).
+	RegisterBurst int
 
 	now   func() time.Time // tests set the clock
 	realm string           // the first domain as given
@@ -84,6 +104,23 @@ const (
 	defaultTCPIdle        = 10 * time.Minute
 	defaultTxCacheSize    = 65536
 	minNonceKey           = 16
+	// rateLimitKeys bounds the per-source REGISTER buckets (about 100
+	// bytes each): ample for the sources seen in the few seconds a bucket
+	// lives, and small enough that a spoofed-source flood costs little.
+	rateLimitKeys = 65536
+)
+
+// Bounds of Config.MaxMessageSize. The default is twice the largest
+// REGISTER the default location limits allow (16 contacts and 8 Path
+// entries of 512-byte URIs, with their parameters and the usual headers:
+// about 18 KiB), and leaves room for a proxied INVITE's large SDP; it
+// halves what each TCP connection may make the server buffer compared
+// with sipgo's 64 KiB. Below the minimum an ordinary REGISTER would not
+// fit; above the maximum a UDP datagram cannot go.
+const (
+	DefaultMaxMessageSize = 32 << 10
+	MinMaxMessageSize     = 1 << 10
+	MaxMaxMessageSize     = 65535
 )
 
 // withDefaults validates c and fills in its defaults.
@@ -108,6 +145,14 @@ func (c Config) withDefaults() (Config, error) {
 	} else if err == nil && isWildcardHost(host) {
 		errs = append(errs, fmt.Errorf("addr %q listens on every address: set Advertise to the address peers reach this node at", c.Addr))
 	}
+	if c.TLSAddr != "" {
+		if _, _, err := net.SplitHostPort(c.TLSAddr); err != nil {
+			errs = append(errs, fmt.Errorf("TLS addr %q: %v", c.TLSAddr, err))
+		}
+		if c.TLSConfig == nil || (len(c.TLSConfig.Certificates) == 0 && c.TLSConfig.GetCertificate == nil) {
+			errs = append(errs, errors.New("TLS addr set without a TLS certificate"))
+		}
+	}
 	var domains []string
 	for _, d := range c.Domains {
 		if n := normalizeHost(d); n != "" {
@@ -129,6 +174,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.UDPReaders < 0 || c.MaxInFlight < 0 || c.MaxTCPConns < 0 || c.TxCacheSize < 0 {
 		errs = append(errs, errors.New("sizes must not be negative"))
+	}
+	if c.MaxMessageSize != 0 && (c.MaxMessageSize < MinMaxMessageSize || c.MaxMessageSize > MaxMaxMessageSize) {
+		errs = append(errs, fmt.Errorf("max message size %d is outside %d to %d bytes", c.MaxMessageSize,
+			MinMaxMessageSize, MaxMaxMessageSize))
+	}
+	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) || c.RegisterBurst < 0 {
+		errs = append(errs, fmt.Errorf("register rate %v and burst %d must be finite and not negative", c.RegisterRate, c.RegisterBurst))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("sipfront: %w", err)
@@ -162,6 +214,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.TxCacheSize == 0 {
 		c.TxCacheSize = defaultTxCacheSize
 	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.RegisterRate > 0 && c.RegisterBurst == 0 {
+		c.RegisterBurst = max(1, int(math.Ceil(2*c.RegisterRate)))
+	}
 	return c, nil
 }
 
@@ -177,6 +235,13 @@ func (c *Config) checkProtected() error {
 		return nil
 	}
 	host, _, _ := net.SplitHostPort(c.Addr)
+	if c.TLSAddr != "" {
+		// TLS encrypts but authenticates no client: the same rule holds.
+		if tlsHost, _, _ := net.SplitHostPort(c.TLSAddr); !isLoopbackHost(tlsHost) {
+			return fmt.Errorf("sipfront: refusing to serve SIP over TLS on %q without authentication: "+
+				"give credentials (digest auth), listen on loopback, or allow open serving explicitly (--allow-open)", c.TLSAddr)
+		}
+	}
 	if isLoopbackHost(host) {
 		c.Logger.Warn("SIP front end running without authentication (loopback only); set credentials to require digest auth",
 			"addr", c.Addr)

@@ -23,7 +23,11 @@
 // address (so RFC 3261 §18.2.2's "received" rule always names the source),
 // and rport (RFC 3581) selects the source port; without rport the sent-by
 // port is used (5060 when absent). maddr is ignored. TCP responses go back
-// on the connection the request came in on.
+// on the connection the request came in on. SIP over TLS (Config.TLSAddr)
+// is the TCP transport on tls.Conn (proxy mode: sipgo's TLS transport):
+// the same framing, answers on the connection, bindings recorded with
+// transport "tls"; no client certificate is asked for (digest auth is how
+// UAs prove who they are).
 //
 // A registrar may not be stateless (RFC 3261 §8.2.7): a retransmitted
 // REGISTER must get the same answer, and running it again would now fail
@@ -76,6 +80,12 @@
 //   - Locator errors: a *locsvc.Error answers with its SIPCode and
 //     SIPReason (423 adds Min-Expires; 503 adds Retry-After); anything else
 //     is 500.
+//   - Limits (limits.go, docs/limits.md): a REGISTER over the per-source
+//     rate (Config.RegisterRate; Trusted sources exempt) gets 503 "REGISTER
+//     Rate Limit Exceeded" with Retry-After, before any Locator call; a
+//     message over Config.MaxMessageSize gets 513 (§21.5.14) when its
+//     header can be parsed, and over TCP the connection is then closed.
+//     Each hit is counted in Stats.Limited.
 //
 // # Proxy mode
 //
@@ -108,7 +118,7 @@
 //     branches run in parallel, groups in sequence. Each branch has the
 //     contact as Request-URI, the binding's Path as Route set, Max-Forwards
 //     decremented, this node's Record-Route (<sip:ADVERTISE;lr>, with
-//     ;transport=tcp for TCP) on initial requests, two of them when the
+//     ;transport=tcp or ;transport=tls off UDP) on initial requests, two of them when the
 //     branch leaves on another transport than the request came on (double
 //     record-routing, RFC 5658), and a new top Via (sipgo's
 //     ClientRequestAddVia).

@@ -24,7 +24,7 @@ type target struct {
 	route []string
 	// dest is the transport address (ip:port) to send to instead of the
 	// one the top Route or the Request-URI names; transport goes with it
-	// ("udp", "tcp"; "" means UDP).
+	// ("udp", "tcp", "tls"; "" means UDP).
 	dest      string
 	transport string
 	q         int
@@ -117,7 +117,7 @@ func dstOf(uri string) (transport, addr string, ok bool) {
 			continue
 		}
 		tp, a, found := strings.Cut(value, ":")
-		if !found || (tp != "udp" && tp != "tcp") {
+		if !found || (tp != "udp" && tp != "tcp" && tp != "tls") {
 			return "", "", false
 		}
 		ap, err := netip.ParseAddrPort(a)

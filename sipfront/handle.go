@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"runtime/debug"
 
@@ -48,7 +49,7 @@ func (s *Server) receive(msg sip.Message, perr error, src netip.AddrPort, out si
 		})
 	}
 	req, isReq := msg.(*sip.Request)
-	if perr != nil {
+	if perr != nil && !errors.Is(perr, sip.ErrMessageTooLarge) {
 		s.stats.parseErrors.Add(1)
 	}
 	if !isReq || req == nil {
@@ -77,7 +78,11 @@ func (s *Server) receive(msg sip.Message, perr error, src netip.AddrPort, out si
 	}
 
 	if perr != nil {
-		s.answer(in, newResponse(req, 400, parseFault(perr)))
+		code := 400
+		if errors.Is(perr, sip.ErrMessageTooLarge) {
+			code = 513 // RFC 3261 §21.5.14; counted where it was found
+		}
+		s.answer(in, newResponse(req, code, parseFault(perr)))
 		return
 	}
 	if code, reason := requestFault(req); code != 0 {
@@ -94,6 +99,13 @@ func (s *Server) receive(msg sip.Message, perr error, src netip.AddrPort, out si
 			if resp != nil {
 				s.send(in, resp, code)
 			}
+			return
+		}
+		// After the retransmission check, so a retransmission is not
+		// counted against the source again (it gets the 503 kept in the
+		// table); before the handler, so a flood costs no storage.
+		if res := s.registerLimited(req, src.Addr()); res != nil {
+			s.answer(in, res)
 			return
 		}
 		run(s.handleRegister, in)
@@ -167,6 +179,10 @@ func (s *Server) receiveDatagram(data []byte, src netip.AddrPort, out sink) {
 		}
 	}()
 	if isKeepAlive(data) {
+		return
+	}
+	if len(data) > s.cfg.MaxMessageSize {
+		s.oversizedDatagram(data, src, out)
 		return
 	}
 	msg, err := s.parser.ParseSIP(data)

@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -30,6 +31,7 @@ type proxy struct {
 	client *sipgo.Client
 	udp    *net.UDPConn
 	tcp    *net.TCPListener
+	tls    net.Listener // nil without Config.TLSAddr
 	// udpLocal is the UDP listening address, set as the local address of
 	// requests sent over UDP so that they go out of the listening socket.
 	udpLocal sip.Addr
@@ -41,12 +43,13 @@ type proxy struct {
 	closing  chan struct{}  // closed by close: handlers stop waiting
 }
 
-// startProxy serves proxy mode on udp and tcp (already listening).
-func (s *Server) startProxy(udp *net.UDPConn, tcp *net.TCPListener) error {
+// startProxy serves proxy mode on udp and tcp (already listening), and on
+// tlsLn (may be nil) as SIP over TLS.
+func (s *Server) startProxy(udp *net.UDPConn, tcp *net.TCPListener, tlsLn *net.TCPListener) error {
 	log := s.log
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("locsvc"),
-		sipgo.WithUserAgentParser(newParser()),
+		sipgo.WithUserAgentParser(s.sizedParser()),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(log),
@@ -88,6 +91,14 @@ func (s *Server) startProxy(udp *net.UDPConn, tcp *net.TCPListener) error {
 	p.serving.Add(2)
 	go func() { defer p.serving.Done(); _ = srv.ServeUDP(udp) }()
 	go func() { defer p.serving.Done(); _ = srv.ServeTCP(tcp) }()
+	if tlsLn != nil {
+		// sipgo's TLS transport is its TCP one on tls.Conns: connections
+		// accepted here join its pool by remote address, so answers and
+		// requests forwarded to a UA registered over TLS reuse them.
+		p.tls = tls.NewListener(tlsLn, s.cfg.TLSConfig)
+		p.serving.Add(1)
+		go func() { defer p.serving.Done(); _ = srv.ServeTLS(p.tls) }()
+	}
 	s.proxy = p
 	return nil
 }
@@ -100,6 +111,11 @@ func (p *proxy) close() error {
 	err := p.udp.Close()
 	if e := p.tcp.Close(); err == nil {
 		err = e
+	}
+	if p.tls != nil {
+		if e := p.tls.Close(); err == nil {
+			err = e
+		}
 	}
 	p.waitHandlers(p.s.cfg.RequestTimeout)
 	if e := p.ua.Close(); err == nil {
@@ -211,6 +227,12 @@ func (p *proxy) prepare(req *sip.Request, tx sip.ServerTransaction) (src netip.A
 func (p *proxy) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	src, transport, ok := p.prepare(req, tx)
 	if !ok {
+		return
+	}
+	// sipgo's server transaction answers retransmissions, so each
+	// REGISTER is counted once.
+	if res := p.s.registerLimited(req, src.Addr()); res != nil {
+		p.respond(tx, res)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.s.cfg.RequestTimeout)
@@ -473,8 +495,8 @@ func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (*si
 
 // recordRoute is this node's Record-Route value for one transport.
 func (p *proxy) recordRoute(transport string) string {
-	if transport == "tcp" {
-		return "<" + p.rr + ";transport=tcp>"
+	if transport == "tcp" || transport == "tls" {
+		return "<" + p.rr + ";transport=" + transport + ">"
 	}
 	return "<" + p.rr + ">"
 }

@@ -227,6 +227,7 @@ func (s *Server) locatorError(req *sip.Request, err error) *sip.Response {
 		return newResponse(req, 500, "Server Internal Error")
 	}
 	res := newResponse(req, e.SIPCode(), e.SIPReason())
+	s.countLocatorLimit(e)
 	switch e.Kind {
 	case locsvc.KindIntervalTooBrief:
 		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(e.MinExpires)))

@@ -12,7 +12,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// Server is the SIP front end: UDP and TCP listeners on one address.
+// Server is the SIP front end: UDP and TCP listeners on one address, and
+// optionally a TLS listener on another.
 type Server struct {
 	loc    Locator
 	cfg    Config
@@ -20,6 +21,7 @@ type Server struct {
 	parser *sip.Parser
 	nonces *nonces
 	txs    *txCache
+	limits limits // message size and REGISTER rate (limits.go)
 	stats  counters
 	now    func() time.Time
 
@@ -41,6 +43,8 @@ type Server struct {
 	proxy    *proxy // proxy mode's sipgo server; nil in other modes
 	udp      *udpTransport
 	tcp      *tcpTransport
+	tls      *tcpTransport // nil without Config.TLSAddr
+	tlsAddr  string
 	stop     chan struct{}
 	sweeper  sync.WaitGroup
 }
@@ -71,6 +75,7 @@ func New(loc Locator, cfg Config) (*Server, error) {
 	}
 	s.nonces = &nonces{key: cfg.NonceKey, realm: cfg.realm, lifetime: cfg.NonceLifetime, now: s.clock}
 	s.txs = newTxCache(cfg.TxCacheSize, s.clock)
+	s.initLimits()
 	return s, nil
 }
 
@@ -90,16 +95,32 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("sipfront: listen %s: %w", s.cfg.Addr, err)
 	}
+	var tlsLn *net.TCPListener
+	if s.cfg.TLSAddr != "" {
+		ta, err := net.ResolveTCPAddr("tcp", s.cfg.TLSAddr)
+		if err == nil {
+			tlsLn, err = net.ListenTCP("tcp", ta)
+		}
+		if err != nil {
+			udp.Close()
+			tcp.Close()
+			return fmt.Errorf("sipfront: listen TLS %s: %w", s.cfg.TLSAddr, err)
+		}
+		s.tlsAddr = tlsLn.Addr().String()
+	}
 	s.started = true
 	s.setAddr(udp.LocalAddr().String())
 
 	if s.cfg.Mode == ModeProxy {
-		if err := s.startProxy(udp, tcp); err != nil {
+		if err := s.startProxy(udp, tcp, tlsLn); err != nil {
 			udp.Close()
 			tcp.Close()
+			if tlsLn != nil {
+				tlsLn.Close()
+			}
 			return fmt.Errorf("sipfront: proxy: %w", err)
 		}
-		s.log.Info("SIP front end listening", "addr", s.addr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
+		s.log.Info("SIP front end listening", "addr", s.addr, "tls", s.tlsAddr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
 			"auth", s.cfg.authEnabled(), "home", s.home)
 		return nil
 	}
@@ -107,11 +128,23 @@ func (s *Server) Start() error {
 	s.tcp = newTCPTransport(s, tcp)
 	s.udp.start(s.cfg.UDPReaders)
 	s.tcp.start()
+	if tlsLn != nil {
+		s.tls = newTLSTransport(s, tlsLn, s.cfg.TLSConfig)
+		s.tls.start()
+	}
 	s.sweeper.Add(1)
 	go s.sweepLoop()
-	s.log.Info("SIP front end listening", "addr", s.addr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
+	s.log.Info("SIP front end listening", "addr", s.addr, "tls", s.tlsAddr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
 		"auth", s.cfg.authEnabled(), "home", s.home)
 	return nil
+}
+
+// TLSAddr is the SIP over TLS address listened on, once started; "" when
+// there is none.
+func (s *Server) TLSAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tlsAddr
 }
 
 // setAddr records the address listened on, and what follows from it.
@@ -201,6 +234,9 @@ func (s *Server) Close() error {
 	}
 	s.udp.stopReading()
 	s.tcp.stopReading()
+	if s.tls != nil {
+		s.tls.stopReading()
+	}
 	s.handlers.Wait()
 	close(s.stop)
 	s.sweeper.Wait()

@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -19,10 +20,13 @@ import (
 const tcpWriteTimeout = 5 * time.Second
 
 // tcpTransport accepts connections and runs one reader with its own
-// stream parser per connection.
+// stream parser per connection. With tlsConf set it serves SIP over TLS
+// (transport_tls.go): the same framing, on a tls.Conn.
 type tcpTransport struct {
 	s       *Server
 	ln      *net.TCPListener
+	proto   string      // "tcp" or "tls": the transport bindings record
+	tlsConf *tls.Config // nil for TCP
 	mu      sync.Mutex
 	conns   map[*tcpConn]struct{}
 	closing atomic.Bool
@@ -30,7 +34,7 @@ type tcpTransport struct {
 }
 
 func newTCPTransport(s *Server, ln *net.TCPListener) *tcpTransport {
-	return &tcpTransport{s: s, ln: ln, conns: make(map[*tcpConn]struct{})}
+	return &tcpTransport{s: s, ln: ln, proto: "tcp", conns: make(map[*tcpConn]struct{})}
 }
 
 func (t *tcpTransport) start() {
@@ -54,7 +58,11 @@ func (t *tcpTransport) accept() {
 		full := len(t.conns) >= t.s.cfg.MaxTCPConns
 		var tc *tcpConn
 		if !full && !t.closing.Load() {
-			tc = &tcpConn{t: t, conn: c}
+			var conn net.Conn = c
+			if t.tlsConf != nil {
+				conn = tls.Server(c, t.tlsConf)
+			}
+			tc = &tcpConn{t: t, conn: conn}
 			t.conns[tc] = struct{}{}
 			t.wg.Add(1)
 		}
@@ -94,7 +102,7 @@ type tcpConn struct {
 	pending sync.WaitGroup // requests handed to handlers, not yet answered
 }
 
-func (c *tcpConn) name() string { return "tcp" }
+func (c *tcpConn) name() string { return c.t.proto }
 
 func (c *tcpConn) send(b []byte, _ netip.AddrPort) error {
 	c.wmu.Lock()
@@ -119,6 +127,9 @@ func (c *tcpConn) serve() {
 		s.stats.tcpConns.Add(-1)
 		c.t.wg.Done()
 	}()
+	if !c.handshake() {
+		return
+	}
 	src, _ := netip.ParseAddrPort(c.conn.RemoteAddr().String())
 	ps := s.parser.NewSIPStream()
 	defer ps.Close()
@@ -132,6 +143,7 @@ func (c *tcpConn) serve() {
 		}
 		n, err := c.conn.Read(buf)
 		if n > 0 && !c.feed(ps, buf[:n], src) {
+			c.lingerClose()
 			return
 		}
 		if err != nil {
@@ -160,6 +172,9 @@ func (c *tcpConn) feed(ps *sip.ParserStream, data []byte, src netip.AddrPort) bo
 		if err != nil {
 			// Answer if the broken message can be answered, then hang
 			// up: where the next message starts is unknown.
+			if errors.Is(err, sip.ErrMessageTooLarge) {
+				s.stats.limit(LimitMessageSize)
+			}
 			s.receiveSafe(msg, err, src, c, nil)
 			return false
 		}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/locsvc"
@@ -44,12 +43,19 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 			return nil, usageError{fmt.Errorf("--gossip-key: %w", err)}
 		}
 	}
+	var keyring [][]byte
+	if cfg.Sec.GossipKeyring != "" {
+		var err error
+		if keyring, err = readKeyring(cfg.Sec.GossipKeyring); err != nil {
+			return nil, usageError{fmt.Errorf("--gossip-keyring: %w", err)}
+		}
+	}
 	shards := make([]ring.ShardStatus, len(cfg.Memcached))
 	for i, a := range cfg.Memcached {
 		shards[i] = ring.ShardStatus{Addr: a}
 	}
 	mship, err := ring.Start(ring.Config{
-		NodeID: cfg.NodeID, BindAddr: cfg.Gossip, Join: cfg.Join, Profile: cfg.GossipProfile, SecretKey: key,
+		NodeID: cfg.NodeID, BindAddr: cfg.Gossip, Join: cfg.Join, Profile: cfg.GossipProfile, SecretKey: key, Keys: keyring,
 		Meta: ring.Meta{
 			NodeID: cfg.NodeID, GRPC: addrs.GRPCAddr, HTTP: addrs.HTTPAddr, SIP: addrs.SIPAddr, Zone: cfg.Zone,
 			State: ring.StateActive, Shards: shards,
@@ -117,7 +123,11 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 // runs against that cluster through the gRPC client.
 func openRemote(cfg *config) (*backend, sipfront.Locator, error) {
 	addr := strings.TrimPrefix(cfg.Locator, "grpc://")
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := cfg.Sec.locatorCreds()
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	conn, err := grpc.NewClient(addr, creds)
 	if err != nil {
 		return nil, nil, usageError{fmt.Errorf("--locator: %w", err)}
 	}
@@ -143,4 +153,42 @@ func readKeyFile(path string) ([]byte, error) {
 		return key, nil
 	}
 	return nil, fmt.Errorf("%s: key is %d bytes; want 16, 24 or 32", path, len(key))
+}
+
+// readKeyring reads a gossip keyring file: one base64 key (16, 24 or 32
+// bytes) a line, blank lines and # comments ignored, the first key the
+// primary (the one that encrypts).
+func readKeyring(path string) ([][]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	seen := make(map[string]int)
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: not base64: %v", path, i+1, err)
+		}
+		switch len(key) {
+		case 16, 24, 32:
+		default:
+			return nil, fmt.Errorf("%s:%d: key is %d bytes; want 16, 24 or 32", path, i+1, len(key))
+		}
+		// A duplicate is harmless to memberlist but is usually a rotation
+		// step gone wrong (the new key pasted twice, the old one lost).
+		if prev, ok := seen[string(key)]; ok {
+			return nil, fmt.Errorf("%s:%d: same key as line %d", path, i+1, prev)
+		}
+		seen[string(key)] = i + 1
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no key in it", path)
+	}
+	return keys, nil
 }

@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -24,13 +27,23 @@ type clientFlags struct {
 	server  string
 	timeout time.Duration
 	json    bool
+	// TLS towards a node serving with --tls-cert (and --tls-client-ca).
+	ca, cert, key string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "127.0.0.1:7070", "gRPC address of a locsvc node (env LOCSVC_GRPC)")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "call timeout")
 	fs.BoolVar(&c.json, "json", false, "print the answer as JSON")
+	fs.StringVar(&c.ca, "ca", "", "PEM CA bundle verifying the node's certificate: connect over TLS (env LOCSVC_CA)")
+	fs.StringVar(&c.cert, "cert", "", "PEM client certificate, for a node that requires one (env LOCSVC_CERT)")
+	fs.StringVar(&c.key, "key", "", "PEM private key of --cert (env LOCSVC_KEY)")
 }
+
+// clientEnvFlags may come from the environment (LOCSVC_CA, ...). The other
+// client flags do not: LOCSVC_TIMEOUT or LOCSVC_JSON set for a node would
+// change what a script calling locsvc lookup prints.
+var clientEnvFlags = []string{"ca", "cert", "key"}
 
 func (c *clientFlags) dial() (*grpc.ClientConn, context.Context, context.CancelFunc, error) {
 	if c.server == "127.0.0.1:7070" {
@@ -38,7 +51,15 @@ func (c *clientFlags) dial() (*grpc.ClientConn, context.Context, context.CancelF
 			c.server = env
 		}
 	}
-	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	conf, err := clientTLS(c.ca, c.cert, c.key, "--")
+	if err != nil {
+		return nil, nil, nil, usageError{err}
+	}
+	if conf != nil {
+		creds = credentials.NewTLS(conf)
+	}
+	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -52,6 +73,13 @@ func parseClient(name string, args []string, extra func(*flag.FlagSet)) (*client
 	c.register(fs)
 	if extra != nil {
 		extra(fs)
+	}
+	for _, name := range clientEnvFlags {
+		if v, ok := os.LookupEnv(envName(name)); ok {
+			if err := fs.Set(name, v); err != nil {
+				return nil, nil, usageError{fmt.Errorf("%s: %v", envName(name), err)}
+			}
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, usageError{err}
@@ -97,7 +125,7 @@ func registerCmd(args []string) error {
 	defer cancel()
 	res, err := locsvcv1.NewLocationServiceClient(conn).Register(ctx, req)
 	if err != nil {
-		return api.FromStatus(err)
+		return c.callError(err)
 	}
 	return printBindings(c, res, res.Aor, res.Bindings)
 }
@@ -118,9 +146,20 @@ func lookupCmd(args []string) error {
 	defer cancel()
 	res, err := locsvcv1.NewLocationServiceClient(conn).Lookup(ctx, &locsvcv1.LookupRequest{Aor: rest[0]})
 	if err != nil {
-		return api.FromStatus(err)
+		return c.callError(err)
 	}
 	return printBindings(c, res, res.Aor, res.Bindings)
+}
+
+// callError explains a failed call. Every Unavailable a node answers
+// carries a SipError detail; one without it came from the connection
+// (node down, TLS handshake refused, a plaintext client at a TLS node), and
+// "no replica reachable" would send the operator to the wrong place.
+func (c *clientFlags) callError(err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && len(st.Details()) == 0 {
+		return fmt.Errorf("cannot reach %s: %s", c.server, st.Message())
+	}
+	return api.FromStatus(err)
 }
 
 func printBindings(c *clientFlags, msg proto.Message, aor string, bs []*locsvcv1.Binding) error {
@@ -156,7 +195,7 @@ func statusCmd(args []string) error {
 	defer cancel()
 	st, err := locsvcv1.NewClusterServiceClient(conn).Status(ctx, &locsvcv1.StatusRequest{})
 	if err != nil {
-		return api.FromStatus(err)
+		return c.callError(err)
 	}
 	if c.json {
 		return printJSON(st)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/sipfront"
 )
 
 // config is what `locsvc serve` runs with; see DESIGN.md's command-line
@@ -46,6 +48,12 @@ type config struct {
 	WriteQuorum      int
 	RepairRate       int
 	MemcachedTimeout time.Duration
+	// SIP front-end limits (docs/limits.md).
+	SIPMaxMessage int
+	RegisterRate  float64
+	RegisterBurst int
+
+	Sec security // TLS and the gossip keyring (tls.go)
 }
 
 var sipModes = []string{"registrar", "redirect", "proxy"}
@@ -56,6 +64,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	lim := locsvc.DefaultLimits()
 	var memcached, join, domains, trusted, logLevel string
 	var minExp, maxExp, defExp int
+	fs.String(configFlag, "", "YAML file of serve flags, keyed by flag name; command-line flags and LOCSVC_ variables override it")
 	fs.StringVar(&cfg.NodeID, "node-id", host, "unique node name")
 	fs.StringVar(&cfg.GRPC, "grpc", "127.0.0.1:7070", "gRPC listen address")
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "HTTP listen address (health, readiness, status)")
@@ -86,6 +95,10 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.IntVar(&cfg.WriteQuorum, "write-quorum", 0, "acknowledgements a write needs (0: a majority of --replicas)")
 	fs.IntVar(&cfg.RepairRate, "repair-rate", 5000, "records per second that repair may copy, per node")
 	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", 500*time.Millisecond, "timeout of each memcached call")
+	fs.IntVar(&cfg.SIPMaxMessage, "sip-max-message", sipfront.DefaultMaxMessageSize, "largest SIP message accepted, bytes; larger gets 513 (TCP: then the connection closes)")
+	fs.Float64Var(&cfg.RegisterRate, "register-rate", 20, "REGISTER requests per second allowed per source IP (IPv6: per /64), --trusted exempt; over it gets 503 (0: no limit)")
+	fs.IntVar(&cfg.RegisterBurst, "register-burst", 0, "REGISTER requests a source may send at once above --register-rate (0: twice the rate)")
+	cfg.Sec.register(fs)
 
 	finish := func() error {
 		cfg.Memcached, cfg.Join, cfg.Domains = splitList(memcached), splitList(join), splitList(domains)
@@ -175,6 +188,17 @@ func (c *config) validate() error {
 		if _, err := os.Stat(c.Credentials); err != nil {
 			errs = append(errs, fmt.Errorf("--credentials: %v", err))
 		}
+	}
+	errs = append(errs, c.Sec.validate(c)...)
+	if c.SIPMaxMessage < sipfront.MinMaxMessageSize || c.SIPMaxMessage > sipfront.MaxMaxMessageSize {
+		errs = append(errs, fmt.Errorf("--sip-max-message: must lie between %d and %d bytes, got %d",
+			sipfront.MinMaxMessageSize, sipfront.MaxMaxMessageSize, c.SIPMaxMessage))
+	}
+	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) {
+		errs = append(errs, fmt.Errorf("--register-rate: must be 0 (no limit) or positive, got %v", c.RegisterRate))
+	}
+	if c.RegisterBurst < 0 {
+		errs = append(errs, fmt.Errorf("--register-burst: must not be negative, got %d", c.RegisterBurst))
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)

@@ -8,8 +8,7 @@ import (
 )
 
 // envPrefix: every flag can also be set from the environment as
-// LOCSVC_<FLAG>, dashes as underscores (LOCSVC_NODE_ID). A flag given on the
-// command line wins over the environment.
+// LOCSVC_<FLAG>, dashes as underscores (LOCSVC_NODE_ID).
 const envPrefix = "LOCSVC_"
 
 // envName is the environment variable that may set flag name.
@@ -17,23 +16,43 @@ func envName(name string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// parseFlags applies the environment, then the arguments.
+// parseFlags sets fs from, in order of precedence, the arguments, the
+// environment and, when fs has a --config flag and it (or LOCSVC_CONFIG)
+// names a file, that config file; the flags' defaults come last.
+//
+// The arguments are parsed first so that the config file's name is known
+// and so that what they set is never overwritten: each lower source sets
+// only the flags no higher source gave.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
+	var fromEnv []string
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil {
+		if err != nil || given[f.Name] {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, serr)
 			}
+			fromEnv = append(fromEnv, f.Name)
 		}
 	})
 	if err != nil {
 		return err
 	}
-	return fs.Parse(args)
+	cf := fs.Lookup(configFlag)
+	if cf == nil || cf.Value.String() == "" {
+		return nil
+	}
+	for _, name := range fromEnv {
+		given[name] = true
+	}
+	return applyConfigFile(fs, cf.Value.String(), given)
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

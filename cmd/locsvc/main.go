@@ -24,11 +24,17 @@ Usage:
   locsvc version                       print the version
 
 Every serve flag may also come from the environment as LOCSVC_<FLAG>
-(dashes as underscores), e.g. LOCSVC_NODE_ID=node1.
+(dashes as underscores), e.g. LOCSVC_NODE_ID=node1, or from a YAML file
+given by --config FILE (or LOCSVC_CONFIG) whose keys are the flag names,
+e.g. node-id: node1 (docs/config.md). The command line wins over the
+environment, which wins over the file.
 `
 
 // usageError marks a mistake in how locsvc was called (exit status 2).
 type usageError struct{ error }
+
+// Unwrap lets main see flag.ErrHelp through it: -h is not a mistake.
+func (e usageError) Unwrap() error { return e.error }
 
 func main() {
 	if len(os.Args) < 2 {

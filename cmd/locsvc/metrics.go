@@ -44,12 +44,15 @@ var (
 		"SIP responses sent, by status code.", []string{"code"}, nil)
 	descSIPEvents = prometheus.NewDesc("locsvc_sip_events_total",
 		"SIP front-end events, by kind (retransmission, parse_error, dropped, panic).", []string{"kind"}, nil)
-	descSIPTCP = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections.", nil, nil)
+	descSIPTCP     = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections.", nil, nil)
+	descSIPLimited = prometheus.NewDesc("locsvc_sip_limited_total",
+		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
+		[]string{"limit"}, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
-		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP} {
+		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited} {
 		ch <- d
 	}
 }
@@ -113,6 +116,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSIPEvents, st.Dropped, "dropped")
 		counter(descSIPEvents, st.Panics, "panic")
 		gauge(descSIPTCP, float64(st.TCPConns))
+		for limit, n := range st.Limited {
+			counter(descSIPLimited, n, limit)
+		}
 	}
 }
 

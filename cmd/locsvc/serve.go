@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/locsvc"
@@ -34,6 +35,10 @@ func serve(args []string) error {
 		return usageError{err}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	srvTLS, err := cfg.Sec.serverTLS(log)
+	if err != nil {
+		return usageError{err}
+	}
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
@@ -94,7 +99,11 @@ func serve(args []string) error {
 	errc := make(chan error, 2)
 	var grpcSrv *grpc.Server
 	if apiSrv != nil {
-		grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(api.NewGRPCMetrics(reg).Interceptor))
+		opts := []grpc.ServerOption{grpc.UnaryInterceptor(api.NewGRPCMetrics(reg).Interceptor)}
+		if srvTLS != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(srvTLS.Clone())))
+		}
+		grpcSrv = grpc.NewServer(opts...)
 		apiSrv.RegisterGRPC(grpcSrv)
 		apiSrv.SetServing(true)
 		go func() { errc <- grpcSrv.Serve(grpcLn) }()
@@ -104,14 +113,25 @@ func serve(args []string) error {
 	if cfg.Pprof {
 		handler = withPprof(handler)
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	go func() { errc <- httpSrv.Serve(httpLn) }()
-	sipAddr := ""
+	// ErrorLog: net/http reports failed TLS handshakes there (a client
+	// without a certificate, a scanner); keep them in the structured log.
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if srvTLS != nil {
+		// ServeTLS adds h2 and http/1.1 to a clone of this, and takes the
+		// certificate from GetCertificate when given no files.
+		httpSrv.TLSConfig = srvTLS.Clone()
+		go func() { errc <- httpSrv.ServeTLS(httpLn, "", "") }()
+	} else {
+		go func() { errc <- httpSrv.Serve(httpLn) }()
+	}
+	sipAddr, sipTLSAddr := "", ""
 	if sipSrv != nil {
-		sipAddr = sipSrv.Addr()
+		sipAddr, sipTLSAddr = sipSrv.Addr(), sipSrv.TLSAddr()
 	}
 	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "locator", cfg.Locator,
-		"grpc", info.GRPCAddr, "http", info.HTTPAddr, "sip", sipAddr, "sip_mode", cfg.SIPMode)
+		"grpc", info.GRPCAddr, "http", info.HTTPAddr, "tls", srvTLS != nil, "mtls", cfg.Sec.ClientCAFile != "",
+		"sip", sipAddr, "sip_tls", sipTLSAddr, "sip_mode", cfg.SIPMode)
 
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)

@@ -20,6 +20,14 @@ func startSIP(cfg *config, loc sipfront.Locator, log *slog.Logger) (*sipfront.Se
 	fc := sipfront.Config{
 		Addr: cfg.SIP, Advertise: cfg.SIPAdvertise, Mode: cfg.SIPMode, Domains: cfg.Domains,
 		Trusted: cfg.Trusted, AllowOpen: cfg.AllowOpen, AuthAll: cfg.SIPAuthAll, Logger: log.With("component", "sip"),
+		MaxMessageSize: cfg.SIPMaxMessage, RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
+	}
+	if cfg.Sec.SIPTLS != "" {
+		conf, err := cfg.Sec.sipTLS(log)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		fc.TLSAddr, fc.TLSConfig = cfg.Sec.SIPTLS, conf
 	}
 	if cfg.Credentials != "" {
 		creds, err := sipfront.LoadCredentials(cfg.Credentials)
