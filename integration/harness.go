@@ -194,12 +194,19 @@ func (p *Proc) Kill() {
 
 // WaitHTTP polls url until it answers 200 or d passes.
 func WaitHTTP(ctx context.Context, url string, d time.Duration) error {
+	return waitHTTPWith(ctx, http.DefaultClient, url, d)
+}
+
+// waitHTTPWith is WaitHTTP through client, which for a TLS node carries
+// the CA and perhaps a client certificate (NodeOptions.TLS; certificates
+// come from internal/testcerts).
+func waitHTTPWith(ctx context.Context, client *http.Client, url string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

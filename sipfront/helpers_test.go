@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,31 +201,15 @@ func (c *tcpClient) sendRaw(text string) {
 // recv reads one response off the stream, or nil on timeout or EOF.
 func (c *tcpClient) recv(d time.Duration) *sip.Response {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(d))
-	var head strings.Builder
-	length := 0
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			return nil
-		}
-		head.WriteString(line)
-		if line == "\r\n" {
-			break
-		}
-		if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
-			length, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	body := make([]byte, length)
-	if _, err := io.ReadFull(c.r, body); err != nil {
+	m := c.recvMsg(d)
+	if m == nil {
 		return nil
 	}
-	m, err := sip.ParseMessage([]byte(head.String() + string(body)))
-	if err != nil {
-		c.t.Fatalf("unparseable answer: %v\n%s", err, head.String())
+	res, ok := m.(*sip.Response)
+	if !ok {
+		c.t.Fatalf("got a request where a response was due:\n%s", m)
 	}
-	return m.(*sip.Response)
+	return res
 }
 
 func (c *tcpClient) do(m msg) *sip.Response {
