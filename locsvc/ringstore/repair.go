@@ -233,7 +233,10 @@ func getMulti(c *shardClient, keys []string, now func() time.Time) (map[string]*
 	var items map[string]*memcache.Item
 	var err error
 	for range 2 {
-		items, err = c.mc().GetMulti(keys)
+		err = c.use(func(mc *memcache.Client) (err error) {
+			items, err = mc.GetMulti(keys)
+			return err
+		})
 		c.record(err, now())
 		if !isShardFailure(err) {
 			break

@@ -2,6 +2,7 @@ package ringstore
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,12 @@ type shardClient struct {
 	timeout time.Duration
 	idle    int
 	mcp     atomic.Pointer[memcache.Client]
+	// slots bounds the commands in flight, so at most idle connections
+	// are open: past gomemcache's idle pool every command dials a fresh
+	// connection and closes it after, and under a burst that churn (tens
+	// of thousands of sockets in TIME_WAIT) slowed memcached calls until
+	// the SIP front end fell behind for good.
+	slots chan struct{}
 
 	mu        sync.Mutex
 	failures  int       // consecutive
@@ -32,7 +39,7 @@ const (
 )
 
 func newShardClient(addr string, timeout time.Duration, idle int) *shardClient {
-	c := &shardClient{addr: addr, timeout: timeout, idle: idle}
+	c := &shardClient{addr: addr, timeout: timeout, idle: idle, slots: make(chan struct{}, idle)}
 	c.mcp.Store(c.dial())
 	return c
 }
@@ -49,6 +56,28 @@ func (c *shardClient) dial() *memcache.Client {
 // it, so after a memcached restart every pooled connection would fail one
 // request each (and keep the breaker open for a minute).
 func (c *shardClient) mc() *memcache.Client { return c.mcp.Load() }
+
+// errShardBusy: every connection slot stayed taken for a whole timeout.
+// The shard is overloaded or wedged; the calls holding the slots report
+// which, so this is not a failure of its own (see isShardFailure).
+var errShardBusy = errors.New("every connection to the shard is busy")
+
+// use runs op on the shard's client once a connection slot is free.
+func (c *shardClient) use(op func(*memcache.Client) error) error {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(c.timeout)
+		select {
+		case c.slots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return errShardBusy
+		}
+	}
+	defer func() { <-c.slots }()
+	return op(c.mc())
+}
 
 // available reports whether requests should go to this shard now. While
 // the breaker is open, one caller at a time is let through as a probe once
@@ -80,8 +109,14 @@ func (c *shardClient) record(err error, now time.Time) {
 	failed := isShardFailure(err)
 	c.mu.Lock()
 	if failed {
-		if old := c.mcp.Swap(c.dial()); old != nil {
-			_ = old.Close()
+		// A timeout leaves the pooled connections sound (a slow shard, not
+		// a restarted one); replacing them all then would only add a
+		// storm of new connections to a shard already slow.
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			if old := c.mcp.Swap(c.dial()); old != nil {
+				_ = old.Close()
+			}
 		}
 		c.failures++
 		if c.failures >= breakerFailures {
@@ -102,7 +137,8 @@ func isShardFailure(err error) bool {
 	case err == nil,
 		errors.Is(err, memcache.ErrCacheMiss),
 		errors.Is(err, memcache.ErrCASConflict),
-		errors.Is(err, memcache.ErrNotStored):
+		errors.Is(err, memcache.ErrNotStored),
+		errors.Is(err, errShardBusy):
 		return false
 	}
 	return true

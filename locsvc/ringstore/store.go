@@ -290,7 +290,11 @@ func (s *Store) read(key string) ([]replicaRead, locsvc.BindingSet, error) {
 	reads := make([]replicaRead, 0, s.cfg.Replicas)
 	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
 		rr := replicaRead{addr: c.addr}
-		it, err := c.mc().Get(key)
+		var it *memcache.Item
+		err := c.use(func(mc *memcache.Client) (err error) {
+			it, err = mc.Get(key)
+			return err
+		})
 		switch {
 		case errors.Is(err, memcache.ErrCacheMiss):
 		case err != nil:
@@ -414,7 +418,10 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 				err = memcache.ErrCacheMiss
 			}
 			prior = nil
-		} else if it, err = c.mc().Get(key); err == nil {
+		} else if err = c.use(func(mc *memcache.Client) (err error) {
+			it, err = mc.Get(key)
+			return err
+		}); err == nil {
 			held = s.decode(key, c.addr, it.Value)
 		}
 		if errors.Is(err, memcache.ErrCacheMiss) {
@@ -426,7 +433,9 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 			if err != nil {
 				return m, false, err
 			}
-			err = c.mc().Add(&memcache.Item{Key: key, Value: val, Expiration: ttlFor(m.LatestExpiry(), now, s.cfg.Grace)})
+			err = c.use(func(mc *memcache.Client) error {
+				return mc.Add(&memcache.Item{Key: key, Value: val, Expiration: ttlFor(m.LatestExpiry(), now, s.cfg.Grace)})
+			})
 			if errors.Is(err, memcache.ErrNotStored) {
 				s.stats.CASConflicts.Add(1)
 				continue // another writer added it first: merge with theirs
@@ -448,7 +457,7 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 		next := *it
 		next.Value = val
 		next.Expiration = ttlFor(m.LatestExpiry(), now, s.cfg.Grace)
-		err = c.mc().CompareAndSwap(&next)
+		err = c.use(func(mc *memcache.Client) error { return mc.CompareAndSwap(&next) })
 		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrCacheMiss) {
 			s.stats.CASConflicts.Add(1)
 			continue
