@@ -113,6 +113,53 @@ func newResponse(req *sip.Request, code int, reason string) *sip.Response {
 // it parses back: its URI parser is lax, and a response must not carry
 // what the client cannot read.
 func echoable(h sip.Header) bool {
+	switch h := h.(type) {
+	case *sip.FromHeader:
+		if plainAddress(h.DisplayName, &h.Address, h.Params) {
+			return true
+		}
+	case *sip.ToHeader:
+		if plainAddress(h.DisplayName, &h.Address, h.Params) {
+			return true
+		}
+	}
+	return reparses(h)
+}
+
+// plainAddress recognises, without rendering and parsing the header again
+// (5% of a REGISTER's CPU when it was done for every header), the everyday
+// From and To: no display name, a sip or sips URI with a host, and nothing
+// but token characters in its parts, which sipgo renders as it read them.
+// Anything else takes the slow check.
+func plainAddress(name string, u *sip.Uri, params sip.HeaderParams) bool {
+	if name != "" || (u.Scheme != "sip" && u.Scheme != "sips") || u.Host == "" || u.Password != "" ||
+		len(u.Headers) > 0 || !plainText(u.User) || !plainText(u.Host) {
+		return false
+	}
+	for _, ps := range [2]sip.HeaderParams{u.UriParams, params} {
+		for _, kv := range ps {
+			if kv.K == "" || !plainText(kv.K) || !plainText(kv.V) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// plainText: letters, digits and the marks of an RFC 3261 token.
+func plainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// reparses is the slow check: the header as sipgo renders it parses back
+// to a URI that can be answered.
+func reparses(h sip.Header) bool {
 	var u sip.Uri
 	var params sip.HeaderParams
 	if _, err := sip.ParseAddressValue(h.Value(), &u, &params); err != nil {
