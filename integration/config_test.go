@@ -91,6 +91,10 @@ register-burst: 3
 	if !strings.Contains(metrics, `locsvc_sip_limited_total{limit="message_size"} 0`) {
 		t.Errorf("/metrics does not show the limits not hit:\n%s", grepLines(metrics, "locsvc_sip_limited_total"))
 	}
+	// Every REGISTER got a final answer from the front end itself.
+	if want := fmt.Sprintf(`locsvc_sip_answer_duration_seconds_count{method="REGISTER"} %d`, flood); !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, grepLines(metrics, "locsvc_sip_answer_duration"))
+	}
 }
 
 // A bad config file stops serve before it starts anything: exit status

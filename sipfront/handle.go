@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"runtime/debug"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -25,6 +26,8 @@ type inbound struct {
 	key  string // transaction key, for requests answered from txcache
 	// answered is set once a final answer went out.
 	answered bool
+	// arrived is when the request was parsed, for Stats.AnswerTimes.
+	arrived time.Time
 }
 
 // receive takes one parsed message off the wire (perr: sipgo's parse
@@ -69,7 +72,7 @@ func (s *Server) receive(msg sip.Message, perr error, src netip.AddrPort, out si
 		return
 	}
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	in := &inbound{req: req, via: via, src: src, out: out}
+	in := &inbound{req: req, via: via, src: src, out: out, arrived: time.Now()}
 	// The key uses sent-by as the client wrote it: fixVia adds only
 	// parameters.
 	fixVia(via, src)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
@@ -249,6 +250,9 @@ func render(res *sip.Response) []byte {
 func (s *Server) answer(in *inbound, res *sip.Response) {
 	res.SetBody(nil) // Content-Length: 0, last
 	b := render(res)
+	if !in.answered && res.StatusCode >= 200 && !in.arrived.IsZero() {
+		s.stats.answered(string(in.req.Method), time.Since(in.arrived))
+	}
 	in.answered = true
 	if in.key != "" {
 		s.txs.finish(in.key, b, res.StatusCode)

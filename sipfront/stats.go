@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/locsvc/locsvc/locsvc"
 )
@@ -32,6 +33,50 @@ type Stats struct {
 	// limit is present, hit or not, so that its metric exists from the
 	// start and a rate over it is defined.
 	Limited map[string]uint64
+	// AnswerTimes is, by method, the time from a request's arrival to the
+	// final answer the front end itself sent (registrar and redirect
+	// answers, refusals; not responses relayed by proxy mode).
+	AnswerTimes map[string]Histogram
+}
+
+// Histogram counts durations into AnswerBuckets.
+type Histogram struct {
+	Count uint64
+	Sum   time.Duration
+	// Buckets[i] counts durations <= AnswerBuckets[i] (cumulative, as
+	// Prometheus wants them).
+	Buckets []uint64
+}
+
+// AnswerBuckets are the upper bounds of the answer-time histogram: from a
+// fast in-memory answer to a memcached call that hit its timeout.
+var AnswerBuckets = [...]time.Duration{250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond,
+	2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second}
+
+type histogram struct {
+	buckets [len(AnswerBuckets) + 1]atomic.Uint64 // the last: above every bound
+	sum     atomic.Int64                          // nanoseconds
+}
+
+func (h *histogram) observe(d time.Duration) {
+	i := 0
+	for i < len(AnswerBuckets) && d > AnswerBuckets[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+	h.sum.Add(int64(d))
+}
+
+func (h *histogram) snapshot() (Histogram, bool) {
+	out := Histogram{Sum: time.Duration(h.sum.Load()), Buckets: make([]uint64, len(AnswerBuckets))}
+	for i := range h.buckets {
+		out.Count += h.buckets[i].Load()
+		if i < len(AnswerBuckets) {
+			out.Buckets[i] = out.Count
+		}
+	}
+	return out, out.Count > 0
 }
 
 // Limit names, as counted in Stats.Limited and exported as the limit
@@ -70,6 +115,13 @@ type counters struct {
 	panics      atomic.Uint64
 	tcpConns    atomic.Int64
 	limited     [len(limitNames)]atomic.Uint64
+	answerTimes [len(knownMethods)]histogram
+}
+
+// answered records how long a request of this method waited for its final
+// answer.
+func (c *counters) answered(method string, d time.Duration) {
+	c.answerTimes[methodIndex(method)].observe(d)
 }
 
 // limit counts a hit of the named limit (one of limitNames).
@@ -83,13 +135,17 @@ func (c *counters) limit(name string) {
 }
 
 func (c *counters) request(method string) {
+	c.requests[methodIndex(method)].Add(1)
+}
+
+// methodIndex places a method in knownMethods; others count as "OTHER".
+func methodIndex(method string) int {
 	for i, m := range knownMethods[:len(knownMethods)-1] {
 		if m == method {
-			c.requests[i].Add(1)
-			return
+			return i
 		}
 	}
-	c.requests[len(knownMethods)-1].Add(1)
+	return len(knownMethods) - 1
 }
 
 func (c *counters) response(code int) {
@@ -108,6 +164,12 @@ func (c *counters) snapshot() Stats {
 		Panics:          c.panics.Load(),
 		TCPConns:        c.tcpConns.Load(),
 		Limited:         make(map[string]uint64),
+		AnswerTimes:     make(map[string]Histogram),
+	}
+	for i := range c.answerTimes {
+		if h, ok := c.answerTimes[i].snapshot(); ok {
+			s.AnswerTimes[knownMethods[i]] = h
+		}
 	}
 	for i := range c.limited {
 		s.Limited[limitNames[i]] = c.limited[i].Load()

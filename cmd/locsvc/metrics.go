@@ -48,11 +48,14 @@ var (
 	descSIPLimited = prometheus.NewDesc("locsvc_sip_limited_total",
 		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
 		[]string{"limit"}, nil)
+	descSIPAnswer = prometheus.NewDesc("locsvc_sip_answer_duration_seconds",
+		"Time from a SIP request's arrival to the final answer the front end sent, by method (registrar, redirect and refusals; not responses relayed in proxy mode).",
+		[]string{"method"}, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
-		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited} {
+		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer} {
 		ch <- d
 	}
 }
@@ -118,6 +121,13 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descSIPTCP, float64(st.TCPConns))
 		for limit, n := range st.Limited {
 			counter(descSIPLimited, n, limit)
+		}
+		for method, h := range st.AnswerTimes {
+			buckets := make(map[float64]uint64, len(h.Buckets))
+			for i, n := range h.Buckets {
+				buckets[sipfront.AnswerBuckets[i].Seconds()] = n
+			}
+			ch <- prometheus.MustNewConstHistogram(descSIPAnswer, h.Count, h.Sum.Seconds(), buckets, method)
 		}
 	}
 }
