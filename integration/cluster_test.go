@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,6 +191,20 @@ func TestClusterConcurrentRegistersSameAoR(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics of node1 lacks %q", want)
 		}
+	}
+	// The one record is on R=2 shards; each node reports the shard it fronts.
+	records := 0
+	for _, n := range c.Nodes {
+		for _, line := range strings.Split(Scrape(t, n), "\n") {
+			if v, ok := strings.CutPrefix(line, "locsvc_shard_records{"); ok {
+				_, num, _ := strings.Cut(v, "} ")
+				k, _ := strconv.Atoi(num)
+				records += k
+			}
+		}
+	}
+	if records != 2 {
+		t.Errorf("locsvc_shard_records sum to %d over the nodes, want 2 (one AoR, R=2)", records)
 	}
 	for _, n := range c.Nodes {
 		res, err := n.Location.Lookup(context.Background(), &locsvcv1.LookupRequest{Aor: "sip:shared@example.com"})

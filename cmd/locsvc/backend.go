@@ -115,7 +115,7 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 		status:  api.RingStatus{Members: mship, Store: store, Repairer: rep},
 		ready:   ready,
 		stop:    stop,
-		metrics: statsCollector{store: store, rep: rep, mship: mship},
+		metrics: statsCollector{store: store, rep: rep, mship: mship, shards: cfg.Memcached, timeout: cfg.MemcachedTimeout},
 	}, nil
 }
 

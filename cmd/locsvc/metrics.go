@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +25,10 @@ type statsCollector struct {
 	rep   *ringstore.Repairer
 	mship *ring.Membership
 	sip   *sipfront.Server
+	// shards this node fronts, and the timeout of a call to one; their
+	// item counts are read at scrape time.
+	shards  []string
+	timeout time.Duration
 }
 
 var (
@@ -48,6 +54,9 @@ var (
 	descSIPLimited = prometheus.NewDesc("locsvc_sip_limited_total",
 		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
 		[]string{"limit"}, nil)
+	descShardRecords = prometheus.NewDesc("locsvc_shard_records",
+		"AoR records (memcached items) held by each memcached shard this node fronts, read at scrape time.",
+		[]string{"shard"}, nil)
 	descSIPAnswer = prometheus.NewDesc("locsvc_sip_answer_duration_seconds",
 		"Time from a SIP request's arrival to the final answer the front end sent, by method (registrar, redirect and refusals; not responses relayed in proxy mode).",
 		[]string{"method"}, nil)
@@ -55,7 +64,7 @@ var (
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
-		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer} {
+		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer, descShardRecords} {
 		ch <- d
 	}
 }
@@ -80,6 +89,14 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			"corrupt_value": st.CorruptValues.Load(),
 		} {
 			counter(descStore, v, kind)
+		}
+	}
+	for _, addr := range c.shards {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		st, err := ringstore.ServerStats(ctx, addr, c.timeout)
+		cancel()
+		if err == nil { // a shard that does not answer shows in locsvc_ring_shards
+			gauge(descShardRecords, float64(st["curr_items"]), addr)
 		}
 	}
 	if r := c.rep; r != nil {

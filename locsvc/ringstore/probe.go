@@ -16,45 +16,50 @@ import (
 // if it was back before any probe saw it down; gossiping the epoch makes
 // every node repair it (see ring.Config.HealthCheck).
 func Probe(ctx context.Context, addr string, timeout time.Duration) (uint64, error) {
+	st, err := ServerStats(ctx, addr, timeout)
+	if err != nil {
+		return 0, err
+	}
+	pid, now, uptime := st["pid"], st["time"], st["uptime"]
+	if pid == 0 || now < uptime {
+		return 0, fmt.Errorf("memcached %s: stats without pid/time/uptime", addr)
+	}
+	return pid<<32 | (now-uptime)&0xffffffff, nil
+}
+
+// ServerStats returns the numeric counters of memcached's `stats` at addr
+// (curr_items, bytes, pid, ...), on a connection of its own.
+func ServerStats(ctx context.Context, addr string, timeout time.Duration) (map[string]uint64, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := conn.Write([]byte("stats\r\n")); err != nil {
-		return 0, err
+		return nil, err
 	}
-	var pid, now, uptime uint64
+	out := make(map[string]uint64)
 	sc := bufio.NewScanner(conn)
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "END" {
-			if pid == 0 || now < uptime {
-				return 0, fmt.Errorf("memcached %s: stats without pid/time/uptime", addr)
-			}
-			return pid<<32 | (now-uptime)&0xffffffff, nil
+			return out, nil
 		}
 		f := strings.Fields(line)
 		if len(f) != 3 || f[0] != "STAT" {
 			if strings.Contains(line, "ERROR") {
-				return 0, fmt.Errorf("memcached %s: %s", addr, line)
+				return nil, fmt.Errorf("memcached %s: %s", addr, line)
 			}
 			continue
 		}
-		v, _ := strconv.ParseUint(f[2], 10, 64)
-		switch f[1] {
-		case "pid":
-			pid = v
-		case "time":
-			now = v
-		case "uptime":
-			uptime = v
+		if v, err := strconv.ParseUint(f[2], 10, 64); err == nil {
+			out[f[1]] = v
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return 0, fmt.Errorf("memcached %s: connection closed before END", addr)
+	return nil, fmt.Errorf("memcached %s: connection closed before END", addr)
 }
