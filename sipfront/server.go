@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/workpool"
 )
 
 // Server is the SIP front end: UDP and TCP listeners on one address, and
@@ -26,7 +28,9 @@ type Server struct {
 	now    func() time.Time
 
 	// slots bounds the handlers running at once.
-	slots    chan struct{}
+	slots chan struct{}
+	// pool runs handlers on standing goroutines (nil until Start).
+	pool     *workpool.Pool
 	handlers sync.WaitGroup
 	// inline runs handlers on the caller's goroutine (tests, fuzzing).
 	inline bool
@@ -126,6 +130,7 @@ func (s *Server) Start() error {
 	}
 	s.udp = newUDPTransport(s, udp)
 	s.tcp = newTCPTransport(s, tcp)
+	s.pool = workpool.New(handlerWorkers, s.stop)
 	s.udp.start(s.cfg.UDPReaders)
 	s.tcp.start()
 	if tlsLn != nil {
@@ -268,11 +273,20 @@ func (s *Server) dispatch(f func()) {
 	}
 	s.slots <- struct{}{}
 	s.handlers.Add(1)
-	go func() {
+	run := func() {
 		defer func() {
 			<-s.slots
 			s.handlers.Done()
 		}()
 		f()
-	}()
+	}
+	if s.pool == nil {
+		go run()
+		return
+	}
+	s.pool.Run(run)
 }
+
+// handlerWorkers is how many handler goroutines stand ready; more run on
+// goroutines of their own while a burst lasts.
+const handlerWorkers = 128

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/locsvc/locsvc/internal/workpool"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
 )
@@ -73,7 +74,7 @@ type Store struct {
 	repairs chan repairJob
 	stop    chan struct{}
 	wg      sync.WaitGroup
-	workers *workers
+	workers *workpool.Pool
 
 	stats Stats
 }
@@ -112,7 +113,7 @@ func New(src RingSource, cfg Config) *Store {
 		cfg: cfg, src: src, log: cfg.Logger, clients: make(map[string]*shardClient),
 		repairs: make(chan repairJob, readRepairQueue), stop: make(chan struct{}),
 	}
-	s.workers = newWorkers(replicaWorkers, s.stop)
+	s.workers = workpool.New(replicaWorkers, s.stop)
 	for range 2 {
 		s.wg.Add(1)
 		go s.readRepairLoop()
@@ -193,7 +194,7 @@ func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) e
 			one()
 			return
 		}
-		s.workers.run(one)
+		s.workers.Run(one)
 	}
 	launch := func() bool {
 		for next < len(cands) {
@@ -301,7 +302,6 @@ func (s *Store) read(key string) ([]replicaRead, locsvc.BindingSet, error) {
 			return err
 		default:
 			rr.found, rr.item = true, it
-			rr.set = s.decode(key, c.addr, it.Value)
 		}
 		mu.Lock()
 		reads = append(reads, rr)
@@ -312,8 +312,22 @@ func (s *Store) read(key string) ([]replicaRead, locsvc.BindingSet, error) {
 		s.stats.ReadFailures.Add(1)
 		return nil, locsvc.BindingSet{}, err
 	}
+	// Replicas in step (the common case) hold the same bytes: decode and
+	// merge those once.
 	var merged locsvc.BindingSet
-	for _, r := range reads {
+next:
+	for i := range reads {
+		r := &reads[i]
+		if !r.found {
+			continue
+		}
+		for j := range i {
+			if reads[j].found && bytes.Equal(reads[j].item.Value, r.item.Value) {
+				r.set = reads[j].set
+				continue next
+			}
+		}
+		r.set = s.decode(key, r.addr, r.item.Value)
 		merged = locsvc.Merge(merged, r.set)
 	}
 	return reads, locsvc.Compact(merged, s.cfg.Now()), nil
