@@ -93,7 +93,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.StringVar(&cfg.GossipProfile, "gossip-profile", "lan", "memberlist timing: local (fast failure detection), lan or wan")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts gossip")
 	fs.IntVar(&cfg.WriteQuorum, "write-quorum", 0, "acknowledgements a write needs (0: a majority of --replicas)")
-	fs.IntVar(&cfg.RepairRate, "repair-rate", 5000, "records per second that repair may copy, per node")
+	fs.IntVar(&cfg.RepairRate, "repair-rate", 5000, "records per second that repair may examine (read on every replica, compare, copy where needed), per node")
 	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", 500*time.Millisecond, "timeout of each memcached call")
 	fs.IntVar(&cfg.SIPMaxMessage, "sip-max-message", sipfront.DefaultMaxMessageSize, "largest SIP message accepted, bytes; larger gets 513 (TCP: then the connection closes)")
 	fs.Float64Var(&cfg.RegisterRate, "register-rate", 20, "REGISTER requests per second allowed per source IP (IPv6: per /64), --trusted exempt; over it gets 503 (0: no limit)")
