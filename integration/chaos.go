@@ -438,35 +438,14 @@ func excerpt(s, near string) string {
 }
 
 // chaosUnderReplicated counts users missing from a shard of their replica
-// set under r, reading every live memcached directly. It is
-// Cluster.UnderReplicated without the logging, for polling.
+// set under r, reading every live memcached directly, without logging
+// (it is polled).
 func chaosUnderReplicated(c *Cluster, r *ring.Ring, users []int, replicas int) (int, error) {
 	keys := make([]string, len(users))
 	for i, u := range users {
 		keys[i] = locsvc.StoreKey(chaosAoR(u))
 	}
-	has := map[string]map[string]bool{}
-	for _, m := range c.Shards {
-		if m.Exited() {
-			continue
-		}
-		h, err := m.Has(keys)
-		if err != nil {
-			return 0, err
-		}
-		has[m.Addr] = h
-	}
-	missing := 0
-	buf := make([]ring.Shard, 0, replicas)
-	for _, k := range keys {
-		for _, s := range r.ReplicaSet(k, replicas, buf) {
-			if !has[s.Addr][k] {
-				missing++
-				break
-			}
-		}
-	}
-	return missing, nil
+	return c.underReplicated(r, keys, replicas, 0)
 }
 
 // chaosLookupAll looks every user up through every node (gRPC Lookup) and

@@ -166,8 +166,14 @@ func Keys(from, to int) []string {
 }
 
 // UnderReplicated counts keys that are missing from a shard of their
-// replica set under r, reading memcached directly.
+// replica set under r, reading memcached directly, and logs the first few.
 func (c *Cluster) UnderReplicated(r *ring.Ring, keys []string, replicas int) (int, error) {
+	return c.underReplicated(r, keys, replicas, 3)
+}
+
+// underReplicated is UnderReplicated logging at most logFirst keys (0 for
+// callers that poll).
+func (c *Cluster) underReplicated(r *ring.Ring, keys []string, replicas, logFirst int) (int, error) {
 	has := map[string]map[string]bool{}
 	for _, m := range c.Shards {
 		if m.Exited() {
@@ -184,7 +190,7 @@ func (c *Cluster) UnderReplicated(r *ring.Ring, keys []string, replicas int) (in
 	for _, k := range keys {
 		for _, s := range r.ReplicaSet(k, replicas, buf) {
 			if !has[s.Addr][k] {
-				if missing < 3 {
+				if missing < logFirst {
 					var on []string
 					for a, h := range has {
 						if h[k] {
