@@ -1,15 +1,15 @@
 package integration
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/locsvc/locsvc/locsvc/ringstore"
 )
 
 // Memcached is a memcached process on a loopback port. Restart brings it
@@ -73,47 +73,20 @@ func (m *Memcached) Has(keys []string) (map[string]bool, error) {
 
 // Stats returns memcached's "stats" (or "stats <group>", e.g. "slabs")
 // counters by name.
-func (m *Memcached) Stats(group string) (map[string]string, error) {
-	conn, err := net.DialTimeout("tcp", m.Addr, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	cmd := "stats\r\n"
-	if group != "" {
-		cmd = "stats " + group + "\r\n"
-	}
-	if _, err := conn.Write([]byte(cmd)); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string)
-	sc := bufio.NewScanner(conn)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "END" {
-			return out, nil
-		}
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "STAT" {
-			out[f[1]] = f[2]
-		} else {
-			return nil, fmt.Errorf("memcached %s: unexpected %q", m.Addr, line)
-		}
-	}
-	return nil, fmt.Errorf("memcached %s: stats: %v", m.Addr, sc.Err())
+func (m *Memcached) Stats(group string) (map[string]uint64, error) {
+	return ringstore.ServerStats(context.Background(), m.Addr, group, 5*time.Second)
 }
 
-// StatInt is one numeric counter of Stats(group); a missing or unreadable
-// one fails the test.
+// StatInt is one counter of Stats(group); a missing one fails the test.
 func (m *Memcached) StatInt(t testing.TB, group, name string) int64 {
 	t.Helper()
 	st, err := m.Stats(group)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := strconv.ParseInt(st[name], 10, 64)
-	if err != nil {
-		t.Fatalf("memcached %s: stat %q = %q", m.Addr, name, st[name])
+	n, ok := st[name]
+	if !ok {
+		t.Fatalf("memcached %s: no stat %q", m.Addr, name)
 	}
-	return n
+	return int64(n)
 }

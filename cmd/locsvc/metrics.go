@@ -93,7 +93,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, addr := range c.shards {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-		st, err := ringstore.ServerStats(ctx, addr, c.timeout)
+		st, err := ringstore.ServerStats(ctx, addr, "", c.timeout)
 		cancel()
 		if err == nil { // a shard that does not answer shows in locsvc_ring_shards
 			gauge(descShardRecords, float64(st["curr_items"]), addr)

@@ -16,7 +16,7 @@ import (
 // if it was back before any probe saw it down; gossiping the epoch makes
 // every node repair it (see ring.Config.HealthCheck).
 func Probe(ctx context.Context, addr string, timeout time.Duration) (uint64, error) {
-	st, err := ServerStats(ctx, addr, timeout)
+	st, err := ServerStats(ctx, addr, "", timeout)
 	if err != nil {
 		return 0, err
 	}
@@ -28,8 +28,9 @@ func Probe(ctx context.Context, addr string, timeout time.Duration) (uint64, err
 }
 
 // ServerStats returns the numeric counters of memcached's `stats` at addr
-// (curr_items, bytes, pid, ...), on a connection of its own.
-func ServerStats(ctx context.Context, addr string, timeout time.Duration) (map[string]uint64, error) {
+// (curr_items, bytes, pid, ...), or of `stats <group>` (e.g. "slabs"), on
+// a connection of its own.
+func ServerStats(ctx context.Context, addr, group string, timeout time.Duration) (map[string]uint64, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -37,7 +38,11 @@ func ServerStats(ctx context.Context, addr string, timeout time.Duration) (map[s
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := conn.Write([]byte("stats\r\n")); err != nil {
+	cmd := "stats\r\n"
+	if group != "" {
+		cmd = "stats " + group + "\r\n"
+	}
+	if _, err := conn.Write([]byte(cmd)); err != nil {
 		return nil, err
 	}
 	out := make(map[string]uint64)

@@ -3,7 +3,6 @@ package ringstore_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -433,9 +432,7 @@ func bytesPerRegistration(t *testing.T, reqFor func(int) locsvc.Request) (perIte
 		if !ok {
 			continue
 		}
-		used, _ := strconv.ParseInt(v, 10, 64)
-		size, _ := strconv.ParseInt(slabs[cls+":chunk_size"], 10, 64)
-		chunkBytes += used * size
+		chunkBytes += int64(v * slabs[cls+":chunk_size"])
 	}
 	return float64(m.StatInt(t, "", "bytes")) / n, float64(chunkBytes) / n
 }
