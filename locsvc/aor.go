@@ -20,7 +20,7 @@ func NormalizeAoR(raw string) (string, error) {
 	if !u.hasUser {
 		return "", errNoUser
 	}
-	return "sip:" + escape(u.user, userSafe) + "@" + u.hostport(), nil
+	return "sip:" + PercentEncode(u.user, userSafe) + "@" + u.hostport(), nil
 }
 
 var errNoUser = errorString("missing user part (an AoR is sip:user@domain)")

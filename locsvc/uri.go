@@ -194,10 +194,10 @@ func (u *sipURI) canonical() string {
 	b.WriteString(u.scheme)
 	b.WriteByte(':')
 	if u.hasUser {
-		b.WriteString(escape(u.user, userSafe))
+		b.WriteString(PercentEncode(u.user, userSafe))
 		if u.password != "" {
 			b.WriteByte(':')
-			b.WriteString(escape(u.password, isMark))
+			b.WriteString(PercentEncode(u.password, isMark))
 		}
 		b.WriteByte('@')
 	}
@@ -210,14 +210,14 @@ func (u *sipURI) canonical() string {
 				b.WriteByte('=')
 				// Escaped, or a value holding ';' or '?' would render
 				// like further parameters or headers.
-				b.WriteString(escape(strings.ToLower(v), paramSafe))
+				b.WriteString(PercentEncode(strings.ToLower(v), paramSafe))
 			}
 		}
 	}
 	if len(u.headers) > 0 {
 		hs := make([]string, len(u.headers))
 		for i, h := range u.headers {
-			hs[i] = h.name + "=" + escape(h.value, isMark)
+			hs[i] = h.name + "=" + PercentEncode(h.value, isMark)
 		}
 		sort.Strings(hs)
 		b.WriteByte('?')
@@ -246,9 +246,10 @@ func unescape(s string) (string, error) {
 	return b.String(), nil
 }
 
-// escape percent-encodes every byte that safe rejects, so that one value
-// has exactly one spelling.
-func escape(s string, safe func(byte) bool) string {
+// PercentEncode writes s with every byte that safe rejects as %XX
+// (upper-case hex), so that one value has exactly one spelling; the SIP
+// front end uses it for URI header values too.
+func PercentEncode(s string, safe func(byte) bool) string {
 	const hexDigits = "0123456789ABCDEF"
 	clean := true
 	for i := 0; i < len(s); i++ {

@@ -87,19 +87,9 @@ func withRoute(uri string, path []string) string {
 // escapeHeaderValue escapes a URI header value (hvalue: unreserved and
 // hnv-unreserved characters stay, the rest is %XX).
 func escapeHeaderValue(v string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if isAlnum(c) || strings.IndexByte("-_.!~*'()[]/?:+$", c) >= 0 {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
-	}
-	return b.String()
+	return locsvc.PercentEncode(v, func(c byte) bool {
+		return isAlnum(c) || strings.IndexByte("-_.!~*'()[]/?:+$", c) >= 0
+	})
 }
 
 func isAlnum(c byte) bool {
