@@ -35,6 +35,20 @@ func kamRegister(t *testing.T, edge *Kamailio, user string, port int) *kamSipp {
 }
 
 // kamLookup is a gRPC Lookup on node.
+// kamRegisterSeen registers user through edge from a fresh port and
+// returns the one binding node's Lookup then shows, and the port.
+func kamRegisterSeen(t *testing.T, edge *Kamailio, node *Node, user string) (*locsvcv1.Binding, int) {
+	t.Helper()
+	port := FreePort(t)
+	kamRegister(t, edge, user, port)
+	bs := kamLookup(t, node, "sip:"+user+"@"+kamDomain)
+	want := fmt.Sprintf("sip:%s@127.0.0.1:%d", user, port)
+	if len(bs) != 1 || bs[0].Uri != want {
+		t.Fatalf("%s Lookup: got %v, want one binding %s\n--- kamailio:\n%s", node.ID, bs, want, edge.Output())
+	}
+	return bs[0], port
+}
+
 func kamLookup(t *testing.T, node *Node, aor string) []*locsvcv1.Binding {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -81,15 +95,7 @@ func kamReceived(log, start string) string {
 // as Path.
 func TestKamailioRegister(t *testing.T) {
 	c, edge := kamSetup(t)
-	port := FreePort(t)
-	kamRegister(t, edge, "alice", port)
-
-	bs := kamLookup(t, c.Nodes[1], "sip:alice@"+kamDomain)
-	want := fmt.Sprintf("sip:alice@127.0.0.1:%d", port)
-	if len(bs) != 1 || bs[0].Uri != want {
-		t.Fatalf("node2 Lookup: got %v, want one binding %s\n--- kamailio:\n%s", bs, want, edge.Output())
-	}
-	b := bs[0]
+	b, port := kamRegisterSeen(t, edge, c.Nodes[1], "alice")
 	if rcv := fmt.Sprintf("127.0.0.1:%d", port); b.Received != rcv || b.Transport != "udp" {
 		t.Errorf("received %q transport %q, want %q udp", b.Received, b.Transport, rcv)
 	}
