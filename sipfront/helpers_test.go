@@ -172,11 +172,12 @@ func (c *udpClient) do(m msg) *sip.Response {
 	return res
 }
 
-// tcpClient is a UA on one TCP connection.
+// tcpClient is a UA on one TCP (or TLS) connection.
 type tcpClient struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
+	t         testing.TB
+	conn      net.Conn
+	r         *bufio.Reader
+	transport string // for the Via: "tcp" or "tls"
 }
 
 func (e *env) tcpClient() *tcpClient {
@@ -186,7 +187,7 @@ func (e *env) tcpClient() *tcpClient {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { conn.Close() })
-	return &tcpClient{t: e.t, conn: conn, r: bufio.NewReader(conn)}
+	return &tcpClient{t: e.t, conn: conn, r: bufio.NewReader(conn), transport: "tcp"}
 }
 
 func (c *tcpClient) local() string { return c.conn.LocalAddr().String() }
@@ -214,10 +215,10 @@ func (c *tcpClient) recv(d time.Duration) *sip.Response {
 
 func (c *tcpClient) do(m msg) *sip.Response {
 	c.t.Helper()
-	c.sendRaw(m.text(c.local(), "tcp"))
+	c.sendRaw(m.text(c.local(), c.transport))
 	res := c.recv(3 * time.Second)
 	if res == nil {
-		c.t.Fatalf("no answer to %s", m.method)
+		c.t.Fatalf("no answer to %s over %s", m.method, c.transport)
 	}
 	return res
 }

@@ -23,17 +23,7 @@ func (e *env) tlsClient(certs *testcerts.Certs) *tcpClient {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { conn.Close() })
-	return &tcpClient{t: e.t, conn: conn, r: bufio.NewReader(conn)}
-}
-
-func (c *tcpClient) doTLS(m msg) *sip.Response {
-	c.t.Helper()
-	c.sendRaw(m.text(c.local(), "tls"))
-	res := c.recv(3 * time.Second)
-	if res == nil {
-		c.t.Fatalf("no answer to %s over TLS", m.method)
-	}
-	return res
+	return &tcpClient{t: e.t, conn: conn, r: bufio.NewReader(conn), transport: "tls"}
 }
 
 func TestSIPOverTLS(t *testing.T) {
@@ -49,7 +39,7 @@ func TestSIPOverTLS(t *testing.T) {
 				t.Fatalf("TLS address %q (plain %q)", e.srv.TLSAddr(), e.srv.Addr())
 			}
 			c := e.tlsClient(certs)
-			res := c.doTLS(msg{hdrs: []string{"Contact: <sip:alice@192.0.2.1;transport=tls>"}})
+			res := c.do(msg{hdrs: []string{"Contact: <sip:alice@192.0.2.1;transport=tls>"}})
 			wantCode(t, res, 200)
 			if via := res.Via(); via == nil || via.Transport != "TLS" {
 				t.Errorf("answer's Via %v", via)
@@ -59,7 +49,7 @@ func TestSIPOverTLS(t *testing.T) {
 				t.Fatalf("stored %+v", b)
 			}
 			// The same connection carries the next request.
-			wantCode(t, c.doTLS(msg{method: "OPTIONS", cseq: "2 OPTIONS"}), 200)
+			wantCode(t, c.do(msg{method: "OPTIONS", cseq: "2 OPTIONS"}), 200)
 
 			// Plaintext on the TLS port is no handshake: nothing answers,
 			// and the listener goes on.
@@ -74,7 +64,7 @@ func TestSIPOverTLS(t *testing.T) {
 				t.Errorf("plaintext SIP answered on the TLS port: %q", buf[:n])
 			}
 			raw.Close()
-			wantCode(t, e.tlsClient(certs).doTLS(msg{method: "OPTIONS"}), 200)
+			wantCode(t, e.tlsClient(certs).do(msg{method: "OPTIONS"}), 200)
 		})
 	}
 }
@@ -94,7 +84,7 @@ func TestSIPOverTLSMalformed(t *testing.T) {
 		t.Fatal("no answer")
 	}
 	wantCode(t, res, 400)
-	wantCode(t, e.tlsClient(certs).doTLS(msg{method: "OPTIONS"}), 200)
+	wantCode(t, e.tlsClient(certs).do(msg{method: "OPTIONS"}), 200)
 }
 
 func TestTLSConfigErrors(t *testing.T) {
@@ -156,7 +146,7 @@ func TestProxyCallsTLSBinding(t *testing.T) {
 	callee := e.tlsClient(certs)
 	// The contact names an address nobody listens at: only the connection
 	// reaches the callee.
-	wantCode(t, callee.doTLS(msg{from: "<sip:bob@example.com>;tag=r", to: "<sip:bob@example.com>",
+	wantCode(t, callee.do(msg{from: "<sip:bob@example.com>;tag=r", to: "<sip:bob@example.com>",
 		hdrs: []string{"Contact: <sip:bob@192.0.2.9:5061;transport=tls>"}}), 200)
 
 	caller := e.udpClient()
