@@ -16,52 +16,18 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/locsvc/locsvc/api/locsvcv1"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
 )
 
-// chaosNodeSpec is what a chaos node is started with. Its addresses are
-// fixed up front because a node killed with -9 comes back on the same
-// ones: memberlist lets a dead member rejoin under its name only from the
-// address it had, and sipp and the test keep talking to the same ports.
-type chaosNodeSpec struct {
-	ID, GRPC, HTTP, SIP, Gossip string
-	Args                        []string
-	Bench                       bool // the binary built without -race
-}
-
-func newChaosNodeSpec(t testing.TB, id string, bench bool, args ...string) chaosNodeSpec {
-	return chaosNodeSpec{ID: id, GRPC: FreeAddr(t), HTTP: FreeAddr(t), SIP: FreeAddr(t), Gossip: FreeAddr(t),
+// newChaosNodeSpec fixes a chaos node's addresses once, so that a
+// restarted node comes back where it was: memberlist takes a dead member
+// back only at the address it had, and sipp and the test keep talking to
+// the same ports.
+func newChaosNodeSpec(t testing.TB, id string, bench bool, args ...string) NodeOptions {
+	return NodeOptions{ID: id, GRPC: FreeAddr(t), HTTP: FreeAddr(t), SIP: FreeAddr(t), Gossip: FreeAddr(t),
 		Args: args, Bench: bench}
-}
-
-// startChaosNode is StartNode on the spec's addresses.
-func startChaosNode(t testing.TB, s chaosNodeSpec) *Node {
-	t.Helper()
-	n := &Node{ID: s.ID, GRPC: s.GRPC, HTTP: s.HTTP, SIP: s.SIP, Gossip: s.Gossip}
-	args := append([]string{"serve", "--node-id", s.ID, "--grpc", s.GRPC, "--http", s.HTTP,
-		"--gossip", s.Gossip, "--sip", s.SIP}, s.Args...)
-	bin := LocsvcBinary
-	if s.Bench {
-		bin = LocsvcBenchBinary
-	}
-	n.Proc = Start(t, "locsvc "+s.ID, bin(t), nil, args...)
-	if err := WaitHTTP(context.Background(), "http://"+s.HTTP+"/readyz", 20*time.Second); err != nil {
-		t.Fatalf("node %s not ready: %v\n%s", s.ID, err, n.Output())
-	}
-	conn, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	n.conn = conn
-	n.Location = locsvcv1.NewLocationServiceClient(conn)
-	n.Cluster = locsvcv1.NewClusterServiceClient(conn)
-	return n
 }
 
 // Chaos users: distinct per REGISTER, each with one contact derived from

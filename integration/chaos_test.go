@@ -62,7 +62,7 @@ func TestChaos(t *testing.T) {
 		plan = chaosLong
 	}
 	const shardVictim, nodeVictim = 2, 1 // node3's memcached; node2
-	var specs []chaosNodeSpec
+	var specs []NodeOptions
 	c := &Cluster{t: t}
 	for i := range 3 {
 		m := StartMemcached(t)
@@ -79,7 +79,7 @@ func TestChaos(t *testing.T) {
 		s := newChaosNodeSpec(t, fmt.Sprintf("node%d", i+1), plan.bench, args...)
 		specs = append(specs, s)
 		c.Shards = append(c.Shards, m)
-		c.Nodes = append(c.Nodes, startChaosNode(t, s))
+		c.Nodes = append(c.Nodes, StartNode(t, s))
 	}
 	c.WaitMembers(3)
 	full := c.Ring()
@@ -139,7 +139,7 @@ func TestChaos(t *testing.T) {
 	event("node1 and node3 see node2 dead (%v after the kill)", time.Since(killed).Round(time.Millisecond))
 	time.Sleep(plan.nodeDown)
 	procs := append([]*Node(nil), c.Nodes...) // the killed node2 too, for the race check
-	c.Nodes[nodeVictim] = startChaosNode(t, specs[nodeVictim])
+	c.Nodes[nodeVictim] = StartNode(t, specs[nodeVictim])
 	procs = append(procs, c.Nodes[nodeVictim])
 	c.WaitMembers(3)
 	load.Phase("node back")

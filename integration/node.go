@@ -47,6 +47,18 @@ type NodeOptions struct {
 	// the client certificate.
 	TLS  *testcerts.Certs
 	MTLS bool
+	// Fixed addresses, e.g. to restart a node where it was (memberlist
+	// takes a dead member back only at its old address); empty: free
+	// ports picked now.
+	GRPC, HTTP, SIP, Gossip string
+}
+
+// orFree is addr, or a free loopback address when it is empty.
+func orFree(t testing.TB, addr string) string {
+	if addr == "" {
+		return FreeAddr(t)
+	}
+	return addr
 }
 
 // StartNode starts a node and waits until /readyz answers 200.
@@ -55,9 +67,9 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 	if o.ID == "" {
 		o.ID = "node1"
 	}
-	n := &Node{ID: o.ID, GRPC: FreeAddr(t), HTTP: FreeAddr(t), Gossip: FreeAddr(t)}
+	n := &Node{ID: o.ID, GRPC: orFree(t, o.GRPC), HTTP: orFree(t, o.HTTP), Gossip: orFree(t, o.Gossip)}
 	if !o.NoSIP {
-		n.SIP = FreeAddr(t)
+		n.SIP = orFree(t, o.SIP)
 	}
 	args := append([]string{"serve", "--node-id", o.ID, "--grpc", n.GRPC, "--http", n.HTTP,
 		"--gossip", n.Gossip, "--sip", n.SIP}, o.Args...)
