@@ -45,7 +45,11 @@ func (b *Binding) Live(now time.Time) bool {
 
 // BindingSet is everything stored for one AoR: bindings and tombstones,
 // sorted by ID with no ID twice. Functions in this package never modify a
-// set they are given; they return a new one.
+// set they are given, and what they return may share its Bindings with a
+// set they were given (Merge and Compact hand back an input that needs no
+// change). A set is therefore read-only once made: the stores share decoded
+// replica reads between goroutines. To edit one, copy it first, as Apply
+// does; the stores hand their callers copies of what they hold.
 type BindingSet struct {
 	AoR      string
 	Bindings []Binding
@@ -53,8 +57,14 @@ type BindingSet struct {
 
 // Live returns the current bindings, best q first and, within equal q,
 // most recently updated first: the order a proxy should try them in.
+//
+// The result is always new, never part of s: callers keep and edit it.
 func (s BindingSet) Live(now time.Time) []Binding {
-	var out []Binding
+	n := countLive(s.Bindings, now)
+	if n == 0 {
+		return nil
+	}
+	out := make([]Binding, 0, n)
 	for _, b := range s.Bindings {
 		if b.Live(now) {
 			out = append(out, b)
@@ -67,6 +77,16 @@ func (s BindingSet) Live(now time.Time) []Binding {
 		return b.Updated.Compare(a.Updated)
 	})
 	return out
+}
+
+func countLive(bs []Binding, now time.Time) int {
+	n := 0
+	for i := range bs {
+		if bs[i].Live(now) {
+			n++
+		}
+	}
+	return n
 }
 
 // keepUntil is when Compact may forget b.

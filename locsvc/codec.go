@@ -20,22 +20,29 @@ const formatV1 = 1
 // Encode serialises a binding set for storage.
 func Encode(s BindingSet) ([]byte, error) {
 	pb := &recordpb.BindingSet{Aor: s.AoR, Bindings: make([]*recordpb.StoredBinding, len(s.Bindings))}
+	// One allocation for all the messages rather than one each.
+	sbs := make([]recordpb.StoredBinding, len(s.Bindings))
 	for i := range s.Bindings {
-		b := &s.Bindings[i]
-		pb.Bindings[i] = &recordpb.StoredBinding{
-			Uri: b.URI, Expires: b.Expires.Unix(), Updated: b.Updated.UnixNano(), Q: uint32(b.Q),
-			CallId: b.CallID, Cseq: b.CSeq, Path: b.Path, Received: b.Received, Transport: b.Transport,
-			Instance: b.Instance, RegId: b.RegID, UserAgent: b.UserAgent, Node: b.Node, Removed: b.Removed,
-		}
+		b, sb := &s.Bindings[i], &sbs[i]
+		sb.Uri, sb.Expires, sb.Updated, sb.Q = b.URI, b.Expires.Unix(), b.Updated.UnixNano(), uint32(b.Q)
+		sb.CallId, sb.Cseq, sb.Path, sb.Received = b.CallID, b.CSeq, b.Path, b.Received
+		sb.Transport, sb.Instance, sb.RegId = b.Transport, b.Instance, b.RegID
+		sb.UserAgent, sb.Node, sb.Removed = b.UserAgent, b.Node, b.Removed
 		if !b.Retain.IsZero() {
-			pb.Bindings[i].Retain = b.Retain.Unix()
+			sb.Retain = b.Retain.Unix()
 		}
+		pb.Bindings[i] = sb
 	}
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(pb)
+	// The tag and the body in one buffer of the final size: Size fills the
+	// messages' size caches, which the marshal then reuses.
+	opts := proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+	buf := make([]byte, 1, 1+opts.Size(pb))
+	buf[0] = formatV1
+	data, err := opts.MarshalAppend(buf, pb)
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte{formatV1}, body...), nil
+	return data, nil
 }
 
 // ErrCorrupt marks a stored value that cannot be decoded.

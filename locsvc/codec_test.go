@@ -1,6 +1,7 @@
 package locsvc
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -186,5 +187,28 @@ func TestCodecSize(t *testing.T) {
 	t.Logf("a single-contact registration encodes to %d bytes", len(data))
 	if len(data) > 300 {
 		t.Errorf("encoding is %d bytes, want <= 300", len(data))
+	}
+}
+
+// TestCodecCanonical: Encode writes the deterministic protobuf encoding,
+// byte for byte, so that replicas written by any version compare equal.
+func TestCodecCanonical(t *testing.T) {
+	g := newGen(8)
+	for range 1000 {
+		data, err := Encode(g.set())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pb recordpb.BindingSet
+		if err := proto.Unmarshal(data[1:], &pb); err != nil {
+			t.Fatal(err)
+		}
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&pb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data[1:], want) || len(data) != cap(data) {
+			t.Fatalf("Encode wrote %x (cap %d), want %x", data[1:], cap(data), want)
+		}
 	}
 }

@@ -61,7 +61,7 @@ func (m *MemStore) Get(_ context.Context, key string) (BindingSet, error) {
 	sh.mu.Lock()
 	s := sh.sets[key]
 	sh.mu.Unlock()
-	return Compact(s, m.now()), nil
+	return owned(Compact(s, m.now())), nil
 }
 
 // Update implements Store. change runs under the key's lock, so a
@@ -70,9 +70,7 @@ func (m *MemStore) Update(_ context.Context, key string, change func(BindingSet)
 	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	cur := Compact(sh.sets[key], m.now())
-	cur.Bindings = slices.Clone(cur.Bindings)
-	set, err := change(cur)
+	set, err := change(owned(Compact(sh.sets[key], m.now())))
 	if err != nil {
 		return BindingSet{}, err
 	}
@@ -92,10 +90,18 @@ func (m *MemStore) mergeLocked(sh *memShard, key string, set BindingSet) Binding
 	if len(s.Bindings) == 0 {
 		delete(sh.sets, key)
 	} else {
-		sh.sets[key] = s
+		// Merge may have handed back set itself, which the caller still
+		// holds: the store keeps a copy of its own.
+		sh.sets[key] = owned(s)
 	}
-	// The caller owns what it gets, as with Get: editing it must not edit
-	// (or race with readers of) the stored set.
+	return owned(s)
+}
+
+// owned copies s's bindings for one holder alone: the store, or a caller
+// who may keep and edit what it gets. Merge and Compact may hand back the
+// stored set or the caller's own (see BindingSet), and the stored set is
+// read by other callers and the sweeper.
+func owned(s BindingSet) BindingSet {
 	s.Bindings = slices.Clone(s.Bindings)
 	return s
 }

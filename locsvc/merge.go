@@ -19,7 +19,10 @@ import (
 // after a membership change, concurrent read-merge-write).
 //
 // Both inputs must be sorted by ID without duplicates, as every BindingSet
-// is; the result is too. Inputs are not modified.
+// is; the result is too. Inputs are not modified. When one input already
+// holds the merge, as when replicas agree, it is returned as is rather than
+// copied (see BindingSet), clipped so that appending to the result cannot
+// write into the input's spare capacity.
 func Merge(a, b BindingSet) BindingSet {
 	out := BindingSet{AoR: a.AoR}
 	if out.AoR == "" || (b.AoR != "" && b.AoR < out.AoR) {
@@ -27,30 +30,80 @@ func Merge(a, b BindingSet) BindingSet {
 		// key collision ever put two AoRs under one key.
 		out.AoR = b.AoR
 	}
-	out.Bindings = make([]Binding, 0, max(len(a.Bindings), len(b.Bindings)))
+	switch {
+	case covers(a.Bindings, b.Bindings, true):
+		out.Bindings = slices.Clip(a.Bindings)
+	case covers(b.Bindings, a.Bindings, false):
+		// Only where b wins outright: on a tie the walk below keeps a's
+		// entry, which may differ in what compareBindings ignores (a
+		// time's location, a nil or empty Path).
+		out.Bindings = slices.Clip(b.Bindings)
+	default:
+		out.Bindings = mergeBindings(a.Bindings, b.Bindings)
+	}
+	return out
+}
+
+// covers reports whether x already holds the merge of x and y: every entry
+// of y has one in x with its ID that is newer or, if ties count, as new.
+func covers(x, y []Binding, ties bool) bool {
+	i := 0
+	for j := range y {
+		for i < len(x) && x[i].ID < y[j].ID {
+			i++
+		}
+		if i == len(x) || x[i].ID != y[j].ID {
+			return false
+		}
+		if c := compareBindings(&x[i], &y[j]); c < 0 || (c == 0 && !ties) {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeBindings is the walk behind Merge, into a new slice of the exact
+// size so the result is allocated once.
+func mergeBindings(a, b []Binding) []Binding {
+	out := make([]Binding, 0, mergedLen(a, b))
 	i, j := 0, 0
-	for i < len(a.Bindings) && j < len(b.Bindings) {
-		x, y := &a.Bindings[i], &b.Bindings[j]
+	for i < len(a) && j < len(b) {
+		x, y := &a[i], &b[j]
 		switch c := strings.Compare(x.ID, y.ID); {
 		case c < 0:
-			out.Bindings = append(out.Bindings, *x)
+			out = append(out, *x)
 			i++
 		case c > 0:
-			out.Bindings = append(out.Bindings, *y)
+			out = append(out, *y)
 			j++
 		default:
 			if newer(y, x) {
-				out.Bindings = append(out.Bindings, *y)
+				out = append(out, *y)
 			} else {
-				out.Bindings = append(out.Bindings, *x)
+				out = append(out, *x)
 			}
 			i++
 			j++
 		}
 	}
-	out.Bindings = append(out.Bindings, a.Bindings[i:]...)
-	out.Bindings = append(out.Bindings, b.Bindings[j:]...)
-	return out
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// mergedLen counts the distinct IDs in a and b.
+func mergedLen(a, b []Binding) int {
+	n, i, j := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		c := strings.Compare(a[i].ID, b[j].ID)
+		if c <= 0 {
+			i++
+		}
+		if c >= 0 {
+			j++
+		}
+		n++
+	}
+	return n + len(a) - i + len(b) - j
 }
 
 // newer reports whether x supersedes y. The order is total over every
@@ -100,22 +153,34 @@ const MaxTombstones = 64
 // never resurrects anything: by then every write it superseded has expired
 // as well (see retention in the registrar rules).
 func Compact(s BindingSet, now time.Time) BindingSet {
-	out := BindingSet{AoR: s.AoR}
-	dead := 0
+	n, dead := 0, 0 // entries kept, and how many of those are dead
 	for i := range s.Bindings {
-		b := &s.Bindings[i]
-		if !b.keepUntil().After(now) {
-			continue
+		if b := &s.Bindings[i]; b.keepUntil().After(now) {
+			n++
+			if !b.Live(now) {
+				dead++
+			}
 		}
-		if !b.Live(now) {
-			dead++
+	}
+	if n == len(s.Bindings) && dead <= MaxTombstones {
+		// Nothing to drop, the common case: s is the answer, shared rather
+		// than copied (see BindingSet) and clipped as in Merge.
+		s.Bindings = slices.Clip(s.Bindings)
+		return s
+	}
+	out := BindingSet{AoR: s.AoR}
+	if n > 0 {
+		out.Bindings = make([]Binding, 0, n)
+	}
+	for i := range s.Bindings {
+		if b := &s.Bindings[i]; b.keepUntil().After(now) {
+			out.Bindings = append(out.Bindings, *b)
 		}
-		out.Bindings = append(out.Bindings, *b)
 	}
 	if dead <= MaxTombstones {
 		return out
 	}
-	var ages []time.Time
+	ages := make([]time.Time, 0, dead)
 	for i := range out.Bindings {
 		if b := &out.Bindings[i]; !b.Live(now) {
 			ages = append(ages, b.Updated)

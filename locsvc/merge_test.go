@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -128,6 +129,30 @@ func TestMergeLaws(t *testing.T) {
 		requireEqual(t, "input a untouched", a, ca)
 		requireEqual(t, "input b untouched", b, cb)
 		requireEqual(t, "input c untouched", c, cc)
+	}
+}
+
+// TestMergeShortcuts: when Merge hands back an input instead of walking
+// both, the result is exactly what the walk gives, field for field.
+func TestMergeShortcuts(t *testing.T) {
+	g := newGen(7)
+	for range 5000 {
+		a, b := g.set(), g.set()
+		for _, pair := range [][2]BindingSet{{a, b}, {a, Merge(a, b)}, {Merge(a, b), a}, {a, {}}, {{}, a}, {a, a}} {
+			x, y := pair[0], pair[1]
+			got, want := Merge(x, y).Bindings, mergeBindings(x.Bindings, y.Bindings)
+			if len(got) != len(want) {
+				t.Fatalf("%d bindings, the walk gives %d", len(got), len(want))
+			}
+			for i := range got {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("binding %d: %+v, the walk gives %+v", i, got[i], want[i])
+				}
+			}
+			if len(want) != cap(want) {
+				t.Fatalf("the walk sized its result %d for %d bindings", cap(want), len(want))
+			}
+		}
 	}
 }
 

@@ -119,12 +119,8 @@ func Check(req Request, lim Limits) (Registration, error) {
 		return r, e
 	}
 	for i, p := range req.Path {
-		field := fmt.Sprintf("path[%d]", i)
-		if err := checkLen(field, p, lim.MaxURILen, LimitURILength); err != nil {
-			return r, err
-		}
-		if _, err := parseSIPURI(p); err != nil {
-			return r, invalid(field, "%v", err)
+		if err := checkPathEntry(p, lim); err != nil {
+			return r, inList("path", i, err)
 		}
 	}
 	r.Path = slices.Clone(req.Path)
@@ -144,45 +140,73 @@ func Check(req Request, lim Limits) (Registration, error) {
 		return r, &Error{Kind: KindTooManyContacts, Field: "contacts",
 			Reason: fmt.Sprintf("%d contacts in one request, at most %d allowed", len(req.Contacts), lim.MaxContacts), Limit: LimitContacts}
 	}
+	if len(req.Contacts) > 0 {
+		r.Contacts = make([]ContactUpdate, 0, len(req.Contacts))
+	}
 	for i, c := range req.Contacts {
-		u, err := checkContact(i, c, req, lim)
+		u, err := checkContact(c, req, lim)
 		if err != nil {
-			return r, err
+			return r, inList("contacts", i, err)
 		}
 		r.Contacts = append(r.Contacts, u)
 	}
 	return r, nil
 }
 
-func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, error) {
-	field := func(name string) string { return fmt.Sprintf("contacts[%d].%s", i, name) }
+// inList names the field of err, an *Error about entry i of list, in full:
+// "path[2]", "contacts[1].uri". The checks of an entry leave the index out
+// so that an accepted REGISTER does not pay for formatting field names.
+func inList(list string, i int, err error) error {
+	if e, ok := AsError(err); ok {
+		name := fmt.Sprintf("%s[%d]", list, i)
+		if e.Field != "" {
+			name += "." + e.Field
+		}
+		e.Field = name
+	}
+	return err
+}
+
+func checkPathEntry(p string, lim Limits) error {
+	if err := checkLen("", p, lim.MaxURILen, LimitURILength); err != nil {
+		return err
+	}
+	if _, err := parseSIPURI(p); err != nil {
+		return invalid("", "%v", err)
+	}
+	return nil
+}
+
+// checkContact checks one contact; errors name its fields without the
+// index (see inList).
+func checkContact(c Contact, req Request, lim Limits) (ContactUpdate, error) {
 	var u ContactUpdate
-	if err := checkLen(field("uri"), c.URI, lim.MaxURILen, LimitURILength); err != nil {
+	if err := checkLen("uri", c.URI, lim.MaxURILen, LimitURILength); err != nil {
 		return u, err
 	}
 	if c.URI == "" {
-		return u, invalid(field("uri"), "empty")
+		return u, invalid("uri", "empty")
 	}
 	if c.URI == "*" {
-		return u, invalid(field("uri"), `"*" must be sent as the wildcard, alone and with Expires: 0`)
+		return u, invalid("uri", `"*" must be sent as the wildcard, alone and with Expires: 0`)
 	}
-	if err := checkText(field("instance"), c.Instance, lim.MaxFieldLen); err != nil {
+	if err := checkText("instance", c.Instance, lim.MaxFieldLen); err != nil {
 		return u, err
 	}
 	id, err := BindingID(c.URI, c.Instance, c.RegID)
 	if err != nil {
-		return u, invalid(field("uri"), "%v", err)
+		return u, invalid("uri", "%v", err)
 	}
 	if _, err := parseSIPURI(c.URI); err != nil {
 		// A flow identity does not parse the URI, but routing will.
-		return u, invalid(field("uri"), "%v", err)
+		return u, invalid("uri", "%v", err)
 	}
 	u.ID, u.URI, u.Instance, u.RegID = id, c.URI, c.Instance, c.RegID
 
 	u.Q = 1000
 	if c.HasQ {
 		if math.IsNaN(c.Q) || c.Q < 0 || c.Q > 1 {
-			return u, invalid(field("q"), "%v is outside 0.0 to 1.0", c.Q)
+			return u, invalid("q", "%v is outside 0.0 to 1.0", c.Q)
 		}
 		u.Q = int(math.Round(c.Q * 1000))
 	}
@@ -193,7 +217,7 @@ func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, err
 	switch {
 	case c.HasExpires:
 		if c.Expires < 0 {
-			return u, invalid(field("expires"), "negative (%d)", c.Expires)
+			return u, invalid("expires", "negative (%d)", c.Expires)
 		}
 		secs = c.Expires
 	case req.HasExpires:
@@ -207,7 +231,7 @@ func checkContact(i int, c Contact, req Request, lim Limits) (ContactUpdate, err
 	case secs < minSecs:
 		// RFC 3261 §10.3 allows 423 only below one hour, which
 		// Limits.Validate guarantees for every minimum.
-		return u, &Error{Kind: KindIntervalTooBrief, Field: field("expires"),
+		return u, &Error{Kind: KindIntervalTooBrief, Field: "expires",
 			Reason: fmt.Sprintf("%d s is below the minimum of %d s", secs, minSecs), MinExpires: int(minSecs)}
 	case secs > int64(lim.MaxExpires/time.Second):
 		secs = int64(lim.MaxExpires / time.Second)
@@ -280,7 +304,9 @@ func Apply(cur BindingSet, r Registration, now time.Time, lim Limits, node strin
 		return base, nil
 	}
 	ver := nextVersion(base, now)
-	out := BindingSet{AoR: r.AoR, Bindings: slices.Clone(base.Bindings)}
+	// A copy to edit: base may be cur itself (see BindingSet), and cur may
+	// be shared with other readers.
+	out := BindingSet{AoR: r.AoR, Bindings: cloneFor(base, r)}
 
 	if r.Wildcard {
 		for _, b := range base.Bindings {
@@ -324,11 +350,26 @@ func Apply(cur BindingSet, r Registration, now time.Time, lim Limits, node strin
 		}
 	}
 
-	if n := len(out.Live(now)); n > lim.MaxContacts {
+	if n := countLive(out.Bindings, now); n > lim.MaxContacts {
 		return cur, &Error{Kind: KindTooManyContacts, Field: "contacts",
 			Reason: fmt.Sprintf("the AoR would have %d contacts, at most %d allowed", n, lim.MaxContacts), Limit: LimitContacts}
 	}
 	return out, nil
+}
+
+// cloneFor copies base's bindings with room for the ones r adds, so that
+// inserting them does not copy the lot again.
+func cloneFor(base BindingSet, r Registration) []Binding {
+	added := 0
+	for _, c := range r.Contacts {
+		if _, ok := base.find(c.ID); !ok {
+			added++
+		}
+	}
+	if len(base.Bindings)+added == 0 {
+		return nil
+	}
+	return append(make([]Binding, 0, len(base.Bindings)+added), base.Bindings...)
 }
 
 // checkOrder is RFC 3261 §10.3 steps 5 and 7: a request from the same

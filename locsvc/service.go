@@ -54,21 +54,32 @@ func (s *Service) Register(ctx context.Context, req Request) (Result, error) {
 		now := s.now()
 		return Result{AoR: reg.AoR, Bindings: cur.Live(now), Now: now}, nil
 	}
-	var now time.Time
-	var refused error // the registrar's answer, told apart from the store's
-	stored, err := s.store.Update(ctx, key, func(cur BindingSet) (BindingSet, error) {
-		now = s.now()
-		next, err := Apply(cur, reg, now, s.limits, s.node)
-		refused = err
-		return next, err
-	})
-	if refused != nil {
-		return Result{}, refused
+	u := &update{svc: s, reg: reg}
+	stored, err := s.store.Update(ctx, key, u.change)
+	if u.refused != nil {
+		return Result{}, u.refused
 	}
 	if err != nil {
 		return Result{}, Unavailable(err)
 	}
-	return Result{AoR: reg.AoR, Bindings: stored.Live(now), Now: now}, nil
+	return Result{AoR: reg.AoR, Bindings: stored.Live(u.now), Now: u.now}, nil
+}
+
+// update is one REGISTER's change to the store. Its state lives in one
+// value rather than in variables a closure captures, each of which would
+// be a heap allocation of its own on every REGISTER.
+type update struct {
+	svc     *Service
+	reg     Registration
+	now     time.Time
+	refused error // the registrar's answer, told apart from the store's
+}
+
+func (u *update) change(cur BindingSet) (BindingSet, error) {
+	u.now = u.svc.now()
+	next, err := Apply(cur, u.reg, u.now, u.svc.limits, u.svc.node)
+	u.refused = err
+	return next, err
 }
 
 // Lookup returns the live bindings of an AoR. An unknown AoR is not an
