@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/locsvc/locsvc/internal/mcpipe"
 
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
@@ -226,22 +226,10 @@ func (r *Repairer) pushTo(c *shardClient, keys []string, sets map[string]locsvc.
 	}
 }
 
-// getMulti reads keys from one shard, retrying once after a shard failure:
-// the first request after a memcached restart fails on a pooled connection
-// to the old process, and record has replaced the pool by then.
-func getMulti(c *shardClient, keys []string, now func() time.Time) (map[string]*memcache.Item, error) {
-	var items map[string]*memcache.Item
-	var err error
-	for range 2 {
-		err = c.use(func(mc *memcache.Client) (err error) {
-			items, err = mc.GetMulti(keys)
-			return err
-		})
-		c.record(err, now())
-		if !isShardFailure(err) {
-			break
-		}
-	}
+// getMulti reads keys from one shard.
+func getMulti(c *shardClient, keys []string, now func() time.Time) (map[string]*mcpipe.Item, error) {
+	items, err := c.mc.GetMulti(keys)
+	c.record(err, now())
 	return items, err
 }
 

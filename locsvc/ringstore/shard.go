@@ -2,28 +2,22 @@ package ringstore
 
 import (
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/locsvc/locsvc/internal/mcpipe"
 )
 
 // shardClient talks to one memcached server and remembers whether it is
 // failing, so callers skip a dead shard instead of waiting on it for every
 // request (mcrouter's TKO, in small).
 type shardClient struct {
-	addr    string
-	timeout time.Duration
-	idle    int
-	mcp     atomic.Pointer[memcache.Client]
-	// slots bounds the commands in flight, so at most idle connections
-	// are open: past gomemcache's idle pool every command dials a fresh
-	// connection and closes it after, and under a burst that churn (tens
-	// of thousands of sockets in TIME_WAIT) slowed memcached calls until
-	// the SIP front end fell behind for good.
-	slots chan struct{}
+	addr string
+	// mc pipelines every caller's commands over a few connections: their
+	// number stays fixed under any burst, and a connection the server
+	// closed is redialled by the client itself.
+	mc *mcpipe.Client
 
 	mu        sync.Mutex
 	failures  int       // consecutive
@@ -38,45 +32,8 @@ const (
 	breakerOpen     = time.Second
 )
 
-func newShardClient(addr string, timeout time.Duration, idle int) *shardClient {
-	c := &shardClient{addr: addr, timeout: timeout, idle: idle, slots: make(chan struct{}, idle)}
-	c.mcp.Store(c.dial())
-	return c
-}
-
-func (c *shardClient) dial() *memcache.Client {
-	mc := memcache.New(c.addr)
-	mc.Timeout = c.timeout
-	mc.MaxIdleConns = c.idle
-	return mc
-}
-
-// mc is the current client. It is replaced after a failure: gomemcache
-// keeps idle connections and finds a dead one only by failing a request on
-// it, so after a memcached restart every pooled connection would fail one
-// request each (and keep the breaker open for a minute).
-func (c *shardClient) mc() *memcache.Client { return c.mcp.Load() }
-
-// errShardBusy: every connection slot stayed taken for a whole timeout.
-// The shard is overloaded or wedged; the calls holding the slots report
-// which, so this is not a failure of its own (see isShardFailure).
-var errShardBusy = errors.New("every connection to the shard is busy")
-
-// use runs op on the shard's client once a connection slot is free.
-func (c *shardClient) use(op func(*memcache.Client) error) error {
-	select {
-	case c.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(c.timeout)
-		select {
-		case c.slots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			return errShardBusy
-		}
-	}
-	defer func() { <-c.slots }()
-	return op(c.mc())
+func newShardClient(addr string, timeout time.Duration, conns int) *shardClient {
+	return &shardClient{addr: addr, mc: mcpipe.New(addr, mcpipe.Config{Timeout: timeout, Conns: conns})}
 }
 
 // available reports whether requests should go to this shard now. While
@@ -109,15 +66,6 @@ func (c *shardClient) record(err error, now time.Time) {
 	failed := isShardFailure(err)
 	c.mu.Lock()
 	if failed {
-		// A timeout leaves the pooled connections sound (a slow shard, not
-		// a restarted one); replacing them all then would only add a
-		// storm of new connections to a shard already slow.
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			if old := c.mcp.Swap(c.dial()); old != nil {
-				_ = old.Close()
-			}
-		}
 		c.failures++
 		if c.failures >= breakerFailures {
 			c.openUntil = now.Add(breakerOpen)
@@ -131,14 +79,17 @@ func (c *shardClient) record(err error, now time.Time) {
 }
 
 // isShardFailure separates "the shard did not answer" from answers that
-// are part of the protocol (miss, cas conflict, not stored).
+// are part of the protocol (miss, cas conflict, not stored) and from a
+// queue that is full: the commands ahead in it report whether the shard
+// is slow or dead.
 func isShardFailure(err error) bool {
 	switch {
 	case err == nil,
-		errors.Is(err, memcache.ErrCacheMiss),
-		errors.Is(err, memcache.ErrCASConflict),
-		errors.Is(err, memcache.ErrNotStored),
-		errors.Is(err, errShardBusy):
+		errors.Is(err, mcpipe.ErrCacheMiss),
+		errors.Is(err, mcpipe.ErrCASConflict),
+		errors.Is(err, mcpipe.ErrNotStored),
+		errors.Is(err, mcpipe.ErrBusy),
+		errors.Is(err, mcpipe.ErrMalformedKey):
 		return false
 	}
 	return true

@@ -10,8 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	"github.com/locsvc/locsvc/internal/mcpipe"
 	"github.com/locsvc/locsvc/internal/workpool"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
@@ -31,8 +30,9 @@ type Config struct {
 	WriteQuorum int
 	// Timeout bounds each memcached call (default 500 ms).
 	Timeout time.Duration
-	// MaxIdleConns per shard (default 64; gomemcache's 2 starves a router).
-	MaxIdleConns int
+	// ConnsPerShard is how many connections the store keeps to each
+	// shard (default 2); every call is pipelined over them.
+	ConnsPerShard int
 	// Grace is how long a record outlives its latest binding in memcached
 	// (default 2 min), covering clock skew between nodes.
 	Grace  time.Duration
@@ -48,8 +48,8 @@ func (c *Config) setDefaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 500 * time.Millisecond
 	}
-	if c.MaxIdleConns <= 0 {
-		c.MaxIdleConns = 64
+	if c.ConnsPerShard <= 0 {
+		c.ConnsPerShard = 2
 	}
 	if c.Grace <= 0 {
 		c.Grace = 2 * time.Minute
@@ -129,6 +129,11 @@ func (s *Store) Close() error {
 		close(s.stop)
 	}
 	s.wg.Wait()
+	s.mu.Lock()
+	for _, c := range s.clients {
+		_ = c.mc.Close()
+	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -143,7 +148,7 @@ func (s *Store) client(addr string) *shardClient {
 	defer s.mu.Unlock()
 	c, ok := s.clients[addr]
 	if !ok {
-		c = newShardClient(addr, s.cfg.Timeout, s.cfg.MaxIdleConns)
+		c = newShardClient(addr, s.cfg.Timeout, s.cfg.ConnsPerShard)
 		s.clients[addr] = c
 	}
 	return c
@@ -249,7 +254,7 @@ func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) e
 type replicaRead struct {
 	addr  string
 	found bool
-	item  *memcache.Item // as read, CAS token included; nil when not found
+	item  *mcpipe.Item // as read, CAS token included; nil when not found
 	set   locsvc.BindingSet
 }
 
@@ -291,13 +296,9 @@ func (s *Store) read(key string) ([]replicaRead, locsvc.BindingSet, error) {
 	reads := make([]replicaRead, 0, s.cfg.Replicas)
 	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
 		rr := replicaRead{addr: c.addr}
-		var it *memcache.Item
-		err := c.use(func(mc *memcache.Client) (err error) {
-			it, err = mc.Get(key)
-			return err
-		})
+		it, err := c.mc.Get(key)
 		switch {
-		case errors.Is(err, memcache.ErrCacheMiss):
+		case errors.Is(err, mcpipe.ErrCacheMiss):
 		case err != nil:
 			return err
 		default:
@@ -422,23 +423,20 @@ func (s *Store) write(key string, set locsvc.BindingSet, reads []replicaRead) (l
 func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, prior *replicaRead) (locsvc.BindingSet, bool, error) {
 	for range maxCASAttempts {
 		now := s.cfg.Now()
-		var it *memcache.Item
+		var it *mcpipe.Item
 		var held locsvc.BindingSet
 		var err error
 		if prior != nil {
 			if prior.found {
 				it, held = prior.item, prior.set
 			} else {
-				err = memcache.ErrCacheMiss
+				err = mcpipe.ErrCacheMiss
 			}
 			prior = nil
-		} else if err = c.use(func(mc *memcache.Client) (err error) {
-			it, err = mc.Get(key)
-			return err
-		}); err == nil {
+		} else if it, err = c.mc.Get(key); err == nil {
 			held = s.decode(key, c.addr, it.Value)
 		}
-		if errors.Is(err, memcache.ErrCacheMiss) {
+		if errors.Is(err, mcpipe.ErrCacheMiss) {
 			m := locsvc.Compact(set, now)
 			if len(m.Bindings) == 0 {
 				return m, false, nil
@@ -447,10 +445,8 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 			if err != nil {
 				return m, false, err
 			}
-			err = c.use(func(mc *memcache.Client) error {
-				return mc.Add(&memcache.Item{Key: key, Value: val, Expiration: ttlFor(m.LatestExpiry(), now, s.cfg.Grace)})
-			})
-			if errors.Is(err, memcache.ErrNotStored) {
+			err = c.mc.Add(&mcpipe.Item{Key: key, Value: val, Expiration: ttlFor(m.LatestExpiry(), now, s.cfg.Grace)})
+			if errors.Is(err, mcpipe.ErrNotStored) {
 				s.stats.CASConflicts.Add(1)
 				continue // another writer added it first: merge with theirs
 			}
@@ -471,8 +467,8 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 		next := *it
 		next.Value = val
 		next.Expiration = ttlFor(m.LatestExpiry(), now, s.cfg.Grace)
-		err = c.use(func(mc *memcache.Client) error { return mc.CompareAndSwap(&next) })
-		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrCacheMiss) {
+		err = c.mc.CompareAndSwap(&next)
+		if errors.Is(err, mcpipe.ErrCASConflict) || errors.Is(err, mcpipe.ErrCacheMiss) {
 			s.stats.CASConflicts.Add(1)
 			continue
 		}

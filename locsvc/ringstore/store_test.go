@@ -437,15 +437,15 @@ func bytesPerRegistration(t *testing.T, reqFor func(int) locsvc.Request) (perIte
 	return float64(m.StatInt(t, "", "bytes")) / n, float64(chunkBytes) / n
 }
 
-// A burst of calls wider than the connection pool waits for connections
-// instead of opening one per call: memcached sees at most MaxIdleConns
-// connections from the store however many callers there are.
+// A burst of calls shares the store's connections instead of opening one
+// per call: memcached sees at most ConnsPerShard connections from the
+// store however many callers there are.
 func TestConnectionsBounded(t *testing.T) {
 	ms := startShards(t, 1)
 	src := &staticRing{}
 	src.set(ms...)
-	const idle = 4
-	st := ringstore.New(src, ringstore.Config{Replicas: 1, MaxIdleConns: idle, Timeout: 2 * time.Second})
+	const conns = 2
+	st := ringstore.New(src, ringstore.Config{Replicas: 1, ConnsPerShard: conns, Timeout: 2 * time.Second})
 	defer st.Close()
 	before := ms[0].StatInt(t, "", "total_connections")
 	var wg sync.WaitGroup
@@ -459,7 +459,7 @@ func TestConnectionsBounded(t *testing.T) {
 	wg.Wait()
 	// Each StatInt opens one connection of its own.
 	opened := ms[0].StatInt(t, "", "total_connections") - before - 1
-	if opened > idle {
-		t.Errorf("200 concurrent registers opened %d connections, want at most %d", opened, idle)
+	if opened > conns {
+		t.Errorf("200 concurrent registers opened %d connections, want at most %d", opened, conns)
 	}
 }
