@@ -206,6 +206,19 @@ func TestClusterConcurrentRegistersSameAoR(t *testing.T) {
 	if records != 2 {
 		t.Errorf("locsvc_shard_records sum to %d over the nodes, want 2 (one AoR, R=2)", records)
 	}
+	// node1 took 20 of the REGISTERs: each is a gets and a cas (or add) on
+	// R=2 shards, at least.
+	commands := 0
+	for _, line := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(line, "locsvc_memcached_commands_total{"); ok {
+			_, num, _ := strings.Cut(v, "} ")
+			k, _ := strconv.Atoi(num)
+			commands += k
+		}
+	}
+	if commands < 20*2*2 {
+		t.Errorf("locsvc_memcached_commands_total of node1 sum to %d, want at least %d", commands, 20*2*2)
+	}
 	for _, n := range c.Nodes {
 		res, err := n.Location.Lookup(context.Background(), &locsvcv1.LookupRequest{Aor: "sip:shared@example.com"})
 		if err != nil {

@@ -57,6 +57,11 @@ var (
 	descShardRecords = prometheus.NewDesc("locsvc_shard_records",
 		"AoR records (memcached items) held by each memcached shard this node fronts, read at scrape time.",
 		[]string{"shard"}, nil)
+	descMemcachedCommands = prometheus.NewDesc("locsvc_memcached_commands_total",
+		"Commands this node sent to each memcached shard.", []string{"shard"}, nil)
+	descMemcachedWrites = prometheus.NewDesc("locsvc_memcached_writes_total",
+		"Socket writes that carried those commands: concurrent requests share writes, so commands per write is the pipeline's depth.",
+		[]string{"shard"}, nil)
 	descSIPAnswer = prometheus.NewDesc("locsvc_sip_answer_duration_seconds",
 		"Time from a SIP request's arrival to the final answer the front end sent, by method (registrar, redirect and refusals; not responses relayed in proxy mode).",
 		[]string{"method"}, nil)
@@ -64,7 +69,8 @@ var (
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
-		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer, descShardRecords} {
+		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer, descShardRecords,
+		descMemcachedCommands, descMemcachedWrites} {
 		ch <- d
 	}
 }
@@ -89,6 +95,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			"corrupt_value": st.CorruptValues.Load(),
 		} {
 			counter(descStore, v, kind)
+		}
+		for addr, tr := range s.Traffic() {
+			counter(descMemcachedCommands, tr.Commands, addr)
+			counter(descMemcachedWrites, tr.Writes, addr)
 		}
 	}
 	for _, addr := range c.shards {

@@ -140,6 +140,25 @@ func (s *Store) Close() error {
 // Stats returns the live counters.
 func (s *Store) Stats() *Stats { return &s.stats }
 
+// ShardTraffic is what the store sent one shard: commands, and the socket
+// writes that carried them (more commands per write, less CPU per command).
+type ShardTraffic struct {
+	Commands, Writes uint64
+}
+
+// Traffic returns the traffic to every shard the store has talked to, by
+// address.
+func (s *Store) Traffic() map[string]ShardTraffic {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]ShardTraffic, len(s.clients))
+	for addr, c := range s.clients {
+		st := c.mc.Stats()
+		out[addr] = ShardTraffic{Commands: st.Commands.Load(), Writes: st.Writes.Load()}
+	}
+	return out
+}
+
 // Replicas is R.
 func (s *Store) Replicas() int { return s.cfg.Replicas }
 
