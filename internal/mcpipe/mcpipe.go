@@ -140,11 +140,12 @@ func (c *Client) Get(key string) (*Item, error) {
 	}
 	o := getOp()
 	o.kind, o.key = kindGet, key
-	if err := c.do(o); err != nil {
+	err := c.do(o)
+	it := o.item
+	release(o, err)
+	if err != nil {
 		return nil, err
 	}
-	it := o.item
-	putOp(o)
 	return it, nil
 }
 
@@ -161,11 +162,12 @@ func (c *Client) GetMulti(keys []string) (map[string]*Item, error) {
 	}
 	o := getOp()
 	o.kind, o.keys, o.items = kindGetMulti, keys, make(map[string]*Item, len(keys))
-	if err := c.do(o); err != nil {
+	err := c.do(o)
+	items := o.items
+	release(o, err)
+	if err != nil {
 		return nil, err
 	}
-	items := o.items
-	putOp(o)
 	return items, nil
 }
 
@@ -183,15 +185,21 @@ func (c *Client) store(kind opKind, it *Item) error {
 	o := getOp()
 	o.kind, o.key, o.item = kind, it.Key, it
 	err := c.do(o)
-	if err == nil {
-		putOp(o)
-	}
+	release(o, err)
 	return err
 }
 
-// do queues o on the next connection and waits for its answer. An op is
-// given back to the pool only by a caller that saw it finish; one that
-// timed out may still be written to by a reader.
+// release gives o back to the pool unless its call gave up waiting: a
+// reader may still finish that op later.
+func release(o *op, err error) {
+	var te timeoutError
+	if !errors.As(err, &te) {
+		putOp(o)
+	}
+}
+
+// do queues o on the next connection and waits for its answer. Every error
+// but a timeoutError means o is finished with.
 func (c *Client) do(o *op) error {
 	o.timer.Reset(c.cfg.Timeout)
 	defer o.timer.Stop()
@@ -229,11 +237,14 @@ func (c *Client) do(o *op) error {
 // conn returns the slot's connection, dialling when there is none or the
 // last one broke.
 func (c *Client) conn(s *slot) (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Checked under the slot's lock: Close marks the client done before
+	// it takes the slots' locks, so no connection is dialled after Close
+	// has passed its slot.
 	if c.done.Load() {
 		return nil, ErrClosed
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.cn != nil && !s.cn.isDead() {
 		return s.cn, nil
 	}

@@ -2,7 +2,7 @@
 //
 // A fresh goroutine starts with a small stack and grows it, copying it
 // each time, as it descends a deep call chain (a SIP handler into the
-// registrar, the store and gomemcache). On the hot paths that growth was
+// registrar, the store and its memcached client). On the hot paths that growth was
 // measured at 6% (SIP handlers) and 15% (replica calls) of the CPU. A
 // standing worker keeps the stack it has grown. When every worker is busy
 // a task gets a goroutine of its own, so a burst never waits for a worker.

@@ -3,8 +3,12 @@
 // the client side.
 //
 //   - Placement: the ring (package ring) names the R shards of a key; this
-//     package keeps one gomemcache client per shard address, because
-//     gomemcache's own server selection is crc32 mod N.
+//     package keeps one client per shard address and picks the shard
+//     itself. The client is internal/mcpipe, which pipelines the commands
+//     of concurrent requests over two connections per shard: gomemcache,
+//     the first choice, gives every command a connection of its own for
+//     its round trip, and that cost more CPU per REGISTER than everything
+//     else the node does (docs/BENCHMARKS.md).
 //   - Writes: read-merge-write on each replica with gets/cas (add on a
 //     miss, retry on a conflict), in parallel; success needs W
 //     acknowledgements. A replica that fails is replaced by the next shard on
