@@ -66,7 +66,7 @@ fuzz:
 # whole run stays under 10 minutes; raw output goes to results/ (not committed).
 bench:
 	mkdir -p results
-	$(GO) test -run '^$$' -bench . -benchmem ./ring/ ./locsvc/... | tee results/go-bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./ring/ ./locsvc/... ./internal/mcpipe/ | tee results/go-bench.txt
 	$(GO) test -run '^$$' -bench GRPC -benchtime 3000x ./integration/ | tee results/grpc-bench.txt
 	$(MAKE) --no-print-directory bench-sip SIPBENCH_FLAGS="-budget 7m $(SIPBENCH_FLAGS)"
 

@@ -192,8 +192,7 @@ func (c *Client) store(kind opKind, it *Item) error {
 // release gives o back to the pool unless its call gave up waiting: a
 // reader may still finish that op later.
 func release(o *op, err error) {
-	var te timeoutError
-	if !errors.As(err, &te) {
+	if _, gaveUp := err.(timeoutError); !gaveUp { // do returns it unwrapped
 		putOp(o)
 	}
 }
