@@ -374,8 +374,8 @@ func (cn *conn) readValue(want string) (it *Item, end bool, answer, err error) {
 	} else if string(f[1]) != want {
 		return nil, false, nil, errors.New("answer for another key: stream out of step")
 	}
-	buf := make([]byte, size+2)
-	if _, err := io.ReadFull(cn.br, buf); err != nil {
+	buf, err := readN(cn.br, int(size)+2)
+	if err != nil {
 		return nil, false, nil, err
 	}
 	if !bytes.HasSuffix(buf, []byte("\r\n")) {
@@ -383,6 +383,24 @@ func (cn *conn) readValue(want string) (it *Item, end bool, answer, err error) {
 	}
 	it.Value = buf[:size:size]
 	return it, false, nil, nil
+}
+
+// readN reads exactly n bytes. Up to a size no record reaches it
+// allocates them at once; beyond, it grows with what arrives, so a
+// corrupt length does not cost gigabytes before the stream ends.
+func readN(r io.Reader, n int) ([]byte, error) {
+	const direct = 1 << 20
+	if n <= direct {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	var b bytes.Buffer
+	got, err := b.ReadFrom(io.LimitReader(r, int64(n)))
+	if err == nil && got < int64(n) {
+		err = io.ErrUnexpectedEOF
+	}
+	return b.Bytes(), err
 }
 
 // readLine returns the next line without its CRLF; the slice is only good
