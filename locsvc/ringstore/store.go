@@ -179,11 +179,16 @@ const replicaWorkers = 64
 // spareShards is how many shards past R a call may fall over to.
 const spareShards = 2
 
-// candidates are the shards for key in ring order: the first R are its
-// replicas, the rest take over when one of those fails.
-func (s *Store) candidates(key string) (cands []ring.Shard, quorum int) {
+// candBuf sizes the callers' buffers for candidates, on their stacks: the
+// shard list was the largest allocation of a REGISTER (4 shards of 88
+// bytes, twice). A larger R spills to the heap.
+const candBuf = 4 + spareShards
+
+// candidates are the shards for key in ring order, appended to buf: the
+// first R are its replicas, the rest take over when one of those fails.
+func (s *Store) candidates(key string, buf []ring.Shard) (cands []ring.Shard, quorum int) {
 	r := s.src.Ring()
-	cands = r.ReplicaSet(key, s.cfg.Replicas+spareShards, make([]ring.Shard, 0, s.cfg.Replicas+spareShards))
+	cands = r.ReplicaSet(key, s.cfg.Replicas+spareShards, buf)
 	quorum = s.cfg.WriteQuorum
 	if quorum <= 0 {
 		// A majority of R, where R cannot exceed the shards there are: a
@@ -282,7 +287,9 @@ type replicaRead struct {
 // missing replicas are queued for repair.
 func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) {
 	s.stats.Reads.Add(1)
-	reads, merged, err := s.read(key)
+	var buf [candBuf]ring.Shard
+	cands, _ := s.candidates(key, buf[:0])
+	reads, merged, err := s.read(key, cands)
 	if err != nil {
 		return locsvc.BindingSet{}, err
 	}
@@ -294,10 +301,13 @@ func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) 
 // (its value and CAS token), so a REGISTER costs one gets and one cas per
 // replica; a second gets happens only when another writer got in between.
 // No read repair is queued: the write itself brings every replica it
-// reaches up to date.
+// reaches up to date. Read and write go to the shards of one ring
+// snapshot.
 func (s *Store) Update(ctx context.Context, key string, change func(locsvc.BindingSet) (locsvc.BindingSet, error)) (locsvc.BindingSet, error) {
 	s.stats.Reads.Add(1)
-	reads, cur, err := s.read(key)
+	var buf [candBuf]ring.Shard
+	cands, quorum := s.candidates(key, buf[:0])
+	reads, cur, err := s.read(key, cands)
 	if err != nil {
 		return locsvc.BindingSet{}, err
 	}
@@ -305,13 +315,12 @@ func (s *Store) Update(ctx context.Context, key string, change func(locsvc.Bindi
 	if err != nil {
 		return locsvc.BindingSet{}, err
 	}
-	return s.write(key, next, reads)
+	return s.write(key, next, reads, cands, quorum)
 }
 
-// read gets key from R replicas in parallel (falling over past failed
+// read gets key from R of cands in parallel (falling over past failed
 // ones) and returns what each held and their merge, compacted.
-func (s *Store) read(key string) ([]replicaRead, locsvc.BindingSet, error) {
-	cands, _ := s.candidates(key)
+func (s *Store) read(key string, cands []ring.Shard) ([]replicaRead, locsvc.BindingSet, error) {
 	var mu sync.Mutex
 	reads := make([]replicaRead, 0, s.cfg.Replicas)
 	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
@@ -403,14 +412,16 @@ func (s *Store) readRepairLoop() {
 // Merge joins set into what R replicas hold under key (read-merge-write
 // on each in parallel, W acknowledgements needed) and returns the result.
 func (s *Store) Merge(ctx context.Context, key string, set locsvc.BindingSet) (locsvc.BindingSet, error) {
-	return s.write(key, set, nil)
+	var buf [candBuf]ring.Shard
+	cands, quorum := s.candidates(key, buf[:0])
+	return s.write(key, set, nil, cands, quorum)
 }
 
-// write merges set into R replicas in parallel; reads, when given, are what
-// those replicas held a moment ago and spare each a gets.
-func (s *Store) write(key string, set locsvc.BindingSet, reads []replicaRead) (locsvc.BindingSet, error) {
+// write merges set into R of cands in parallel, quorum acknowledgements
+// needed; reads, when given, are what those replicas held a moment ago and
+// spare each a gets.
+func (s *Store) write(key string, set locsvc.BindingSet, reads []replicaRead, cands []ring.Shard, quorum int) (locsvc.BindingSet, error) {
 	s.stats.Writes.Add(1)
-	cands, quorum := s.candidates(key)
 	planTargets(reads, set, s.cfg.Now())
 	var mu sync.Mutex
 	result := set
