@@ -170,6 +170,7 @@ func TestServeFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--replicas", "0"}, "--replicas"},
+		{[]string{"--memcached-conns", "0"}, "--memcached-conns"},
 		{[]string{"--sip-mode", "b2bua"}, "--sip-mode"},
 		{[]string{"--trusted", "10.0.0.0/33"}, "--trusted"},
 		{[]string{"--min-expires", "100", "--max-expires", "50"}, "max-expires"},

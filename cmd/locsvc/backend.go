@@ -69,7 +69,7 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	store := ringstore.New(mship, ringstore.Config{
-		Replicas: cfg.Replicas, WriteQuorum: cfg.WriteQuorum, Timeout: cfg.MemcachedTimeout,
+		Replicas: cfg.Replicas, WriteQuorum: cfg.WriteQuorum, Timeout: cfg.MemcachedTimeout, ConnsPerShard: cfg.MemcachedConns,
 		Logger: log.With("component", "store"),
 	})
 	rep := store.NewRepairer(cfg.Memcached, cfg.RepairRate, 5*time.Minute)

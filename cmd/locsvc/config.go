@@ -48,6 +48,7 @@ type config struct {
 	WriteQuorum      int
 	RepairRate       int
 	MemcachedTimeout time.Duration
+	MemcachedConns   int
 	// SIP front-end limits (docs/limits.md).
 	SIPMaxMessage int
 	RegisterRate  float64
@@ -95,6 +96,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.IntVar(&cfg.WriteQuorum, "write-quorum", 0, "acknowledgements a write needs (0: a majority of --replicas)")
 	fs.IntVar(&cfg.RepairRate, "repair-rate", 5000, "records per second that repair may examine (read on every replica, compare, copy where needed), per node")
 	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", 500*time.Millisecond, "timeout of each memcached call")
+	fs.IntVar(&cfg.MemcachedConns, "memcached-conns", 2, "connections to each memcached shard; concurrent requests' commands are pipelined over them")
 	fs.IntVar(&cfg.SIPMaxMessage, "sip-max-message", sipfront.DefaultMaxMessageSize, "largest SIP message accepted, bytes; larger gets 513 (TCP: then the connection closes)")
 	fs.Float64Var(&cfg.RegisterRate, "register-rate", 20, "REGISTER requests per second allowed per source IP (IPv6: per /64), --trusted exempt; over it gets 503 (0: no limit)")
 	fs.IntVar(&cfg.RegisterBurst, "register-burst", 0, "REGISTER requests a source may send at once above --register-rate (0: twice the rate)")
@@ -120,6 +122,10 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	}
 	return fs, finish
 }
+
+// maxMemcachedConns bounds --memcached-conns: pipelining needs few, and
+// every node opens this many to every shard.
+const maxMemcachedConns = 64
 
 func (c *config) validate() error {
 	var errs []error
@@ -160,6 +166,9 @@ func (c *config) validate() error {
 	}
 	if c.MemcachedTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--memcached-timeout: must be positive"))
+	}
+	if c.MemcachedConns < 1 || c.MemcachedConns > maxMemcachedConns {
+		errs = append(errs, fmt.Errorf("--memcached-conns: must lie between 1 and %d, got %d", maxMemcachedConns, c.MemcachedConns))
 	}
 	if c.Locator != "" {
 		addr, ok := strings.CutPrefix(c.Locator, "grpc://")
