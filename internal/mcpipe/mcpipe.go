@@ -221,15 +221,15 @@ func (c *Client) do(o *op) error {
 		// new connection: every command here can be repeated safely (a
 		// repeated add or cas fails as a conflict, which the caller
 		// retries with a fresh read).
+		if o.err == nil {
+			return nil
+		}
 		var ce *connError
 		if attempt == 0 && errors.As(o.err, &ce) && !ce.timeout && cn.served.Load() {
 			o.reset()
 			continue
 		}
-		if o.err != nil {
-			return o.err
-		}
-		return nil
+		return o.err
 	}
 }
 
