@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/locsvc/locsvc/internal/mcpipe"
-
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
 )
