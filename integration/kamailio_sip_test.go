@@ -120,21 +120,7 @@ func TestKamailioSIPRefusals(t *testing.T) {
 	c := kamSIPCluster(t, 2)
 	edge := kamSIPEdge(t, "kamailio-sip-edge1", c.Nodes[0])
 
-	s404 := kamRunSipp(t, kamSippOptions{Name: "uac-404", Scenario: "uac_404.xml", Service: "nobody", Remote: edge.Addr,
-		Keys: map[string]string{"domain": kamDomain}, Timeout: 15 * time.Second})
-	if n := strings.Count(s404.Messages(), "\nSIP/2.0 404"); n != 1 {
-		t.Errorf("UAC received %d copies of the 404, want 1\n%s\n--- kamailio:\n%s", n, s404.Logs(), edge.Output())
-	}
-
-	s := kamRunSipp(t, kamSippOptions{Name: "register-423", Scenario: "register_423.xml", Service: "dave",
-		Remote: edge.Addr, Keys: map[string]string{"domain": kamDomain, "expires": "30"}})
-	resp := kamReceived(s.Messages(), "SIP/2.0 423")
-	if me := kamHeaders(resp, "Min-Expires"); len(me) != 1 || me[0] != "60" {
-		t.Errorf("423 has Min-Expires %q, want 60\n%s", me, s.Logs())
-	}
-	if bs := kamLookup(t, c.Nodes[1], "sip:dave@"+kamDomain); len(bs) != 0 {
-		t.Errorf("refused REGISTER stored %v", bs)
-	}
+	kamRefusals(t, edge, c.Nodes[1], 15*time.Second)
 
 	route := "<sip:" + edge.Addr + ";lr;received=sip:192.0.2.99:5060;pt=0123456789abcdef>"
 	resp, err := kamExchange(edge.Addr, "INVITE sip:victim@192.0.2.99 SIP/2.0\r\n"+

@@ -142,17 +142,18 @@ func TestKamailioTwoEdges(t *testing.T) {
 	}
 }
 
-// An unknown user gets 404; a REGISTER below the minimum expiry gets 423
-// with Min-Expires, relayed from locsvc's error, and stores nothing.
-func TestKamailioRefusals(t *testing.T) {
-	c, edge := kamSetup(t)
-
+// kamRefusals checks, through edge, that an unknown user gets one 404 and
+// that a REGISTER below the minimum expiry gets 423 with Min-Expires,
+// relayed from locsvc's error, and stores nothing (looked up on node).
+// uac404Timeout bounds the 404 scenario (0: sipp's default here).
+func kamRefusals(t *testing.T, edge *Kamailio, node *Node, uac404Timeout time.Duration) {
+	t.Helper()
 	s404 := kamRunSipp(t, kamSippOptions{Name: "uac-404", Scenario: "uac_404.xml", Service: "nobody", Remote: edge.Addr,
-		Keys: map[string]string{"domain": kamDomain}})
+		Keys: map[string]string{"domain": kamDomain}, Timeout: uac404Timeout})
 	// The 404 is sent statefully: a second copy would mean the edge did not
 	// match the ACK to its transaction.
 	if n := strings.Count(s404.Messages(), "\nSIP/2.0 404"); n != 1 {
-		t.Errorf("UAC received %d copies of the 404, want 1\n%s", n, s404.Logs())
+		t.Errorf("UAC received %d copies of the 404, want 1\n%s\n--- kamailio:\n%s", n, s404.Logs(), edge.Output())
 	}
 
 	s := kamRunSipp(t, kamSippOptions{Name: "register-423", Scenario: "register_423.xml", Service: "dave",
@@ -161,9 +162,17 @@ func TestKamailioRefusals(t *testing.T) {
 	if me := kamHeaders(resp, "Min-Expires"); len(me) != 1 || me[0] != "60" {
 		t.Errorf("423 has Min-Expires %q, want 60\n%s", me, s.Logs())
 	}
-	if bs := kamLookup(t, c.Nodes[1], "sip:dave@"+kamDomain); len(bs) != 0 {
+	if bs := kamLookup(t, node, "sip:dave@"+kamDomain); len(bs) != 0 {
 		t.Errorf("refused REGISTER stored %v", bs)
 	}
+}
+
+// An unknown user gets 404; a REGISTER below the minimum expiry gets 423
+// with Min-Expires, relayed from locsvc's error, and stores nothing.
+func TestKamailioRefusals(t *testing.T) {
+	c, edge := kamSetup(t)
+
+	kamRefusals(t, edge, c.Nodes[1], 0)
 
 	// Preloaded Routes: to a foreign host, or naming the edge with a Path
 	// token it did not write: refused, the edge is no open relay.
