@@ -116,9 +116,6 @@ func New(addr string, cfg Config) *Client {
 	return &Client{addr: addr, cfg: cfg, slots: make([]slot, cfg.Conns)}
 }
 
-// Addr is the server's address.
-func (c *Client) Addr() string { return c.addr }
-
 // Close closes every connection; calls in flight fail with ErrClosed.
 func (c *Client) Close() error {
 	c.done.Store(true)
