@@ -4,15 +4,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/locsvc/locsvc/api/locsvcv1"
+	"github.com/locsvc/locsvc/api/statuspage"
 )
 
 // HTTP serves the JSON API (httpjson.go), health and readiness.
 //
 //	GET /healthz    200 while the process runs (liveness)
 //	GET /readyz     200 when the node can serve, 503 with the reason otherwise
-//	GET /status     HTML status page drawing the ring (statuspage.go); / redirects there
+//	GET /status     HTML status page drawing the ring (package statuspage); / redirects there
 type HTTP struct {
 	srv      *Server
 	ready    func() error
@@ -78,4 +80,25 @@ func writeJSONValue(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// statusHTML serves GET /status.
+func (h *HTTP) statusHTML(w http.ResponseWriter, r *http.Request) {
+	st, err := h.srv.Status(r.Context(), &locsvcv1.StatusRequest{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	page, err := statuspage.Render(st, time.Now())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	// Node IDs and addresses come from gossip, so from any member: even if
+	// escaping failed somewhere, nothing on this page may run.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(page)
 }

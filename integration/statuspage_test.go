@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/api/locsvcv1"
+	"github.com/locsvc/locsvc/api/statuspage"
 )
 
 // A real 3-node cluster loses one memcached (kill -9); a real browser,
@@ -90,11 +90,11 @@ func TestStatusPageChromium(t *testing.T) {
 	healthy, unhealthyPx := colourCounts(t, img)
 	t.Logf("one shard down: %d healthy-colour and %d unhealthy-colour pixels", healthy, unhealthyPx)
 	if healthy < 5000 {
-		t.Errorf("only %d pixels of the healthy colour %s: the ownership arcs are not drawn", healthy, api.StatusColorHealthy)
+		t.Errorf("only %d pixels of the healthy colour %s: the ownership arcs are not drawn", healthy, statuspage.StatusColorHealthy)
 	}
 	if unhealthyPx < unhealthyBefore+400 {
 		t.Errorf("%d pixels of the unhealthy colour %s (%d with all healthy): the dead shard is not drawn",
-			unhealthyPx, api.StatusColorUnhealthy, unhealthyBefore)
+			unhealthyPx, statuspage.StatusColorUnhealthy, unhealthyBefore)
 	}
 	if out := os.Getenv("LOCSVC_STATUSPAGE_PNG"); out != "" {
 		// A copy for a human to look at (CI artifacts, reviews).
@@ -277,7 +277,7 @@ func colourCounts(t *testing.T, data []byte) (healthy, unhealthy int) {
 	if err != nil {
 		t.Fatalf("screenshot is not a PNG: %v", err)
 	}
-	h, u := hexRGB(t, api.StatusColorHealthy), hexRGB(t, api.StatusColorUnhealthy)
+	h, u := hexRGB(t, statuspage.StatusColorHealthy), hexRGB(t, statuspage.StatusColorUnhealthy)
 	bounds := img.Bounds()
 	if bounds.Dx() < 500 || bounds.Dy() < 500 {
 		t.Fatalf("screenshot is only %v", bounds.Size())

@@ -1,14 +1,11 @@
-package api
+package statuspage
 
 import (
 	"bytes"
-	"context"
 	"encoding/xml"
 	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/locsvc/locsvc/api/locsvcv1"
-	"github.com/locsvc/locsvc/locsvc"
 )
 
 func TestStatusPageArcs(t *testing.T) {
@@ -284,10 +280,6 @@ func shardElements(els []element) []element {
 	return out
 }
 
-type fixedStatus func(out *locsvcv1.StatusResponse)
-
-func (f fixedStatus) Status(_ context.Context, out *locsvcv1.StatusResponse) { f(out) }
-
 func TestStatusPageEscapesHostileNames(t *testing.T) {
 	const evil = `<script>alert("x")</script>&'"]]>`
 	st := &locsvcv1.StatusResponse{
@@ -302,7 +294,7 @@ func TestStatusPageEscapesHostileNames(t *testing.T) {
 		},
 		Repair: &locsvcv1.Repair{Passes: 3, KeysCopied: 10, LastPassAt: timestamppb.Now()},
 	}
-	page, err := renderStatusPage(st, time.Now())
+	page, err := Render(st, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,106 +320,5 @@ func TestStatusPageEscapesHostileNames(t *testing.T) {
 		if e.name == "a" && !strings.HasPrefix(e.attrs["href"], "//127.0.0.1:1/") {
 			t.Errorf("member link %q", e.attrs["href"])
 		}
-	}
-}
-
-func TestStatusPageEmbedded(t *testing.T) {
-	mem := locsvc.NewMemStore(nil, time.Minute)
-	defer mem.Close()
-	svc, err := locsvc.NewService(mem, locsvc.DefaultLimits(), "n1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(NewHTTP(NewServer(svc, Info{NodeID: "n1", StartedAt: time.Now()}, nil), nil).Handler())
-	defer srv.Close()
-
-	resp, err := http.Get(srv.URL + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("/status: %s %s", resp.Status, resp.Header.Get("Content-Type"))
-	}
-	els, text := parseStrict(t, page)
-	if !strings.Contains(text, "embedded store, single node") {
-		t.Errorf("embedded page does not say so:\n%s", page)
-	}
-	shards := shardElements(els)
-	if len(shards) != 1 || shards[0].attrs["data-state"] != "healthy" {
-		t.Errorf("embedded shard elements: %v", shards)
-	}
-	var full bool
-	for _, e := range els {
-		full = full || (e.attrs["class"] == "arc" && strings.Count(e.attrs["d"], "A ") == 2)
-	}
-	if !full {
-		t.Errorf("the one shard should own the whole circle")
-	}
-
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noFollow.Get(srv.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/status" {
-		t.Errorf("/: %s to %q", resp.Status, resp.Header.Get("Location"))
-	}
-	resp, err = http.Get(srv.URL + "/nothing-here")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("/nothing-here: %s", resp.Status)
-	}
-}
-
-func TestStatusPageRing(t *testing.T) {
-	for _, c := range []struct {
-		name   string
-		shards []*locsvcv1.Shard
-		paths  int
-		text   string
-	}{
-		{"no shards yet", nil, 0, "no shards in the ring"},
-		{"all down", []*locsvcv1.Shard{{Id: "a", NodeId: "n1"}, {Id: "b", NodeId: "n1"}}, 0, "0 healthy, 2 not"},
-		{"one of three down", []*locsvcv1.Shard{
-			{Id: "a", NodeId: "n1", Healthy: true, Ownership: 0.5},
-			{Id: "b", NodeId: "n1", Healthy: false},
-			{Id: "c", NodeId: "n1", Healthy: true, Ownership: 0.5},
-		}, 2, "2 healthy, 1 not"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			src := fixedStatus(func(out *locsvcv1.StatusResponse) {
-				out.Store = "memcached"
-				out.Members = []*locsvcv1.Member{{NodeId: "n1", State: "active", Alive: true}}
-				out.Shards = c.shards
-			})
-			srv := &Server{info: Info{NodeID: "n1", StartedAt: time.Now()}, cluster: src}
-			st, err := srv.Status(context.Background(), &locsvcv1.StatusRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			page, err := renderStatusPage(st, time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			els, text := parseStrict(t, page)
-			if !strings.Contains(text, c.text) {
-				t.Errorf("page lacks %q", c.text)
-			}
-			paths := 0
-			for _, e := range els {
-				if e.name == "path" && e.attrs["class"] == "arc" {
-					paths++
-				}
-			}
-			if paths != c.paths || len(shardElements(els)) != len(c.shards) {
-				t.Errorf("%d arcs and %d shards drawn, want %d and %d", paths, len(shardElements(els)), c.paths, len(c.shards))
-			}
-		})
 	}
 }

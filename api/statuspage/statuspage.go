@@ -1,10 +1,14 @@
-package api
+// Package statuspage draws a node's Status as one self-contained HTML page:
+// the ring as a circle whose arcs are the shards' shares of the key space,
+// the members, and repair's progress. It is kept apart from package api,
+// which only translates calls, because it is a renderer with its own
+// geometry (arcs, gaps, label placement) and its own tests.
+package statuspage
 
 import (
 	"bytes"
 	"html/template"
 	"math"
-	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -528,32 +532,11 @@ svg text { font-family: "DejaVu Sans", sans-serif; }
 </html>
 `))
 
-// renderStatusPage writes the page for st.
-func renderStatusPage(st *locsvcv1.StatusResponse, now time.Time) ([]byte, error) {
+// Render writes the page for st, as seen at now.
+func Render(st *locsvcv1.StatusResponse, now time.Time) ([]byte, error) {
 	var b bytes.Buffer
 	if err := statusTemplate.Execute(&b, buildStatusPage(st, now)); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
-}
-
-// statusHTML serves GET /status.
-func (h *HTTP) statusHTML(w http.ResponseWriter, r *http.Request) {
-	st, err := h.srv.Status(r.Context(), &locsvcv1.StatusRequest{})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	page, err := renderStatusPage(st, time.Now())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	// Node IDs and addresses come from gossip, so from any member: even if
-	// escaping failed somewhere, nothing on this page may run.
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(page)
 }
