@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -64,4 +65,9 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// joinErrs joins err and more into one error (nil when all are nil).
+func joinErrs(err error, more []error) error {
+	return errors.Join(append([]error{err}, more...)...)
 }

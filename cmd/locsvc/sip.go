@@ -4,54 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/locsvc/locsvc/sipfront"
 )
-
-// startSIP starts the SIP front end on loc, or returns nil when --sip is
-// empty.
-func startSIP(cfg *config, loc sipfront.Locator, log *slog.Logger) (*sipfront.Server, error) {
-	if cfg.SIP == "" {
-		return nil, nil
-	}
-	fc := sipfront.Config{
-		Addr: cfg.SIP, Advertise: cfg.SIPAdvertise, Mode: cfg.SIPMode, Domains: cfg.Domains,
-		Trusted: cfg.Trusted, AllowOpen: cfg.AllowOpen, AuthAll: cfg.SIPAuthAll, Logger: log.With("component", "sip"),
-		MaxMessageSize: cfg.SIPMaxMessage, RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
-	}
-	if cfg.Sec.SIPTLS != "" {
-		conf, err := cfg.Sec.sipTLS(log)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		fc.TLSAddr, fc.TLSConfig = cfg.Sec.SIPTLS, conf
-	}
-	if cfg.Credentials != "" {
-		creds, err := sipfront.LoadCredentials(cfg.Credentials)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--credentials: %w", err)}
-		}
-		fc.Credentials = creds
-	}
-	if cfg.NonceKeyFile != "" {
-		key, err := sipfront.LoadNonceKey(cfg.NonceKeyFile)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--nonce-key: %w", err)}
-		}
-		fc.NonceKey = key
-	}
-	srv, err := sipfront.New(loc, fc)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("--sip: %w", err)}
-	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("--sip: %w", err)
-	}
-	return srv, nil
-}
 
 // passwdCmd prints credentials-file lines (MD5 and SHA-256 HA1) for a user,
 // reading the password from standard input, so no password ever lands in

@@ -10,36 +10,28 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
-// security is the TLS and gossip-keyring part of `locsvc serve`'s
-// configuration (docs/security.md).
+// security is the TLS part of `locsvc serve`'s
+// configuration (docs/security.md); the gossip keys are the node's own
+// settings (node.Config).
 type security struct {
 	CertFile     string // --tls-cert: server certificate chain (PEM) for gRPC, HTTP and SIP TLS
 	KeyFile      string // --tls-key
 	ClientCAFile string // --tls-client-ca: gRPC and HTTP then require client certificates it signed
-	SIPTLS       string // --sip-tls: SIP over TLS listen address
 
 	LocatorCA   string // --locator-ca: CA bundle that verifies the --locator node (turns TLS on)
 	LocatorCert string // --locator-cert: client certificate for a --locator node that requires one
 	LocatorKey  string // --locator-key
-
-	GossipKeyring string // --gossip-keyring: file of base64 keys, the first encrypts
 }
 
 func (s *security) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.CertFile, "tls-cert", "", "PEM certificate chain: gRPC and HTTP serve TLS only (needs --tls-key)")
 	fs.StringVar(&s.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&s.ClientCAFile, "tls-client-ca", "", "PEM CA bundle: gRPC and HTTP require client certificates it signed (mTLS; needs --tls-cert)")
-	fs.StringVar(&s.SIPTLS, "sip-tls", "", "SIP over TLS listen address (uses --tls-cert and --tls-key)")
 	fs.StringVar(&s.LocatorCA, "locator-ca", "", "PEM CA bundle verifying the --locator node: talk to it over TLS")
 	fs.StringVar(&s.LocatorCert, "locator-cert", "", "PEM client certificate presented to the --locator node (needs --locator-key)")
 	fs.StringVar(&s.LocatorKey, "locator-key", "", "PEM private key of --locator-cert")
-	fs.StringVar(&s.GossipKeyring, "gossip-keyring", "", "file of base64 gossip keys, one a line; the first encrypts, all decrypt (key rotation)")
 }
 
 // validate loads every file named, so that a wrong path, a key that does
@@ -65,16 +57,8 @@ func (s *security) validate(c *config) []error {
 			errs = append(errs, fmt.Errorf("--tls-client-ca: %v", err))
 		}
 	}
-	if s.SIPTLS != "" {
-		if err := checkHostPort(s.SIPTLS); err != nil {
-			errs = append(errs, fmt.Errorf("--sip-tls: %v", err))
-		}
-		if s.CertFile == "" {
-			errs = append(errs, errors.New("--sip-tls needs --tls-cert and --tls-key"))
-		}
-		if c.SIP == "" {
-			errs = append(errs, errors.New("--sip-tls needs --sip: it adds a listener to the SIP front end"))
-		}
+	if c.SIPTLS != "" && s.CertFile == "" {
+		errs = append(errs, errors.New("--sip-tls needs --tls-cert and --tls-key"))
 	}
 	if s.LocatorCA != "" || s.LocatorCert != "" || s.LocatorKey != "" {
 		if c.Locator == "" {
@@ -82,14 +66,6 @@ func (s *security) validate(c *config) []error {
 		}
 		if _, err := clientTLS(s.LocatorCA, s.LocatorCert, s.LocatorKey, "--locator-"); err != nil {
 			errs = append(errs, err)
-		}
-	}
-	if s.GossipKeyring != "" {
-		if c.GossipKeyFile != "" {
-			errs = append(errs, errors.New("--gossip-key and --gossip-keyring are exclusive: put the key in the keyring file"))
-		}
-		if _, err := readKeyring(s.GossipKeyring); err != nil {
-			errs = append(errs, fmt.Errorf("--gossip-keyring: %v", err))
 		}
 	}
 	return errs
@@ -127,16 +103,21 @@ func (s *security) sipTLS(log *slog.Logger) (*tls.Config, error) {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate}, nil
 }
 
-// locatorCreds are the gRPC transport credentials towards --locator.
-func (s *security) locatorCreds() (grpc.DialOption, error) {
-	conf, err := clientTLS(s.LocatorCA, s.LocatorCert, s.LocatorKey, "--locator-")
-	if err != nil {
-		return nil, err
+// apply puts the TLS configurations the files describe into the node's
+// Config: the gRPC and HTTP listeners', the SIP TLS listener's, and the
+// client side towards --locator.
+func (s *security) apply(c *config, log *slog.Logger) error {
+	var err error
+	if c.ServerTLS, err = s.serverTLS(log); err != nil {
+		return err
 	}
-	if conf == nil {
-		return grpc.WithTransportCredentials(insecure.NewCredentials()), nil
+	if c.SIPTLS != "" {
+		if c.SIPTLSConfig, err = s.sipTLS(log); err != nil {
+			return err
+		}
 	}
-	return grpc.WithTransportCredentials(credentials.NewTLS(conf)), nil
+	c.LocatorTLS, err = clientTLS(s.LocatorCA, s.LocatorCert, s.LocatorKey, "--locator-")
+	return err
 }
 
 // clientTLS is the client side: nil (plaintext) when no file is named;

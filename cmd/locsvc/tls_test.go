@@ -90,17 +90,6 @@ func TestSecurityFlagValidation(t *testing.T) {
 	}
 }
 
-func TestReadKeyring(t *testing.T) {
-	path := writeFile(t, "keyring", "# new key, rotating in\n  "+b64(32, 'n')+"  \n\n# old\n"+b64(16, 'o')+"\n")
-	keys, err := readKeyring(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 2 || string(keys[0]) != strings.Repeat("n", 32) || string(keys[1]) != strings.Repeat("o", 16) {
-		t.Fatalf("keys %q", keys)
-	}
-}
-
 func TestServerTLSConfig(t *testing.T) {
 	c := testcerts.Generate(t)
 	sec := security{CertFile: c.ServerCert, KeyFile: c.ServerKey}

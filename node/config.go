@@ -1,0 +1,255 @@
+package node
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/sipfront"
+)
+
+// Config is everything one node runs with. DefaultConfig is the only place
+// its defaults live: `locsvc serve` takes its flags' defaults from it, and
+// the layers below keep only fallbacks for a zero value.
+//
+// Validate names each bad setting by its flag, which is also its key in a
+// config file (docs/config.md), so that an error points at what to edit.
+type Config struct {
+	NodeID string // --node-id: unique in the cluster
+
+	// Listen addresses. SIP empty: no SIP front end.
+	GRPC, HTTP, SIP string
+	SIPTLS          string // --sip-tls: SIP over TLS, beside SIP
+	SIPAdvertise    string // --sip-advertise: host:port the node names itself by in a stored Path
+	SIPMode         string // registrar, redirect or proxy
+
+	// Storage: no Memcached and no Join is the embedded store.
+	Memcached        []string // shards this node fronts
+	Replicas         int      // R
+	WriteQuorum      int      // W; 0 is a majority of R
+	MemcachedTimeout time.Duration
+	MemcachedConns   int
+	RepairRate       int           // records a second a repair pass may examine
+	RepairInterval   time.Duration // longest time between passes without a ring change
+
+	// Gossip.
+	Gossip        string   // bind address
+	Join          []string // peers
+	Zone          string
+	GossipProfile string // local, lan or wan
+	GossipKeyFile string // one base64 key
+	GossipKeyring string // a file of base64 keys, the first encrypts
+
+	// Locator, when set (grpc://host:port), makes the node only a SIP
+	// front end for that remote cluster: no store, no gRPC service.
+	Locator string
+
+	// SIP registrar policy and limits (docs/limits.md).
+	Domains       []string // the first is the digest realm
+	Trusted       []netip.Prefix
+	Credentials   string // file of user:realm:HA1 lines
+	NonceKeyFile  string
+	AllowOpen     bool
+	SIPAuthAll    bool
+	Limits        locsvc.Limits
+	SIPMaxMessage int
+	RegisterRate  float64
+	RegisterBurst int
+
+	Pprof bool // serve Go's profiler on HTTP
+
+	// DrainTimeout bounds in-flight calls at Stop; HandoffTimeout bounds
+	// the hand-off pass.
+	DrainTimeout, HandoffTimeout time.Duration
+
+	// TLS, built by the caller from its certificate files (nil: plain).
+	// ServerTLS serves gRPC and HTTP; SIPTLSConfig the SIPTLS listener;
+	// LocatorTLS dials Locator.
+	ServerTLS, SIPTLSConfig, LocatorTLS *tls.Config
+
+	Version string // reported by Status
+}
+
+// DefaultConfig is a node on the embedded store, serving on loopback.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		NodeID: host,
+		GRPC:   "127.0.0.1:7070", HTTP: "127.0.0.1:8080", SIP: "127.0.0.1:5060",
+		SIPMode:          "redirect",
+		Replicas:         2,
+		MemcachedTimeout: 500 * time.Millisecond,
+		MemcachedConns:   2,
+		RepairRate:       5000,
+		RepairInterval:   5 * time.Minute,
+		Gossip:           "127.0.0.1:7946",
+		GossipProfile:    "lan",
+		Domains:          []string{"localhost"},
+		Limits:           locsvc.DefaultLimits(),
+		SIPMaxMessage:    sipfront.DefaultMaxMessageSize,
+		RegisterRate:     20,
+		DrainTimeout:     10 * time.Second,
+		HandoffTimeout:   60 * time.Second,
+		Version:          "dev",
+	}
+}
+
+// SIPModes are the values SIPMode may take.
+var SIPModes = []string{"registrar", "redirect", "proxy"}
+
+// GossipProfiles are the values GossipProfile may take.
+var GossipProfiles = []string{"local", "lan", "wan"}
+
+// MaxMemcachedConns bounds MemcachedConns: pipelining needs few, and every
+// node opens this many to every shard.
+const MaxMemcachedConns = 64
+
+// Embedded reports whether the node serves from the embedded store.
+func (c *Config) Embedded() bool {
+	return c.Locator == "" && len(c.Memcached) == 0 && len(c.Join) == 0
+}
+
+// Validate reports every bad setting at once, each named by its flag.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(flag string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", flag, err))
+		}
+	}
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("--node-id: empty (and no host name to default to)"))
+	}
+	add("--grpc", checkHostPort(c.GRPC))
+	add("--http", checkHostPort(c.HTTP))
+	add("--gossip", checkHostPort(c.Gossip))
+	if c.SIP != "" {
+		add("--sip", checkHostPort(c.SIP))
+	}
+	if c.SIPAdvertise != "" {
+		add("--sip-advertise", checkHostPort(c.SIPAdvertise))
+	}
+	if !slices.Contains(SIPModes, c.SIPMode) {
+		errs = append(errs, fmt.Errorf("--sip-mode: %q is not one of %s", c.SIPMode, strings.Join(SIPModes, ", ")))
+	}
+	for _, m := range c.Memcached {
+		add("--memcached", checkHostPort(m))
+	}
+	for _, j := range c.Join {
+		add("--join", checkHostPort(j))
+	}
+	errs = append(errs, c.validateStore()...)
+	errs = append(errs, c.validateGossip()...)
+	errs = append(errs, c.validateLocator()...)
+	errs = append(errs, c.validateSIP()...)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateStore() []error {
+	var errs []error
+	if c.Replicas < 1 {
+		errs = append(errs, fmt.Errorf("--replicas: must be at least 1, got %d", c.Replicas))
+	}
+	if c.WriteQuorum < 0 || c.WriteQuorum > c.Replicas {
+		errs = append(errs, fmt.Errorf("--write-quorum: must lie between 0 and --replicas (%d), got %d", c.Replicas, c.WriteQuorum))
+	}
+	if c.RepairRate < 1 {
+		errs = append(errs, fmt.Errorf("--repair-rate: must be at least 1, got %d", c.RepairRate))
+	}
+	if c.MemcachedTimeout <= 0 {
+		errs = append(errs, errors.New("--memcached-timeout: must be positive"))
+	}
+	if c.MemcachedConns < 1 || c.MemcachedConns > MaxMemcachedConns {
+		errs = append(errs, fmt.Errorf("--memcached-conns: must lie between 1 and %d, got %d", MaxMemcachedConns, c.MemcachedConns))
+	}
+	return errs
+}
+
+func (c *Config) validateGossip() []error {
+	var errs []error
+	if !slices.Contains(GossipProfiles, c.GossipProfile) {
+		errs = append(errs, fmt.Errorf("--gossip-profile: %q is not local, lan or wan", c.GossipProfile))
+	}
+	if c.GossipKeyFile != "" && c.GossipKeyring != "" {
+		errs = append(errs, errors.New("--gossip-key and --gossip-keyring are exclusive: put the key in the keyring file"))
+	}
+	if _, err := c.gossipKeys(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+func (c *Config) validateLocator() []error {
+	if c.Locator == "" {
+		return nil
+	}
+	var errs []error
+	addr, ok := strings.CutPrefix(c.Locator, "grpc://")
+	if err := checkHostPort(addr); !ok || err != nil {
+		errs = append(errs, fmt.Errorf("--locator: want grpc://host:port, got %q", c.Locator))
+	}
+	if len(c.Memcached) > 0 || len(c.Join) > 0 {
+		errs = append(errs, errors.New("--locator runs only the SIP front end: it excludes --memcached and --join"))
+	}
+	if c.SIP == "" {
+		errs = append(errs, errors.New("--locator needs --sip: there is nothing else to serve"))
+	}
+	return errs
+}
+
+func (c *Config) validateSIP() []error {
+	var errs []error
+	if len(c.Domains) == 0 {
+		errs = append(errs, errors.New("--domain: at least one domain is needed"))
+	}
+	if c.Credentials != "" {
+		if _, err := os.Stat(c.Credentials); err != nil {
+			errs = append(errs, fmt.Errorf("--credentials: %v", err))
+		}
+	}
+	if c.SIPTLS != "" {
+		if err := checkHostPort(c.SIPTLS); err != nil {
+			errs = append(errs, fmt.Errorf("--sip-tls: %v", err))
+		}
+		if c.SIP == "" {
+			errs = append(errs, errors.New("--sip-tls needs --sip: it adds a listener to the SIP front end"))
+		}
+	}
+	if c.SIPMaxMessage < sipfront.MinMaxMessageSize || c.SIPMaxMessage > sipfront.MaxMaxMessageSize {
+		errs = append(errs, fmt.Errorf("--sip-max-message: must lie between %d and %d bytes, got %d",
+			sipfront.MinMaxMessageSize, sipfront.MaxMaxMessageSize, c.SIPMaxMessage))
+	}
+	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) {
+		errs = append(errs, fmt.Errorf("--register-rate: must be 0 (no limit) or positive, got %v", c.RegisterRate))
+	}
+	if c.RegisterBurst < 0 {
+		errs = append(errs, fmt.Errorf("--register-burst: must not be negative, got %d", c.RegisterBurst))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// CheckHostPort reports whether addr is host:port with a valid port.
+func CheckHostPort(addr string) error { return checkHostPort(addr) }
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	return nil
+}

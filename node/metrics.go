@@ -1,0 +1,199 @@
+package node
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/locsvc/locsvc/api"
+	"github.com/locsvc/locsvc/locsvc/ringstore"
+	"github.com/locsvc/locsvc/ring"
+	"github.com/locsvc/locsvc/sipfront"
+)
+
+// collector turns the counters each component already keeps into
+// Prometheus metrics at scrape time, from the components' value
+// snapshots, so the hot paths count once, in their own atomics, and
+// nothing is kept twice. It never does I/O: the shards' item counts come
+// from the cluster's last poll.
+type collector struct{ n *Node }
+
+var (
+	descStore = prometheus.NewDesc("locsvc_store_operations_total",
+		"Replicated store operations, by kind (read, write, read_failure, write_failure, replica_error, failover, read_repair, read_repair_dropped, cas_conflict, corrupt_value).",
+		[]string{"kind"}, nil)
+	descRepair = prometheus.NewDesc("locsvc_repair_total",
+		"Repair work, by kind (pass, scanned, copied, failure).", []string{"kind"}, nil)
+	descRepairRunning = prometheus.NewDesc("locsvc_repair_running", "1 while a repair pass runs.", nil, nil)
+	descMembers       = prometheus.NewDesc("locsvc_ring_members",
+		"Cluster members known to this node, by state and liveness.", []string{"state", "alive"}, nil)
+	descShards = prometheus.NewDesc("locsvc_ring_shards",
+		"Storage shards in this node's ring, by health.", []string{"healthy"}, nil)
+	descRecords = prometheus.NewDesc("locsvc_embedded_records",
+		"AoR records held by the embedded store.", nil, nil)
+	descSIPRequests = prometheus.NewDesc("locsvc_sip_requests_total",
+		"SIP requests received, by method.", []string{"method"}, nil)
+	descSIPResponses = prometheus.NewDesc("locsvc_sip_responses_total",
+		"SIP responses sent, by status code.", []string{"code"}, nil)
+	descSIPEvents = prometheus.NewDesc("locsvc_sip_events_total",
+		"SIP front-end events, by kind (retransmission, parse_error, dropped, panic).", []string{"kind"}, nil)
+	descSIPTCP     = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections.", nil, nil)
+	descSIPLimited = prometheus.NewDesc("locsvc_sip_limited_total",
+		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
+		[]string{"limit"}, nil)
+	descShardRecords = prometheus.NewDesc("locsvc_shard_records",
+		"AoR records (memcached items) held by each memcached shard this node fronts, as last polled.",
+		[]string{"shard"}, nil)
+	descMemcachedCommands = prometheus.NewDesc("locsvc_memcached_commands_total",
+		"Commands this node sent to each memcached shard.", []string{"shard"}, nil)
+	descMemcachedWrites = prometheus.NewDesc("locsvc_memcached_writes_total",
+		"Socket writes that carried those commands: concurrent requests share writes, so commands per write is the pipeline's depth.",
+		[]string{"shard"}, nil)
+	descSIPAnswer = prometheus.NewDesc("locsvc_sip_answer_duration_seconds",
+		"Time from a SIP request's arrival to the final answer the front end sent, by method (registrar, redirect and refusals; not responses relayed in proxy mode).",
+		[]string{"method"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
+		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer, descShardRecords,
+		descMemcachedCommands, descMemcachedWrites} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	e := emitter{ch}
+	if m := c.n.mem; m != nil {
+		e.gauge(descRecords, float64(m.Len()))
+	}
+	if cl := c.n.cluster; cl != nil {
+		e.store(snapStore(cl.store), cl.store.Traffic())
+		for addr, n := range cl.shardRecords() {
+			e.gauge(descShardRecords, float64(n), addr)
+		}
+		e.repair(snapRepair(cl.rep))
+		e.ring(cl.mship.Members(), cl.mship.Ring())
+	}
+	if s := c.n.sip; s != nil {
+		e.sip(s.Stats())
+	}
+}
+
+// emitter writes one scrape's metrics.
+type emitter struct{ ch chan<- prometheus.Metric }
+
+func (e emitter) counter(d *prometheus.Desc, v uint64, labels ...string) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func (e emitter) store(st storeCounts, traffic map[string]ringstore.ShardTraffic) {
+	for kind, v := range map[string]uint64{
+		"read": st.Reads, "write": st.Writes, "read_failure": st.ReadFailures,
+		"write_failure": st.WriteFailures, "replica_error": st.ReplicaErrors,
+		"failover": st.Failovers, "read_repair": st.ReadRepairs,
+		"read_repair_dropped": st.ReadRepairsDropped, "cas_conflict": st.CASConflicts,
+		"corrupt_value": st.CorruptValues,
+	} {
+		e.counter(descStore, v, kind)
+	}
+	for addr, tr := range traffic {
+		e.counter(descMemcachedCommands, tr.Commands, addr)
+		e.counter(descMemcachedWrites, tr.Writes, addr)
+	}
+}
+
+func (e emitter) repair(st repairCounts) {
+	e.counter(descRepair, st.Passes, "pass")
+	e.counter(descRepair, st.Scanned, "scanned")
+	e.counter(descRepair, st.Copied, "copied")
+	e.counter(descRepair, st.Failures, "failure")
+	running := 0.0
+	if st.Running {
+		running = 1
+	}
+	e.gauge(descRepairRunning, running)
+}
+
+func (e emitter) ring(ms []ring.Member, r *ring.Ring) {
+	members := map[[2]string]int{}
+	for _, mb := range ms {
+		members[[2]string{mb.State.String(), strconv.FormatBool(mb.Alive)}]++
+	}
+	for k, n := range members {
+		e.gauge(descMembers, float64(n), k[0], k[1])
+	}
+	e.gauge(descShards, float64(r.Healthy()), "true")
+	e.gauge(descShards, float64(r.Len()-r.Healthy()), "false")
+}
+
+func (e emitter) sip(st sipfront.Stats) {
+	for method, n := range st.Requests {
+		e.counter(descSIPRequests, n, method)
+	}
+	for code, n := range st.Responses {
+		e.counter(descSIPResponses, n, strconv.Itoa(code))
+	}
+	e.counter(descSIPEvents, st.Retransmissions, "retransmission")
+	e.counter(descSIPEvents, st.ParseErrors, "parse_error")
+	e.counter(descSIPEvents, st.Dropped, "dropped")
+	e.counter(descSIPEvents, st.Panics, "panic")
+	e.gauge(descSIPTCP, float64(st.TCPConns))
+	for limit, n := range st.Limited {
+		e.counter(descSIPLimited, n, limit)
+	}
+	for method, h := range st.AnswerTimes {
+		buckets := make(map[float64]uint64, len(h.Buckets))
+		for i, n := range h.Buckets {
+			buckets[sipfront.AnswerBuckets[i].Seconds()] = n
+		}
+		e.ch <- prometheus.MustNewConstHistogram(descSIPAnswer, h.Count, h.Sum.Seconds(), buckets, method)
+	}
+}
+
+// metrics is a node's Prometheus registry: Go runtime, process, the gRPC
+// calls, and the components' own counters through collector.
+type metrics struct {
+	reg  *prometheus.Registry
+	grpc *api.GRPCMetrics
+}
+
+func newMetrics(n *Node) *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collector{n})
+	return &metrics{reg: reg, grpc: api.NewGRPCMetrics(reg)}
+}
+
+// Registry is the node's metrics, as GET /metrics serves them.
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
+
+// handler serves the registry at /metrics beside the API.
+func (m *metrics) handler(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// withPprof adds Go's profiler under /debug/pprof/ (--pprof): how the
+// figures in docs/BENCHMARKS.md are explained.
+func withPprof(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}

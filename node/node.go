@@ -1,0 +1,292 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/locsvc/locsvc/api"
+	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/sipfront"
+)
+
+// Node is one running locsvc node. Start builds it; Stop ends it.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	mem     *locsvc.MemStore // the embedded store, or nil
+	cluster *cluster         // the memcached ring, or nil
+	remote  *grpc.ClientConn // Locator's connection, or nil
+
+	api     *api.Server // nil with Locator
+	http    *api.HTTP
+	sip     *sipfront.Server // nil without SIP
+	grpcSrv *grpc.Server     // nil with Locator
+	httpSrv *http.Server
+	grpcLn  net.Listener
+	httpLn  net.Listener
+	metrics *metrics
+	info    api.Info
+
+	errc     chan error
+	stopOnce sync.Once
+}
+
+// announced are the addresses a node serves on, as gossip tells the others.
+type announced struct{ grpc, http, sip string }
+
+// Start validates cfg, opens the listeners, builds the store (the embedded
+// one, the memcached ring, or a remote cluster's client), the service, the
+// APIs and the SIP front end, and serves until Stop. ctx bounds start-up
+// only: cancelling it later does not stop the node.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, &ConfigError{err}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log, errc: make(chan error, 2)}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeAll(context.Background())
+		}
+	}()
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	loc, err := n.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n.sip, err = startSIP(&n.cfg, loc, log); err != nil {
+		return nil, err
+	}
+	n.metrics = newMetrics(n)
+	n.serveAPI()
+	ok = true
+	sipAddr, sipTLSAddr := "", ""
+	if n.sip != nil {
+		sipAddr, sipTLSAddr = n.sip.Addr(), n.sip.TLSAddr()
+	}
+	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "locator", cfg.Locator,
+		"grpc", n.info.GRPCAddr, "http", n.info.HTTPAddr, "tls", cfg.ServerTLS != nil,
+		"mtls", cfg.ServerTLS != nil && cfg.ServerTLS.ClientCAs != nil,
+		"sip", sipAddr, "sip_tls", sipTLSAddr, "sip_mode", cfg.SIPMode)
+	return n, nil
+}
+
+// ConfigError is a Config that Validate or a file it names refused: the
+// caller's mistake, not the node's.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// listen opens the gRPC (unless Locator) and HTTP listeners, so that the
+// addresses gossip announces are the bound ones (port 0 resolved).
+func (n *Node) listen() error {
+	var err error
+	if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	n.info = api.Info{
+		NodeID: n.cfg.NodeID, Version: n.cfg.Version, StartedAt: time.Now(), Replicas: n.cfg.Replicas,
+		HTTPAddr: n.httpLn.Addr().String(), SIPAddr: n.cfg.SIP,
+	}
+	if n.cfg.Locator == "" {
+		if n.grpcLn, err = net.Listen("tcp", n.cfg.GRPC); err != nil {
+			return fmt.Errorf("--grpc: %w", err)
+		}
+		n.info.GRPCAddr = n.grpcLn.Addr().String()
+	}
+	return nil
+}
+
+// openStore builds what the node serves from and returns it as the SIP
+// front end's Locator.
+func (n *Node) openStore(ctx context.Context) (sipfront.Locator, error) {
+	if n.cfg.Locator != "" {
+		return n.openRemote()
+	}
+	var store locsvc.Store
+	if n.cfg.Embedded() {
+		n.mem = locsvc.NewMemStore(nil, embeddedSweep)
+		store = n.mem
+	} else {
+		c, err := openCluster(&n.cfg, announced{grpc: n.info.GRPCAddr, http: n.info.HTTPAddr, sip: n.cfg.SIP}, n.log)
+		if err != nil {
+			return nil, err
+		}
+		n.cluster, store = c, c.store
+	}
+	svc, err := locsvc.NewService(store, n.cfg.Limits, n.cfg.NodeID)
+	if err != nil {
+		return nil, &ConfigError{err}
+	}
+	var status api.StatusSource
+	if n.cluster != nil {
+		status = n.cluster
+	}
+	n.api = api.NewServer(svc, n.info, status)
+	return svc, nil
+}
+
+// embeddedSweep is how often the embedded store drops expired bindings.
+const embeddedSweep = 10 * time.Second
+
+// openRemote dials Locator: the SIP front end then runs against that
+// cluster through the gRPC client.
+func (n *Node) openRemote() (sipfront.Locator, error) {
+	addr := strings.TrimPrefix(n.cfg.Locator, "grpc://")
+	creds := insecure.NewCredentials()
+	if n.cfg.LocatorTLS != nil {
+		creds = credentials.NewTLS(n.cfg.LocatorTLS)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, &ConfigError{fmt.Errorf("--locator: %w", err)}
+	}
+	n.remote = conn
+	return api.NewClient(conn), nil
+}
+
+// serveAPI starts gRPC (unless Locator) and HTTP on their listeners.
+func (n *Node) serveAPI() {
+	if n.api != nil {
+		// Stream workers: calls run on standing goroutines, whose stacks
+		// have already grown, instead of a new goroutine per call (the
+		// same cost the store's replica workers avoid).
+		opts := []grpc.ServerOption{grpc.UnaryInterceptor(n.metrics.grpc.Interceptor),
+			grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0)))}
+		if n.cfg.ServerTLS != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.ServerTLS.Clone())))
+		}
+		n.grpcSrv = grpc.NewServer(opts...)
+		n.api.RegisterGRPC(n.grpcSrv)
+		n.api.SetServing(true)
+		go func() { n.errc <- n.grpcSrv.Serve(n.grpcLn) }()
+	}
+	n.http = api.NewHTTP(n.api, n.Ready)
+	handler := n.metrics.handler(n.http.Handler())
+	if n.cfg.Pprof {
+		handler = withPprof(handler)
+	}
+	// ErrorLog: net/http reports failed TLS handshakes there (a client
+	// without a certificate, a scanner); keep them in the structured log.
+	n.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	if n.cfg.ServerTLS != nil {
+		// ServeTLS adds h2 and http/1.1 to a clone of this, and takes the
+		// certificate from GetCertificate when given no files.
+		n.httpSrv.TLSConfig = n.cfg.ServerTLS.Clone()
+		go func() { n.errc <- n.httpSrv.ServeTLS(n.httpLn, "", "") }()
+	} else {
+		go func() { n.errc <- n.httpSrv.Serve(n.httpLn) }()
+	}
+}
+
+// Err delivers the first error of a server that stopped on its own.
+func (n *Node) Err() <-chan error { return n.errc }
+
+// Info is what the node reports about itself, with the bound addresses.
+func (n *Node) Info() api.Info { return n.info }
+
+// SIPAddr and SIPTLSAddr are the SIP front end's bound addresses ("" when
+// not served).
+func (n *Node) SIPAddr() string {
+	if n.sip == nil {
+		return ""
+	}
+	return n.sip.Addr()
+}
+
+// Ready reports whether the node can serve requests now: nil, or why not.
+func (n *Node) Ready() error {
+	if n.cluster != nil {
+		return n.cluster.ready()
+	}
+	return nil
+}
+
+// Drain turns readiness and gRPC health off so that load balancers move
+// away, while every server still answers.
+func (n *Node) Drain() {
+	if n.http != nil {
+		n.http.Drain()
+	}
+	if n.api != nil {
+		n.api.SetServing(false)
+	}
+}
+
+// Stop drains the node and ends it: the SIP front end stops taking
+// requests and finishes those in hand, in-flight gRPC and HTTP calls
+// finish (within DrainTimeout), then the node hands its records off and
+// leaves the ring (cluster.handOff), then everything closes. ctx bounds
+// the whole; Stop may be called more than once.
+func (n *Node) Stop(ctx context.Context) {
+	n.stopOnce.Do(func() {
+		n.Drain()
+		n.closeAll(ctx)
+		n.log.Info("stopped")
+	})
+}
+
+// closeAll closes whatever has been built, in reverse order of Start.
+func (n *Node) closeAll(ctx context.Context) {
+	if n.sip != nil {
+		if err := n.sip.Close(); err != nil {
+			n.log.Warn("sip shutdown", "err", err)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
+	defer cancel()
+	if n.grpcSrv != nil {
+		stopped := make(chan struct{})
+		go func() { n.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-dctx.Done():
+			n.grpcSrv.Stop()
+		}
+	} else if n.grpcLn != nil {
+		n.grpcLn.Close()
+	}
+	if n.httpSrv != nil {
+		if err := n.httpSrv.Shutdown(dctx); err != nil {
+			n.log.Warn("http shutdown", "err", err)
+		}
+	} else if n.httpLn != nil {
+		n.httpLn.Close()
+	}
+	switch {
+	case n.cluster != nil:
+		n.cluster.close(ctx)
+	case n.mem != nil:
+		n.mem.Close()
+	case n.remote != nil:
+		n.remote.Close()
+	}
+}
+
+// ServeErr filters the error a server returns when Stop closed it.
+func ServeErr(err error) error {
+	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,44 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/locsvc/locsvc/sipfront"
+)
+
+// startSIP starts the SIP front end on loc, or returns nil when cfg.SIP is
+// empty.
+func startSIP(cfg *Config, loc sipfront.Locator, log *slog.Logger) (*sipfront.Server, error) {
+	if cfg.SIP == "" {
+		return nil, nil
+	}
+	fc := sipfront.Config{
+		Addr: cfg.SIP, Advertise: cfg.SIPAdvertise, Mode: cfg.SIPMode, Domains: cfg.Domains,
+		Trusted: cfg.Trusted, AllowOpen: cfg.AllowOpen, AuthAll: cfg.SIPAuthAll, Logger: log.With("component", "sip"),
+		MaxMessageSize: cfg.SIPMaxMessage, RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
+		TLSAddr: cfg.SIPTLS, TLSConfig: cfg.SIPTLSConfig,
+	}
+	if cfg.Credentials != "" {
+		creds, err := sipfront.LoadCredentials(cfg.Credentials)
+		if err != nil {
+			return nil, &ConfigError{fmt.Errorf("--credentials: %w", err)}
+		}
+		fc.Credentials = creds
+	}
+	if cfg.NonceKeyFile != "" {
+		key, err := sipfront.LoadNonceKey(cfg.NonceKeyFile)
+		if err != nil {
+			return nil, &ConfigError{fmt.Errorf("--nonce-key: %w", err)}
+		}
+		fc.NonceKey = key
+	}
+	srv, err := sipfront.New(loc, fc)
+	if err != nil {
+		return nil, &ConfigError{fmt.Errorf("--sip: %w", err)}
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("--sip: %w", err)
+	}
+	return srv, nil
+}
