@@ -42,16 +42,18 @@ $(BIN)/protoc-gen-go:
 $(BIN)/protoc-gen-go-grpc:
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
+# Only the generated files go: a package's hand-written doc.go stays.
 generate: tools
-	rm -rf $(GENERATED)
+	for d in $(GENERATED); do [ ! -d $$d ] || find $$d -name '*.pb.go' -delete; done
 	$(BIN)/buf generate
 
 # Fails when the generated code in the tree differs from what `make generate`
-# would write (generates into a scratch folder and compares).
+# would write (generates into a scratch folder and compares; hand-written
+# doc.go files are not generated and not compared).
 check-generated: tools
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && $(BIN)/buf generate -o $$tmp && \
 	for d in $(GENERATED); do \
-	  diff -r $$tmp/$$d $$d || { echo "generated code in $$d is stale: run 'make generate' and commit"; exit 1; }; \
+	  diff -r -x doc.go $$tmp/$$d $$d || { echo "generated code in $$d is stale: run 'make generate' and commit"; exit 1; }; \
 	done; echo "generated code is up to date"
 
 # Short runs of every fuzz target (CI runs these too).

@@ -67,8 +67,12 @@ func (c *clientFlags) dial() (*grpc.ClientConn, context.Context, context.CancelF
 	return conn, ctx, cancel, nil
 }
 
+// parseClient parses a client subcommand's flags (the shared ones and those
+// extra adds) wherever they stand among its arguments, and returns the
+// positional arguments.
 func parseClient(name string, args []string, extra func(*flag.FlagSet)) (*clientFlags, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	setUsage(fs, name)
 	var c clientFlags
 	c.register(fs)
 	if extra != nil {
@@ -81,10 +85,11 @@ func parseClient(name string, args []string, extra func(*flag.FlagSet)) (*client
 			}
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	return &c, fs.Args(), nil
+	return &c, rest, nil
 }
 
 func registerCmd(args []string) error {
