@@ -24,13 +24,20 @@ func envName(name string) string {
 // The arguments are parsed first so that the config file's name is known
 // and so that what they set is never overwritten: each lower source sets
 // only the flags no higher source gave.
+//
+// serve takes no positional arguments: one is a mistake (a flag whose
+// dashes were lost, a value split by the shell) that would otherwise pass
+// in silence.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%s takes flags only; %q is not one", fs.Name(), rest[0])
 	}
 	given := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
 	var fromEnv []string
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil || given[f.Name] {
