@@ -290,3 +290,12 @@ func ServeErr(err error) error {
 	}
 	return err
 }
+
+// GossipAddr is the node's bound gossip address ("" on the embedded store
+// or with Locator).
+func (n *Node) GossipAddr() string {
+	if n.cluster == nil {
+		return ""
+	}
+	return n.cluster.mship.LocalAddr()
+}
