@@ -2,40 +2,71 @@ package api
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/locsvc/locsvc/internal/histogram"
 )
 
-// GRPCMetrics counts gRPC calls by method and code and times them.
-type GRPCMetrics struct {
-	calls   *prometheus.CounterVec
-	latency *prometheus.HistogramVec
+// CallBuckets are the upper bounds of the gRPC call-time histogram: from
+// a fraction of a memcached round trip to a timed-out one.
+var CallBuckets = []time.Duration{100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+	2500 * time.Millisecond}
+
+// GRPCCalls counts the unary gRPC calls a server answered, by method and
+// status code, and times them. It keeps atomics only; Snapshot hands out
+// values for whoever exports them (package node).
+type GRPCCalls struct {
+	methods sync.Map // full method name -> *methodCalls
 }
 
-// NewGRPCMetrics registers the gRPC metrics with reg.
-func NewGRPCMetrics(reg prometheus.Registerer) *GRPCMetrics {
-	m := &GRPCMetrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "locsvc_grpc_requests_total", Help: "gRPC calls served, by method and status code.",
-		}, []string{"method", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "locsvc_grpc_request_duration_seconds", Help: "Time to serve a gRPC call, by method.",
-			// From a fraction of a memcached round trip to a timed-out one.
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"method"}),
-	}
-	reg.MustRegister(m.calls, m.latency)
-	return m
+type methodCalls struct {
+	codes   [codes.Unauthenticated + 1]atomic.Uint64
+	latency *histogram.Histogram
+}
+
+// MethodCalls is one method's counts.
+type MethodCalls struct {
+	Codes   map[string]uint64 // by status code name (OK, InvalidArgument, ...)
+	Latency histogram.Snapshot
 }
 
 // Interceptor records every unary call.
-func (m *GRPCMetrics) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (m *GRPCCalls) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	res, err := h(ctx, req)
-	m.latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
-	m.calls.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	mc, ok := m.methods.Load(info.FullMethod)
+	if !ok {
+		mc, _ = m.methods.LoadOrStore(info.FullMethod, &methodCalls{latency: histogram.New(CallBuckets)})
+	}
+	c := mc.(*methodCalls)
+	c.latency.Observe(time.Since(start))
+	if code := status.Code(err); int(code) < len(c.codes) {
+		c.codes[code].Add(1)
+	}
 	return res, err
+}
+
+// Snapshot returns the counts by full method name.
+func (m *GRPCCalls) Snapshot() map[string]MethodCalls {
+	out := make(map[string]MethodCalls)
+	m.methods.Range(func(k, v any) bool {
+		c := v.(*methodCalls)
+		mc := MethodCalls{Codes: make(map[string]uint64), Latency: c.latency.Snapshot()}
+		for code := range c.codes {
+			if n := c.codes[code].Load(); n > 0 {
+				mc.Codes[codes.Code(code).String()] = n
+			}
+		}
+		out[k.(string)] = mc
+		return true
+	})
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/locsvc/locsvc/api"
+	"github.com/locsvc/locsvc/internal/histogram"
 	"github.com/locsvc/locsvc/locsvc/ringstore"
 	"github.com/locsvc/locsvc/ring"
 	"github.com/locsvc/locsvc/sipfront"
@@ -20,7 +21,10 @@ import (
 // snapshots, so the hot paths count once, in their own atomics, and
 // nothing is kept twice. It never does I/O: the shards' item counts come
 // from the cluster's last poll.
-type collector struct{ n *Node }
+type collector struct {
+	n    *Node
+	grpc *api.GRPCCalls
+}
 
 var (
 	descStore = prometheus.NewDesc("locsvc_store_operations_total",
@@ -53,6 +57,10 @@ var (
 	descMemcachedWrites = prometheus.NewDesc("locsvc_memcached_writes_total",
 		"Socket writes that carried those commands: concurrent requests share writes, so commands per write is the pipeline's depth.",
 		[]string{"shard"}, nil)
+	descGRPCCalls = prometheus.NewDesc("locsvc_grpc_requests_total",
+		"gRPC calls served, by method and status code.", []string{"method", "code"}, nil)
+	descGRPCLatency = prometheus.NewDesc("locsvc_grpc_request_duration_seconds",
+		"Time to serve a gRPC call, by method.", []string{"method"}, nil)
 	descSIPAnswer = prometheus.NewDesc("locsvc_sip_answer_duration_seconds",
 		"Time from a SIP request's arrival to the final answer the front end sent, by method (registrar, redirect and refusals; not responses relayed in proxy mode).",
 		[]string{"method"}, nil)
@@ -62,7 +70,7 @@ var (
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
 		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer, descShardRecords,
-		descMemcachedCommands, descMemcachedWrites} {
+		descMemcachedCommands, descMemcachedWrites, descGRPCCalls, descGRPCLatency} {
 		ch <- d
 	}
 }
@@ -84,6 +92,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if s := c.n.sip; s != nil {
 		e.sip(s.Stats())
 	}
+	for method, mc := range c.grpc.Snapshot() {
+		for code, n := range mc.Codes {
+			e.counter(descGRPCCalls, n, method, code)
+		}
+		e.histogram(descGRPCLatency, mc.Latency, method)
+	}
 }
 
 // emitter writes one scrape's metrics.
@@ -95,6 +109,14 @@ func (e emitter) counter(d *prometheus.Desc, v uint64, labels ...string) {
 
 func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
 	e.ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func (e emitter) histogram(d *prometheus.Desc, h histogram.Snapshot, labels ...string) {
+	buckets := make(map[float64]uint64, len(h.Buckets))
+	for i, n := range h.Buckets {
+		buckets[h.Bounds[i].Seconds()] = n
+	}
+	e.ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets, labels...)
 }
 
 func (e emitter) store(st storeCounts, traffic map[string]ringstore.ShardTraffic) {
@@ -165,13 +187,14 @@ func (e emitter) sip(st sipfront.Stats) {
 // calls, and the components' own counters through collector.
 type metrics struct {
 	reg  *prometheus.Registry
-	grpc *api.GRPCMetrics
+	grpc api.GRPCCalls
 }
 
 func newMetrics(n *Node) *metrics {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collector{n})
-	return &metrics{reg: reg, grpc: api.NewGRPCMetrics(reg)}
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collector{n: n, grpc: &m.grpc})
+	return m
 }
 
 // Registry is the node's metrics, as GET /metrics serves them.

@@ -368,60 +368,18 @@ func buildStatusPage(st *locsvcv1.StatusResponse, now time.Time) statusPage {
 	for _, m := range st.GetMembers() {
 		members[m.GetNodeId()] = m
 	}
-	shardsOf := map[string]int{}
-	for _, s := range st.GetShards() {
-		shardsOf[s.GetNodeId()]++
-	}
-
 	shards := st.GetShards()
 	shares := make([]float64, len(shards))
 	for i, s := range shards {
 		shares[i] = s.GetOwnership()
 	}
-	arcs := ownershipArcs(shares)
-	drawn := withGaps(arcs, arcGap)
-	mr := markerRadius(len(shards))
+	drawn := withGaps(ownershipArcs(shares), arcGap)
 	for i, s := range shards {
-		state := shardState(s, members)
-		v := shardView{
-			Index: i + 1, ID: s.GetId(), Addr: s.GetAddr(), NodeID: s.GetNodeId(), Zone: s.GetZone(),
-			Healthy: s.GetHealthy(), State: state, Color: stateColor(state),
-			Ownership: strconv.FormatFloat(s.GetOwnership(), 'f', 6, 64), Percent: percent(s.GetOwnership()),
-			Path: arcPath(drawn[i], cx, cy, ringRadius),
-		}
-		switch state {
-		case shardHealthy:
+		v := layoutShard(s, i, len(shards), drawn[i], members)
+		if v.State == shardHealthy {
 			p.HealthyCount++
-		case shardUnhealthy:
-			v.Dash = "4 3"
+		} else {
 			p.UnhealthyCount++
-		default:
-			v.Dash = "1 3"
-			p.UnhealthyCount++
-		}
-		v.Title = "shard " + strconv.Itoa(v.Index) + " " + s.GetId() + " on " + s.GetNodeId() + ": " + state + ", owns " + v.Percent
-		turn := markerTurn(i, len(shards))
-		mx, my := point(cx, cy, markerOrbit, turn)
-		v.MX, v.MY, v.MR = num(mx), num(my), num(mr)
-		v.ShowNumber = mr >= 9
-		if drawn[i].len() > 0 {
-			outer := ringRadius + ringThickness/2
-			v.Leader = leaderPath(turn, drawn[i], cx, cy, markerOrbit-mr, (outer+markerOrbit-mr)/2, outer)
-		}
-		if drawn[i].len() >= 0.03 && len(shards) > 1 {
-			ax, ay := point(cx, cy, ringRadius, drawn[i].mid())
-			v.ArcNumber, v.AX, v.AY = true, num(ax), num(ay)
-		}
-		if len(shards) <= maxLabelled {
-			v.ShowLabel = true
-			tx, ty := point(cx, cy, markerOrbit+mr+labelGap, turn)
-			y1, y2 := labelBaselines(ty, turn)
-			v.TX, v.TY1, v.TY2, v.Anchor = num(tx), num(y1), num(y2), labelAnchor(turn)
-			v.Label1 = truncate(s.GetNodeId(), labelRunes)
-			if s.GetNodeId() == "" {
-				v.Label1 = truncate(s.GetId(), labelRunes)
-			}
-			v.Label2 = v.Percent + " · " + state
 		}
 		p.Shards = append(p.Shards, v)
 	}
@@ -436,7 +394,64 @@ func buildStatusPage(st *locsvcv1.StatusResponse, now time.Time) statusPage {
 	default:
 		p.Summary = strconv.Itoa(len(shards)) + " shards, R=" + strconv.FormatUint(uint64(p.Replicas), 10)
 	}
+	p.Members = memberViews(st)
+	p.Repair = newRepairView(st.GetRepair())
+	return p
+}
 
+// layoutShard places shard s, the i-th of n, whose arc (gaps applied) is
+// drawn: its marker on the orbit, the leader line to its arc, its label.
+func layoutShard(s *locsvcv1.Shard, i, n int, drawn arc, members map[string]*locsvcv1.Member) shardView {
+	const cx, cy = svgWidth / 2.0, svgHeight / 2.0
+	state := shardState(s, members)
+	v := shardView{
+		Index: i + 1, ID: s.GetId(), Addr: s.GetAddr(), NodeID: s.GetNodeId(), Zone: s.GetZone(),
+		Healthy: s.GetHealthy(), State: state, Color: stateColor(state),
+		Ownership: strconv.FormatFloat(s.GetOwnership(), 'f', 6, 64), Percent: percent(s.GetOwnership()),
+		Path: arcPath(drawn, cx, cy, ringRadius),
+	}
+	switch state {
+	case shardHealthy:
+	case shardUnhealthy:
+		v.Dash = "4 3"
+	default:
+		v.Dash = "1 3"
+	}
+	v.Title = "shard " + strconv.Itoa(v.Index) + " " + s.GetId() + " on " + s.GetNodeId() + ": " + state + ", owns " + v.Percent
+	mr := markerRadius(n)
+	turn := markerTurn(i, n)
+	mx, my := point(cx, cy, markerOrbit, turn)
+	v.MX, v.MY, v.MR = num(mx), num(my), num(mr)
+	v.ShowNumber = mr >= 9
+	if drawn.len() > 0 {
+		outer := ringRadius + ringThickness/2
+		v.Leader = leaderPath(turn, drawn, cx, cy, markerOrbit-mr, (outer+markerOrbit-mr)/2, outer)
+	}
+	if drawn.len() >= 0.03 && n > 1 {
+		ax, ay := point(cx, cy, ringRadius, drawn.mid())
+		v.ArcNumber, v.AX, v.AY = true, num(ax), num(ay)
+	}
+	if n <= maxLabelled {
+		v.ShowLabel = true
+		tx, ty := point(cx, cy, markerOrbit+mr+labelGap, turn)
+		y1, y2 := labelBaselines(ty, turn)
+		v.TX, v.TY1, v.TY2, v.Anchor = num(tx), num(y1), num(y2), labelAnchor(turn)
+		v.Label1 = truncate(s.GetNodeId(), labelRunes)
+		if s.GetNodeId() == "" {
+			v.Label1 = truncate(s.GetId(), labelRunes)
+		}
+		v.Label2 = v.Percent + " · " + state
+	}
+	return v
+}
+
+// memberViews are the rows of the members table.
+func memberViews(st *locsvcv1.StatusResponse) []memberView {
+	shardsOf := map[string]int{}
+	for _, s := range st.GetShards() {
+		shardsOf[s.GetNodeId()]++
+	}
+	var out []memberView
 	for _, m := range st.GetMembers() {
 		alive := "dead"
 		if m.GetAlive() {
@@ -452,21 +467,23 @@ func buildStatusPage(st *locsvcv1.StatusResponse, now time.Time) statusPage {
 			// nodes of a cluster share their TLS settings.
 			mv.StatusURL = "//" + m.GetHttpAddr() + "/status"
 		}
-		p.Members = append(p.Members, mv)
+		out = append(out, mv)
 	}
+	return out
+}
 
-	r := st.GetRepair()
-	p.Repair = repairView{
+func newRepairView(r *locsvcv1.Repair) repairView {
+	v := repairView{
 		Running: "no", Passes: r.GetPasses(), Scanned: r.GetKeysScanned(), Copied: r.GetKeysCopied(),
 		Failures: r.GetFailures(), LastPass: "never",
 	}
 	if r.GetRunning() {
-		p.Repair.Running = "yes"
+		v.Running = "yes"
 	}
 	if t := r.GetLastPassAt(); t != nil && t.IsValid() {
-		p.Repair.LastPass = t.AsTime().UTC().Format(time.RFC3339)
+		v.LastPass = t.AsTime().UTC().Format(time.RFC3339)
 	}
-	return p
+	return v
 }
 
 // The page is also well-formed XML (every element closed, no named
