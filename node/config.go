@@ -62,8 +62,11 @@ type Config struct {
 	SIPAuthAll    bool
 	Limits        locsvc.Limits
 	SIPMaxMessage int
-	RegisterRate  float64
-	RegisterBurst int
+	// SIPRequestTimeout bounds the work on one SIP request, counted from
+	// its arrival: its store calls get the rest as their deadline.
+	SIPRequestTimeout time.Duration
+	RegisterRate      float64
+	RegisterBurst     int
 
 	Pprof bool // serve Go's profiler on HTTP
 
@@ -85,21 +88,22 @@ func DefaultConfig() Config {
 	return Config{
 		NodeID: host,
 		GRPC:   "127.0.0.1:7070", HTTP: "127.0.0.1:8080", SIP: "127.0.0.1:5060",
-		SIPMode:          "redirect",
-		Replicas:         2,
-		MemcachedTimeout: 500 * time.Millisecond,
-		MemcachedConns:   2,
-		RepairRate:       5000,
-		RepairInterval:   5 * time.Minute,
-		Gossip:           "127.0.0.1:7946",
-		GossipProfile:    "lan",
-		Domains:          []string{"localhost"},
-		Limits:           locsvc.DefaultLimits(),
-		SIPMaxMessage:    sipfront.DefaultMaxMessageSize,
-		RegisterRate:     20,
-		DrainTimeout:     10 * time.Second,
-		HandoffTimeout:   60 * time.Second,
-		Version:          "dev",
+		SIPMode:           "redirect",
+		Replicas:          2,
+		MemcachedTimeout:  500 * time.Millisecond,
+		MemcachedConns:    2,
+		RepairRate:        5000,
+		RepairInterval:    5 * time.Minute,
+		Gossip:            "127.0.0.1:7946",
+		GossipProfile:     "lan",
+		Domains:           []string{"localhost"},
+		Limits:            locsvc.DefaultLimits(),
+		SIPMaxMessage:     sipfront.DefaultMaxMessageSize,
+		SIPRequestTimeout: 5 * time.Second,
+		RegisterRate:      20,
+		DrainTimeout:      10 * time.Second,
+		HandoffTimeout:    60 * time.Second,
+		Version:           "dev",
 	}
 }
 
@@ -230,6 +234,9 @@ func (c *Config) validateSIP() []error {
 	}
 	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) {
 		errs = append(errs, fmt.Errorf("--register-rate: must be 0 (no limit) or positive, got %v", c.RegisterRate))
+	}
+	if c.SIPRequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--sip-request-timeout: must be positive, got %v", c.SIPRequestTimeout))
 	}
 	if c.RegisterBurst < 0 {
 		errs = append(errs, fmt.Errorf("--register-burst: must not be negative, got %d", c.RegisterBurst))
