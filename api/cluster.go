@@ -44,8 +44,8 @@ func (rs RingStatus) Status(_ context.Context, out *locsvcv1.StatusResponse) {
 	if rep := rs.Repairer; rep != nil {
 		st := rep.Stats()
 		out.Repair = &locsvcv1.Repair{
-			Running: st.Running.Load(), Passes: st.Passes.Load(), KeysScanned: st.Scanned.Load(),
-			KeysCopied: st.Copied.Load(), Failures: st.Failures.Load(),
+			Running: st.Running, Passes: st.Passes, KeysScanned: st.Scanned,
+			KeysCopied: st.Copied, Failures: st.Failures,
 		}
 		if t := rep.LastPass(); !t.IsZero() {
 			out.Repair.LastPassAt = timestamppb.New(t)

@@ -93,7 +93,7 @@ func openBackend(cfg *config, addrs api.Info, log *slog.Logger) (*backend, error
 			hctx, hcancel := context.WithTimeout(sctx, handoffTimeout)
 			rep.Pass(hctx)
 			hcancel()
-			log.Info("handed off records", "scanned", rep.Stats().Scanned.Load(), "copied", rep.Stats().Copied.Load())
+			log.Info("handed off records", "scanned", rep.Stats().Scanned, "copied", rep.Stats().Copied)
 		}
 		cancel()
 		<-repairDone

@@ -88,11 +88,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	if s := c.store; s != nil {
 		st := s.Stats()
 		for kind, v := range map[string]uint64{
-			"read": st.Reads.Load(), "write": st.Writes.Load(), "read_failure": st.ReadFailures.Load(),
-			"write_failure": st.WriteFailures.Load(), "replica_error": st.ReplicaErrors.Load(),
-			"failover": st.Failovers.Load(), "read_repair": st.ReadRepairs.Load(),
-			"read_repair_dropped": st.ReadRepairsDropped.Load(), "cas_conflict": st.CASConflicts.Load(),
-			"corrupt_value": st.CorruptValues.Load(),
+			"read": st.Reads, "write": st.Writes, "read_failure": st.ReadFailures,
+			"write_failure": st.WriteFailures, "replica_error": st.ReplicaErrors,
+			"failover": st.Failovers, "read_repair": st.ReadRepairs,
+			"read_repair_dropped": st.ReadRepairsDropped, "cas_conflict": st.CASConflicts,
+			"corrupt_value": st.CorruptValues,
 		} {
 			counter(descStore, v, kind)
 		}
@@ -111,12 +111,12 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if r := c.rep; r != nil {
 		st := r.Stats()
-		counter(descRepair, st.Passes.Load(), "pass")
-		counter(descRepair, st.Scanned.Load(), "scanned")
-		counter(descRepair, st.Copied.Load(), "copied")
-		counter(descRepair, st.Failures.Load(), "failure")
+		counter(descRepair, st.Passes, "pass")
+		counter(descRepair, st.Scanned, "scanned")
+		counter(descRepair, st.Copied, "copied")
+		counter(descRepair, st.Failures, "failure")
 		running := 0.0
-		if st.Running.Load() {
+		if st.Running {
 			running = 1
 		}
 		gauge(descRepairRunning, running)

@@ -145,7 +145,7 @@ func TestShardDownFailsNothing(t *testing.T) {
 		}
 		register(t, st, aor, "sip:d2@192.0.2.2", 1)
 	}
-	if st.Stats().Failovers.Load() == 0 {
+	if st.Stats().Failovers == 0 {
 		t.Error("no failover counted")
 	}
 	// Quorum: with two of three shards gone, a write cannot get W=2.
@@ -213,7 +213,7 @@ func TestConcurrentWritersSameAoR(t *testing.T) {
 			t.Fatalf("replica %s holds %d bindings (%v)", r.Addr, len(set.Bindings), err)
 		}
 	}
-	t.Logf("cas conflicts: %d", a.Stats().CASConflicts.Load()+b.Stats().CASConflicts.Load())
+	t.Logf("cas conflicts: %d", a.Stats().CASConflicts+b.Stats().CASConflicts)
 }
 
 // A read that finds a replica missing or corrupt rewrites it.
@@ -247,7 +247,7 @@ func TestReadRepair(t *testing.T) {
 	integration.WaitFor(t, 5*time.Second, "read repair", func() bool {
 		return holders(t, key, ms)[reps[0].Addr]
 	})
-	if st.Stats().CorruptValues.Load() == 0 {
+	if st.Stats().CorruptValues == 0 {
 		t.Error("corrupt value not counted")
 	}
 }
@@ -281,9 +281,9 @@ func TestRepairAfterJoin(t *testing.T) {
 		}
 	}
 	stats := rep.Stats()
-	if stats.Passes.Load() != 1 || stats.Scanned.Load() != 2*n || stats.Copied.Load() != uint64(onNew) {
+	if stats.Passes != 1 || stats.Scanned != 2*n || stats.Copied != uint64(onNew) {
 		t.Errorf("passes=%d scanned=%d copied=%d; want 1, %d, %d",
-			stats.Passes.Load(), stats.Scanned.Load(), stats.Copied.Load(), 2*n, onNew)
+			stats.Passes, stats.Scanned, stats.Copied, 2*n, onNew)
 	}
 	t.Logf("new shard took %d of %d records (%.1f%%; optimum 2/3 of records for R=2 over 3 shards)", onNew, n, 100*float64(onNew)/n)
 }
@@ -318,13 +318,13 @@ func TestRepairAfterQuickRestart(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("failures %d, copied %d", rep.Stats().Failures.Load(), rep.Stats().Copied.Load())
-	if missing > 0 && rep.Stats().Failures.Load() == 0 {
+	t.Logf("failures %d, copied %d", rep.Stats().Failures, rep.Stats().Copied)
+	if missing > 0 && rep.Stats().Failures == 0 {
 		t.Fatalf("%d copies missing after one pass, and the pass reported no failure", missing)
 	}
 	if missing > 0 {
 		rep.Pass(context.Background())
-		t.Logf("after a second pass: failures %d, copied %d", rep.Stats().Failures.Load(), rep.Stats().Copied.Load())
+		t.Logf("after a second pass: failures %d, copied %d", rep.Stats().Failures, rep.Stats().Copied)
 	}
 }
 

@@ -1,0 +1,198 @@
+package ringstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// fanOut is one call on a key's shards: it calls the shards of a
+// placement concurrently, in ring order, skipping those whose breaker is
+// open and falling over to the next shard past each that fails, until the
+// tolerance decides.
+//
+// Cancellation follows one rule: a call is cancelled only once it has
+// become pointless. That is when the caller's context ends (nobody waits
+// for the result), or when the tolerance says the fan-out has failed (a
+// write that can no longer reach quorum should land nowhere it need not).
+// A fan-out that has succeeded still waits for its other calls: a write's
+// extra acknowledgements keep the replicas in step, a read's extra
+// answers are merged and repaired.
+type fanOut struct {
+	s   *Store
+	p   placement
+	tol tolerance
+	fn  func(context.Context, *shardClient) error
+	// ctx is what the calls get; cancelling it ends them.
+	ctx  context.Context
+	done chan error // buffered for every shard: a call never blocks on it
+
+	next    int // index in p.shards of the next shard to consider
+	picked  int
+	pending int
+	ok      int
+	skipped []*shardClient // passed over for an open breaker
+	lastErr error
+}
+
+// fanOut runs fn on the shards of p as tol asks and returns how many calls
+// succeeded. The error is nil exactly when tol succeeded; when ctx ended
+// first, it wraps ctx.Err().
+func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(context.Context, *shardClient) error) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, endedError(0, tol, err)
+	}
+	if tol.decide(0, 0, len(p.shards)) == failed {
+		return 0, fmt.Errorf("the ring has %d healthy shard(s) for this key, %d needed", len(p.shards), tol.need)
+	}
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel() // on success nothing is in flight; otherwise what is, is pointless
+	f := &fanOut{s: s, p: p, tol: tol, fn: fn, ctx: callCtx, done: make(chan error, len(p.shards))}
+
+	// Pick the first calls before making any, so that a write whose
+	// quorum the open breakers already rule out writes nowhere.
+	var buf [candBuf]*shardClient
+	first := buf[:0]
+	for len(first) < tol.want {
+		c := f.pick()
+		if c == nil {
+			break
+		}
+		first = append(first, c)
+	}
+	if tol.decide(0, len(first), f.untried()) == failed {
+		for _, c := range first {
+			c.releaseProbe()
+		}
+		return 0, f.failure()
+	}
+	// The caller would only wait, so it makes the last of the first calls
+	// itself: one goroutine hand-off fewer per call.
+	for i, c := range first {
+		f.call(c, i == len(first)-1)
+	}
+
+	ended := ctx.Done()
+	for f.pending > 0 {
+		var err error
+		select {
+		case err = <-f.done:
+		case <-ended:
+			return f.ok, endedError(f.ok, tol, ctx.Err())
+		}
+		f.pending--
+		if err == nil {
+			f.ok++
+			continue
+		}
+		f.lastErr = err
+		if ctxEnded(ctx) {
+			continue // the select above reports it
+		}
+		s.stats.replicaErrors.Add(1)
+		if isShardFailure(err) && tol.replace(f.ok, f.pending) {
+			if c := f.pick(); c != nil {
+				s.stats.failovers.Add(1)
+				f.call(c, false)
+			}
+		}
+		if tol.decide(f.ok, f.pending, f.untried()) == failed {
+			return f.ok, f.failure()
+		}
+	}
+	switch {
+	case tol.decide(f.ok, 0, 0) == succeeded:
+		return f.ok, nil
+	case ctxEnded(ctx):
+		return f.ok, endedError(f.ok, tol, ctx.Err())
+	}
+	return f.ok, f.failure()
+}
+
+// pick returns the next shard to call, nil when none is left. Shards whose
+// breaker is open are passed over; if every one is (an overloaded box
+// timing out everywhere), trying one anyway beats failing outright.
+func (f *fanOut) pick() *shardClient {
+	now := f.s.cfg.Now()
+	for f.next < len(f.p.shards) {
+		c := f.s.client(f.p.shards[f.next].Addr)
+		f.next++
+		if !c.available(now) {
+			f.lastErr = fmt.Errorf("shard %s is failing (breaker open)", c.addr)
+			f.skipped = append(f.skipped, c)
+			continue
+		}
+		f.picked++
+		return c
+	}
+	if f.picked == 0 && len(f.skipped) > 0 {
+		f.picked++
+		c := f.skipped[0]
+		f.skipped = f.skipped[1:]
+		return c
+	}
+	return nil
+}
+
+// untried bounds from above the calls pick may still hand out.
+func (f *fanOut) untried() int {
+	n := len(f.p.shards) - f.next
+	if f.picked == 0 && len(f.skipped) > 0 {
+		n++
+	}
+	return n
+}
+
+// call runs fn on c, on this goroutine when inline.
+func (f *fanOut) call(c *shardClient, inline bool) {
+	f.pending++
+	if inline {
+		f.run(c)
+		return
+	}
+	f.s.workers.Run(func() { f.run(c) })
+}
+
+func (f *fanOut) run(c *shardClient) {
+	err := f.fn(f.ctx, c)
+	if err != nil && ctxEnded(f.ctx) {
+		// Says nothing about the shard: the call was cut short.
+		c.releaseProbe()
+	} else {
+		c.record(err, f.s.cfg.Now())
+	}
+	if err != nil {
+		err = fmt.Errorf("shard %s: %w", c.addr, err)
+	}
+	f.done <- err
+}
+
+// failure is the error of a fan-out that cannot succeed.
+func (f *fanOut) failure() error {
+	if f.lastErr == nil {
+		return errors.New("the ring has no healthy shard")
+	}
+	return fmt.Errorf("%d of %d replicas succeeded, %d needed: %w", f.ok, f.p.replicas, f.tol.need, f.lastErr)
+}
+
+// endedError is the error of a fan-out whose context ended first; it wraps
+// the context's error, so that front ends answer it as a deadline or a
+// cancellation.
+func endedError(ok int, tol tolerance, err error) error {
+	if err == nil {
+		err = context.DeadlineExceeded // the deadline passed before its timer fired
+	}
+	return fmt.Errorf("%d of %d replicas answered, %d needed, when the call ended: %w", ok, tol.want, tol.need, err)
+}
+
+// ctxEnded reports whether ctx is over, counting a deadline that has
+// passed before its timer fired: mcpipe times a call from the deadline
+// and may report it a moment before ctx does.
+func ctxEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
