@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -24,16 +25,23 @@ type fanOut struct {
 	p   placement
 	tol tolerance
 	fn  func(context.Context, *shardClient) error
-	// ctx is what the calls get; cancelling it ends them.
-	ctx  context.Context
-	done chan error // buffered for every shard: a call never blocks on it
+	// ctx is what the calls get; cancel ends them.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	next    int // index in p.shards of the next shard to consider
-	picked  int
-	pending int
-	ok      int
-	skipped []*shardClient // passed over for an open breaker
-	lastErr error
+	// Each call, as it ends, updates the state and decides, so that a
+	// verdict cancels the other calls even while the caller is busy
+	// making one itself (the inline call).
+	mu       sync.Mutex
+	next     int // index in p.shards of the next shard to consider
+	picked   int
+	pending  int
+	ok       int
+	skipped  []*shardClient // passed over for an open breaker
+	lastErr  error
+	over     bool          // the outcome is out; later calls only end
+	result   error         // the outcome: nil when tol succeeded
+	finished chan struct{} // closed once the outcome is out
 }
 
 // fanOut runs fn on the shards of p as tol asks and returns how many calls
@@ -48,10 +56,11 @@ func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel() // on success nothing is in flight; otherwise what is, is pointless
-	f := &fanOut{s: s, p: p, tol: tol, fn: fn, ctx: callCtx, done: make(chan error, len(p.shards))}
+	f := &fanOut{s: s, p: p, tol: tol, fn: fn, ctx: callCtx, cancel: cancel, finished: make(chan struct{})}
 
 	// Pick the first calls before making any, so that a write whose
-	// quorum the open breakers already rule out writes nowhere.
+	// quorum the open breakers already rule out writes nowhere. No call
+	// runs yet, so the state needs no lock.
 	var buf [candBuf]*shardClient
 	first := buf[:0]
 	for len(first) < tol.want {
@@ -67,47 +76,85 @@ func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(
 		}
 		return 0, f.failure()
 	}
+	f.pending = len(first) // before any call can end and count down
 	// The caller would only wait, so it makes the last of the first calls
 	// itself: one goroutine hand-off fewer per call.
 	for i, c := range first {
-		f.call(c, i == len(first)-1)
+		if i == len(first)-1 {
+			f.run(c)
+		} else {
+			f.start(c)
+		}
 	}
+	select {
+	case <-f.finished:
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.over {
+		f.over = true
+		return f.ok, endedError(f.ok, tol, ctx.Err())
+	}
+	return f.ok, f.result
+}
 
-	ended := ctx.Done()
-	for f.pending > 0 {
-		var err error
-		select {
-		case err = <-f.done:
-		case <-ended:
-			return f.ok, endedError(f.ok, tol, ctx.Err())
-		}
-		f.pending--
-		if err == nil {
-			f.ok++
-			continue
-		}
-		f.lastErr = err
-		if ctxEnded(ctx) {
-			continue // the select above reports it
-		}
-		s.stats.replicaErrors.Add(1)
-		if isShardFailure(err) && tol.replace(f.ok, f.pending) {
-			if c := f.pick(); c != nil {
-				s.stats.failovers.Add(1)
-				f.call(c, false)
+// start runs fn on c on a worker.
+func (f *fanOut) start(c *shardClient) {
+	f.s.workers.Run(func() { f.run(c) })
+}
+
+// run makes one call and then decides what follows from it: a call to
+// the next shard in place of a failed one, or the outcome.
+func (f *fanOut) run(c *shardClient) {
+	err := f.fn(f.ctx, c)
+	cut := err != nil && ctxEnded(f.ctx)
+	if cut {
+		c.releaseProbe() // says nothing about the shard
+	} else {
+		c.record(err, f.s.cfg.Now())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pending--
+	if f.over {
+		return
+	}
+	if err == nil {
+		f.ok++
+	} else {
+		f.lastErr = fmt.Errorf("shard %s: %w", c.addr, err)
+		if !cut {
+			f.s.stats.replicaErrors.Add(1)
+			if isShardFailure(err) && f.tol.replace(f.ok, f.pending) {
+				if next := f.pick(); next != nil {
+					f.s.stats.failovers.Add(1)
+					f.pending++
+					f.start(next)
+				}
 			}
-		}
-		if tol.decide(f.ok, f.pending, f.untried()) == failed {
-			return f.ok, f.failure()
 		}
 	}
 	switch {
-	case tol.decide(f.ok, 0, 0) == succeeded:
-		return f.ok, nil
-	case ctxEnded(ctx):
-		return f.ok, endedError(f.ok, tol, ctx.Err())
+	case f.pending == 0:
+		switch {
+		case f.tol.decide(f.ok, 0, 0) == succeeded:
+			f.finish(nil)
+		case ctxEnded(f.ctx):
+			f.finish(endedError(f.ok, f.tol, f.ctx.Err()))
+		default:
+			f.finish(f.failure())
+		}
+	case f.tol.decide(f.ok, f.pending, f.untried()) == failed:
+		f.finish(f.failure())
+		f.cancel()
 	}
-	return f.ok, f.failure()
+}
+
+// finish puts the outcome out; f.mu is held.
+func (f *fanOut) finish(err error) {
+	f.over, f.result = true, err
+	close(f.finished)
 }
 
 // pick returns the next shard to call, nil when none is left. Shards whose
@@ -142,30 +189,6 @@ func (f *fanOut) untried() int {
 		n++
 	}
 	return n
-}
-
-// call runs fn on c, on this goroutine when inline.
-func (f *fanOut) call(c *shardClient, inline bool) {
-	f.pending++
-	if inline {
-		f.run(c)
-		return
-	}
-	f.s.workers.Run(func() { f.run(c) })
-}
-
-func (f *fanOut) run(c *shardClient) {
-	err := f.fn(f.ctx, c)
-	if err != nil && ctxEnded(f.ctx) {
-		// Says nothing about the shard: the call was cut short.
-		c.releaseProbe()
-	} else {
-		c.record(err, f.s.cfg.Now())
-	}
-	if err != nil {
-		err = fmt.Errorf("shard %s: %w", c.addr, err)
-	}
-	f.done <- err
 }
 
 // failure is the error of a fan-out that cannot succeed.

@@ -247,6 +247,10 @@ func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) 
 // reaches up to date. Read and write go to the shards of one ring
 // snapshot.
 //
+// The read doubles as the write's check that enough shards answer: when
+// fewer than W did, the write is not attempted, as it would most likely
+// fail after landing on some of them.
+//
 // A ctx that ends fails the call with an error wrapping ctx.Err(). If it
 // ends before the write starts, nothing is written; if it ends during the
 // write, commands not yet sent are not sent, but those sent may have
@@ -258,6 +262,10 @@ func (s *Store) Update(ctx context.Context, key string, change func(locsvc.Bindi
 	reads, cur, err := s.read(ctx, key, p)
 	if err != nil {
 		return locsvc.BindingSet{}, err
+	}
+	if quorum := s.quorum(r); len(reads) < quorum {
+		s.stats.writeFailures.Add(1)
+		return locsvc.BindingSet{}, fmt.Errorf("%d shard(s) answered the read, %d needed to write: nothing written", len(reads), quorum)
 	}
 	next, err := change(cur)
 	if err != nil {
