@@ -39,6 +39,7 @@ type fanOut struct {
 	ok       int
 	skipped  []*shardClient // passed over for an open breaker
 	lastErr  error
+	cut      bool          // a call was cut short by ctx
 	over     bool          // the outcome is out; later calls only end
 	result   error         // the outcome: nil when tol succeeded
 	finished chan struct{} // closed once the outcome is out
@@ -124,6 +125,7 @@ func (f *fanOut) run(c *shardClient) {
 		f.ok++
 	} else {
 		f.lastErr = fmt.Errorf("shard %s: %w", c.addr, err)
+		f.cut = f.cut || cut
 		if !cut {
 			f.s.stats.replicaErrors.Add(1)
 			if isShardFailure(err) && f.tol.replace(f.ok, f.pending) {
@@ -137,11 +139,13 @@ func (f *fanOut) run(c *shardClient) {
 	}
 	switch {
 	case f.pending == 0:
+		// A call cut short means ctx ended before the fan-out did: that
+		// is the outcome, as when the caller stops waiting first.
 		switch {
+		case f.cut:
+			f.finish(endedError(f.ok, f.tol, f.ctx.Err()))
 		case f.tol.decide(f.ok, 0, 0) == succeeded:
 			f.finish(nil)
-		case ctxEnded(f.ctx):
-			f.finish(endedError(f.ok, f.tol, f.ctx.Err()))
 		default:
 			f.finish(f.failure())
 		}

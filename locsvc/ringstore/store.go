@@ -263,6 +263,9 @@ func (s *Store) Update(ctx context.Context, key string, change func(locsvc.Bindi
 	if err != nil {
 		return locsvc.BindingSet{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return locsvc.BindingSet{}, fmt.Errorf("ended before the write: %w", err)
+	}
 	if quorum := s.quorum(r); len(reads) < quorum {
 		s.stats.writeFailures.Add(1)
 		return locsvc.BindingSet{}, fmt.Errorf("%d shard(s) answered the read, %d needed to write: nothing written", len(reads), quorum)
