@@ -14,6 +14,13 @@
 //
 // Only the commands the store uses are here: gets (one key or many), add
 // and cas.
+//
+// Every call takes a context. Its deadline, when sooner than
+// Config.Timeout, bounds the call instead, on the same pooled timer; its
+// end stops the wait at once with an error wrapping ctx.Err(). A command
+// whose caller stopped waiting before it was written is not sent; one
+// already sent keeps its place in the pipeline and its answer is read
+// and dropped, so the connection stays in step.
 package mcpipe
 
 import (

@@ -42,7 +42,23 @@ type fanOut struct {
 	cut      bool          // a call was cut short by ctx
 	over     bool          // the outcome is out; later calls only end
 	result   error         // the outcome: nil when tol succeeded
-	finished chan struct{} // closed once the outcome is out
+	finished chan struct{} // signalled once the outcome is out
+}
+
+// fanOuts recycles the fan-outs that ended with no call in flight (every
+// successful one), with their channel: the derived context already costs
+// a REGISTER allocations of its own, twice.
+var fanOuts = sync.Pool{New: func() any { return &fanOut{finished: make(chan struct{}, 1)} }}
+
+// recycle returns f to the pool. Only the caller may, once no call can
+// still touch f.
+func (f *fanOut) recycle() {
+	select {
+	case <-f.finished: // signalled while the caller left on ctx
+	default:
+	}
+	*f = fanOut{finished: f.finished, skipped: f.skipped[:0]}
+	fanOuts.Put(f)
 }
 
 // fanOut runs fn on the shards of p as tol asks and returns how many calls
@@ -57,7 +73,8 @@ func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel() // on success nothing is in flight; otherwise what is, is pointless
-	f := &fanOut{s: s, p: p, tol: tol, fn: fn, ctx: callCtx, cancel: cancel, finished: make(chan struct{})}
+	f := fanOuts.Get().(*fanOut)
+	f.s, f.p, f.tol, f.fn, f.ctx, f.cancel = s, p, tol, fn, callCtx, cancel
 
 	// Pick the first calls before making any, so that a write whose
 	// quorum the open breakers already rule out writes nowhere. No call
@@ -75,7 +92,9 @@ func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(
 		for _, c := range first {
 			c.releaseProbe()
 		}
-		return 0, f.failure()
+		err := f.failure()
+		f.recycle()
+		return 0, err
 	}
 	f.pending = len(first) // before any call can end and count down
 	// The caller would only wait, so it makes the last of the first calls
@@ -92,12 +111,16 @@ func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(
 	case <-ctx.Done():
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if !f.over {
 		f.over = true
-		return f.ok, endedError(f.ok, tol, ctx.Err())
+		f.result = endedError(f.ok, tol, ctx.Err())
 	}
-	return f.ok, f.result
+	ok, err, idle := f.ok, f.result, f.pending == 0
+	f.mu.Unlock()
+	if idle {
+		f.recycle()
+	}
+	return ok, err
 }
 
 // start runs fn on c on a worker.
@@ -158,7 +181,7 @@ func (f *fanOut) run(c *shardClient) {
 // finish puts the outcome out; f.mu is held.
 func (f *fanOut) finish(err error) {
 	f.over, f.result = true, err
-	close(f.finished)
+	f.finished <- struct{}{} // buffered, and sent once per use
 }
 
 // pick returns the next shard to call, nil when none is left. Shards whose
