@@ -21,10 +21,16 @@ import (
 // extra acknowledgements keep the replicas in step, a read's extra
 // answers are merged and repaired.
 type fanOut struct {
-	s   *Store
-	p   placement
-	tol tolerance
-	fn  func(context.Context, *shardClient) error
+	s *Store
+	// addrs are the placement's shards, in order, held in addrBuf when
+	// they fit: a fan-out keeping the caller's placement would move the
+	// caller's shard buffer to the heap, the largest allocation of a
+	// REGISTER.
+	addrs    []string
+	addrBuf  [candBuf]string
+	replicas int
+	tol      tolerance
+	fn       func(context.Context, *shardClient) error
 	// ctx is what the calls get; cancel ends them.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -33,7 +39,7 @@ type fanOut struct {
 	// verdict cancels the other calls even while the caller is busy
 	// making one itself (the inline call).
 	mu       sync.Mutex
-	next     int // index in p.shards of the next shard to consider
+	next     int // index in addrs of the next shard to consider
 	picked   int
 	pending  int
 	ok       int
@@ -74,7 +80,11 @@ func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel() // on success nothing is in flight; otherwise what is, is pointless
 	f := fanOuts.Get().(*fanOut)
-	f.s, f.p, f.tol, f.fn, f.ctx, f.cancel = s, p, tol, fn, callCtx, cancel
+	f.s, f.replicas, f.tol, f.fn, f.ctx, f.cancel = s, p.replicas, tol, fn, callCtx, cancel
+	f.addrs = f.addrBuf[:0]
+	for i := range p.shards {
+		f.addrs = append(f.addrs, p.shards[i].Addr)
+	}
 
 	// Pick the first calls before making any, so that a write whose
 	// quorum the open breakers already rule out writes nowhere. No call
@@ -189,8 +199,8 @@ func (f *fanOut) finish(err error) {
 // timing out everywhere), trying one anyway beats failing outright.
 func (f *fanOut) pick() *shardClient {
 	now := f.s.cfg.Now()
-	for f.next < len(f.p.shards) {
-		c := f.s.client(f.p.shards[f.next].Addr)
+	for f.next < len(f.addrs) {
+		c := f.s.client(f.addrs[f.next])
 		f.next++
 		if !c.available(now) {
 			f.lastErr = fmt.Errorf("shard %s is failing (breaker open)", c.addr)
@@ -211,7 +221,7 @@ func (f *fanOut) pick() *shardClient {
 
 // untried bounds from above the calls pick may still hand out.
 func (f *fanOut) untried() int {
-	n := len(f.p.shards) - f.next
+	n := len(f.addrs) - f.next
 	if f.picked == 0 && len(f.skipped) > 0 {
 		n++
 	}
@@ -223,7 +233,7 @@ func (f *fanOut) failure() error {
 	if f.lastErr == nil {
 		return errors.New("the ring has no healthy shard")
 	}
-	return fmt.Errorf("%d of %d replicas succeeded, %d needed: %w", f.ok, f.p.replicas, f.tol.need, f.lastErr)
+	return fmt.Errorf("%d of %d replicas succeeded, %d needed: %w", f.ok, f.replicas, f.tol.need, f.lastErr)
 }
 
 // endedError is the error of a fan-out whose context ended first; it wraps
