@@ -253,8 +253,7 @@ func (c *Client) do(ctx context.Context, o *op) error {
 	}
 	o.timer.Reset(wait)
 	defer o.timer.Stop()
-	// Nil for a context that cannot be cancelled (Background): a nil
-	// channel never fires in a select.
+	// Nil for a context that cannot be cancelled (Background).
 	cancelled := ctx.Done()
 	s := &c.slots[int(c.next.Add(1))%len(c.slots)]
 	for attempt := 0; ; attempt++ {
@@ -268,17 +267,29 @@ func (c *Client) do(ctx context.Context, o *op) error {
 		if err := cn.enqueue(o); err != nil {
 			return err
 		}
-		select {
-		case <-o.done:
-		case <-o.timer.C:
+		expired := false
+		if cancelled == nil { // two cases cost a select less than three
+			select {
+			case <-o.done:
+			case <-o.timer.C:
+				expired = true
+			}
+		} else {
+			select {
+			case <-o.done:
+			case <-o.timer.C:
+				expired = true
+			case <-cancelled:
+				o.abandoned.Store(true)
+				return ctxError{c.addr, ctx.Err()}
+			}
+		}
+		if expired {
 			o.abandoned.Store(true)
 			if ctxBound {
 				return ctxError{c.addr, context.DeadlineExceeded}
 			}
 			return timeoutError{c.addr}
-		case <-cancelled:
-			o.abandoned.Store(true)
-			return ctxError{c.addr, ctx.Err()}
 		}
 		// A connection the server closed (a restart) is found out by the
 		// first command sent on it. That command is sent again, once, on a
