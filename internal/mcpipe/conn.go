@@ -32,6 +32,10 @@ type op struct {
 	err   error
 	done  chan struct{}
 	timer *time.Timer
+	// abandoned is set by a caller that stopped waiting. The writer then
+	// skips the op if it has not sent it yet, so a command its caller
+	// reported as failed does not reach the server afterwards.
+	abandoned atomic.Bool
 }
 
 // ops are pooled with their channel and timer: those two were most of the
@@ -87,7 +91,7 @@ type conn struct {
 	reqs    chan *op // queued, not yet written
 	pending chan *op // written, awaiting their answers in this order
 	served  atomic.Bool
-	stats   *Stats
+	stats   *counters
 
 	mu   sync.Mutex // orders enqueue against fail
 	dead atomic.Bool
@@ -101,7 +105,7 @@ type conn struct {
 	scratch  []byte    // writer's
 }
 
-func newConn(nc net.Conn, addr string, cfg Config, stats *Stats) *conn {
+func newConn(nc net.Conn, addr string, cfg Config, stats *counters) *conn {
 	cn := &conn{
 		addr: addr, nc: nc, timeout: cfg.Timeout, stats: stats,
 		bw:         bufio.NewWriterSize(nc, batchBytes),
@@ -162,13 +166,17 @@ func (cn *conn) writeLoop() {
 		// Take whatever else is queued into the same write.
 		yields := 0
 		for n := 1; o != nil; n++ {
-			cn.stats.Commands.Add(1)
-			cn.encode(o)
-			select {
-			case cn.pending <- o:
-			case <-cn.closing:
-				o.finish(cn.err)
-				return
+			if o.abandoned.Load() {
+				o.finish(errAbandoned)
+			} else {
+				cn.stats.commands.Add(1)
+				cn.encode(o)
+				select {
+				case cn.pending <- o:
+				case <-cn.closing:
+					o.finish(cn.err)
+					return
+				}
 			}
 			o = nil
 			if n < maxBatch && cn.bw.Buffered() < batchBytes {
@@ -186,11 +194,14 @@ func (cn *conn) writeLoop() {
 				}
 			}
 		}
+		if cn.bw.Buffered() == 0 {
+			continue // every op of the batch was abandoned
+		}
 		if now := time.Now(); cn.wdl.Sub(now) < cn.timeout/2 {
 			cn.wdl = now.Add(cn.timeout)
 			_ = cn.nc.SetWriteDeadline(cn.wdl)
 		}
-		cn.stats.Writes.Add(1)
+		cn.stats.writes.Add(1)
 		if err := cn.bw.Flush(); err != nil {
 			cn.fail(err)
 			return

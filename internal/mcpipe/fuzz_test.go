@@ -36,7 +36,7 @@ func FuzzAnswers(f *testing.F) {
 			_, _ = server.Write(answer)
 			_ = server.Close()
 		}()
-		cn := newConn(client, "pipe", Config{Timeout: 200 * time.Millisecond, Queue: 4}, &Stats{})
+		cn := newConn(client, "pipe", Config{Timeout: 200 * time.Millisecond, Queue: 4}, &counters{})
 		defer cn.fail(ErrClosed)
 
 		o := getOp()

@@ -14,9 +14,17 @@
 //
 // Only the commands the store uses are here: gets (one key or many), add
 // and cas.
+//
+// Every call takes a context. Its deadline, when sooner than
+// Config.Timeout, bounds the call instead, on the same pooled timer; its
+// end stops the wait at once with an error wrapping ctx.Err(). A command
+// whose caller stopped waiting before it was written is not sent; one
+// already sent keeps its place in the pipeline and its answer is read
+// and dropped, so the connection stays in step.
 package mcpipe
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -53,6 +61,22 @@ func (e timeoutError) Error() string   { return "memcache: " + e.addr + ": timed
 func (e timeoutError) Timeout() bool   { return true }
 func (e timeoutError) Temporary() bool { return true }
 
+// ctxError is what a call whose context ended first returns. It wraps the
+// context's error so that callers can tell "the caller gave up" from "the
+// server is slow" with errors.Is(err, context.DeadlineExceeded) or
+// context.Canceled.
+type ctxError struct {
+	addr string
+	err  error
+}
+
+func (e ctxError) Error() string { return "memcache: " + e.addr + ": " + e.err.Error() }
+func (e ctxError) Unwrap() error { return e.err }
+
+// errAbandoned finishes an op whose caller gave up before it was written:
+// nobody reads it.
+var errAbandoned = errors.New("memcache: abandoned before it was sent")
+
 // Item is a stored value. CAS is the token gets returned; CompareAndSwap
 // sends it back.
 type Item struct {
@@ -65,8 +89,9 @@ type Item struct {
 
 // Config tunes a Client. Zero values take the defaults noted.
 type Config struct {
-	// Timeout bounds each call, queueing included (default 500 ms). A
-	// connection whose server stays silent that long is closed.
+	// Timeout bounds each call, queueing included (default 500 ms), or
+	// the call's context deadline when that comes sooner. A connection
+	// whose server stays silent for Timeout is closed.
 	Timeout time.Duration
 	// Conns is how many connections the client keeps (default 2).
 	Conns int
@@ -82,18 +107,26 @@ type Client struct {
 	slots []slot
 	next  atomic.Uint32
 	done  atomic.Bool
-	stats Stats
+	stats counters
 }
 
-// Stats counts a client's traffic. Commands per write is how much the
-// pipeline saves: gomemcache makes one write per command.
+// Stats is a snapshot of a client's traffic. Commands per write is how
+// much the pipeline saves: gomemcache makes one write per command.
 type Stats struct {
-	Commands atomic.Uint64 // sent
-	Writes   atomic.Uint64 // socket writes that carried them
+	Commands uint64 // sent
+	Writes   uint64 // socket writes that carried them
 }
 
-// Stats returns the live counters.
-func (c *Client) Stats() *Stats { return &c.stats }
+// counters are the live values behind Stats, kept private so that only
+// the connections move them.
+type counters struct {
+	commands, writes atomic.Uint64
+}
+
+// Stats returns the counters as they are now.
+func (c *Client) Stats() Stats {
+	return Stats{Commands: c.stats.commands.Load(), Writes: c.stats.writes.Load()}
+}
 
 // slot holds one connection, redialled after it breaks.
 type slot struct {
@@ -131,24 +164,24 @@ func (c *Client) Close() error {
 }
 
 // Get reads key with gets, so the item carries its CAS token.
-func (c *Client) Get(key string) (*Item, error) {
+func (c *Client) Get(ctx context.Context, key string) (*Item, error) {
 	if !legalKey(key) {
 		return nil, ErrMalformedKey
 	}
 	o := getOp()
 	o.kind, o.key = kindGet, key
-	err := c.do(o)
-	it := o.item
-	release(o, err)
-	if err != nil {
+	if err := c.do(ctx, o); err != nil {
+		release(o) // o.item is not read: an abandoned op's reader may still set it
 		return nil, err
 	}
+	it := o.item
+	release(o)
 	return it, nil
 }
 
 // GetMulti reads many keys in one command; missing keys are absent from
 // the map.
-func (c *Client) GetMulti(keys []string) (map[string]*Item, error) {
+func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if len(keys) == 0 {
 		return map[string]*Item{}, nil
 	}
@@ -158,10 +191,10 @@ func (c *Client) GetMulti(keys []string) (map[string]*Item, error) {
 		}
 	}
 	o := getOp()
-	o.kind, o.keys, o.items = kindGetMulti, keys, make(map[string]*Item, len(keys))
-	err := c.do(o)
-	items := o.items
-	release(o, err)
+	items := make(map[string]*Item, len(keys))
+	o.kind, o.keys, o.items = kindGetMulti, keys, items
+	err := c.do(ctx, o)
+	release(o)
 	if err != nil {
 		return nil, err
 	}
@@ -169,48 +202,93 @@ func (c *Client) GetMulti(keys []string) (map[string]*Item, error) {
 }
 
 // Add stores it only if its key is not there (ErrNotStored otherwise).
-func (c *Client) Add(it *Item) error { return c.store(kindAdd, it) }
+func (c *Client) Add(ctx context.Context, it *Item) error { return c.store(ctx, kindAdd, it) }
 
 // CompareAndSwap stores it only if the key still holds the version it.CAS
 // names (ErrCASConflict if it changed, ErrCacheMiss if it is gone).
-func (c *Client) CompareAndSwap(it *Item) error { return c.store(kindCAS, it) }
+//
+// A store whose context ends before the command was written to the socket
+// is never sent; one that was sent may still take effect.
+func (c *Client) CompareAndSwap(ctx context.Context, it *Item) error {
+	return c.store(ctx, kindCAS, it)
+}
 
-func (c *Client) store(kind opKind, it *Item) error {
+func (c *Client) store(ctx context.Context, kind opKind, it *Item) error {
 	if !legalKey(it.Key) {
 		return ErrMalformedKey
 	}
 	o := getOp()
 	o.kind, o.key, o.item = kind, it.Key, it
-	err := c.do(o)
-	release(o, err)
+	err := c.do(ctx, o)
+	release(o)
 	return err
 }
 
 // release gives o back to the pool unless its call gave up waiting: a
-// reader may still finish that op later.
-func release(o *op, err error) {
-	if _, gaveUp := err.(timeoutError); !gaveUp { // do returns it unwrapped
+// writer or reader may still finish that op later.
+func release(o *op) {
+	if !o.abandoned.Load() {
 		putOp(o)
 	}
 }
 
-// do queues o on the next connection and waits for its answer. Every error
-// but a timeoutError means o is finished with.
-func (c *Client) do(o *op) error {
-	o.timer.Reset(c.cfg.Timeout)
+// do queues o on the next connection and waits for its answer, until
+// cfg.Timeout or ctx's deadline, whichever is sooner, or until ctx is
+// cancelled. When it gives up it marks o abandoned, and o must not be
+// reused; every other outcome means o is finished with.
+func (c *Client) do(ctx context.Context, o *op) error {
+	if err := ctx.Err(); err != nil {
+		return ctxError{c.addr, err}
+	}
+	// One pooled timer serves both bounds: ctx's deadline only shortens
+	// it, so a context with a deadline costs no timer of its own.
+	wait, ctxBound := c.cfg.Timeout, false
+	if dl, ok := ctx.Deadline(); ok {
+		if until := time.Until(dl); until < wait {
+			if until <= 0 {
+				return ctxError{c.addr, context.DeadlineExceeded}
+			}
+			wait, ctxBound = until, true
+		}
+	}
+	o.timer.Reset(wait)
 	defer o.timer.Stop()
+	// Nil for a context that cannot be cancelled (Background).
+	cancelled := ctx.Done()
 	s := &c.slots[int(c.next.Add(1))%len(c.slots)]
 	for attempt := 0; ; attempt++ {
-		cn, err := c.conn(s)
+		cn, err := c.conn(ctx, s)
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctxError{c.addr, ctx.Err()}
+			}
 			return err
 		}
 		if err := cn.enqueue(o); err != nil {
 			return err
 		}
-		select {
-		case <-o.done:
-		case <-o.timer.C:
+		expired := false
+		if cancelled == nil { // two cases cost a select less than three
+			select {
+			case <-o.done:
+			case <-o.timer.C:
+				expired = true
+			}
+		} else {
+			select {
+			case <-o.done:
+			case <-o.timer.C:
+				expired = true
+			case <-cancelled:
+				o.abandoned.Store(true)
+				return ctxError{c.addr, ctx.Err()}
+			}
+		}
+		if expired {
+			o.abandoned.Store(true)
+			if ctxBound {
+				return ctxError{c.addr, context.DeadlineExceeded}
+			}
 			return timeoutError{c.addr}
 		}
 		// A connection the server closed (a restart) is found out by the
@@ -232,7 +310,7 @@ func (c *Client) do(o *op) error {
 
 // conn returns the slot's connection, dialling when there is none or the
 // last one broke.
-func (c *Client) conn(s *slot) (*conn, error) {
+func (c *Client) conn(ctx context.Context, s *slot) (*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Checked under the slot's lock: Close marks the client done before
@@ -244,7 +322,8 @@ func (c *Client) conn(s *slot) (*conn, error) {
 	if s.cn != nil && !s.cn.isDead() {
 		return s.cn, nil
 	}
-	nc, err := net.DialTimeout("tcp", c.addr, c.cfg.Timeout)
+	d := net.Dialer{Timeout: c.cfg.Timeout}
+	nc, err := d.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package mcpipe_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,9 @@ import (
 	"github.com/locsvc/locsvc/internal/mcpipe"
 )
 
+// ctx is for calls whose context plays no part in the test.
+var ctx = context.Background()
+
 func newClient(t testing.TB, addr string, cfg mcpipe.Config) *mcpipe.Client {
 	t.Helper()
 	c := mcpipe.New(addr, cfg)
@@ -33,7 +37,7 @@ func TestCommands(t *testing.T) {
 	c := newClient(t, m.Addr, mcpipe.Config{Timeout: 2 * time.Second})
 	other := m.Client()
 
-	if _, err := c.Get("k"); !errors.Is(err, mcpipe.ErrCacheMiss) {
+	if _, err := c.Get(ctx, "k"); !errors.Is(err, mcpipe.ErrCacheMiss) {
 		t.Fatalf("get of a missing key: %v, want ErrCacheMiss", err)
 	}
 	// Values that would confuse a line-based reader: CRLF and "END" inside,
@@ -41,42 +45,42 @@ func TestCommands(t *testing.T) {
 	values := [][]byte{[]byte("a\r\nEND\r\nVALUE x 0 1 1\r\n"), {}, bytes.Repeat([]byte{0, '\n', 0xff}, 100<<10)}
 	for i, v := range values {
 		key := fmt.Sprintf("k%d", i)
-		if err := c.Add(&mcpipe.Item{Key: key, Value: v, Flags: 7, Expiration: 60}); err != nil {
+		if err := c.Add(ctx, &mcpipe.Item{Key: key, Value: v, Flags: 7, Expiration: 60}); err != nil {
 			t.Fatalf("add %s: %v", key, err)
 		}
 		got, err := other.Get(key)
 		if err != nil || !bytes.Equal(got.Value, v) || got.Flags != 7 {
 			t.Fatalf("stored %s reads back as %v, %v", key, got, err)
 		}
-		it, err := c.Get(key)
+		it, err := c.Get(ctx, key)
 		if err != nil || !bytes.Equal(it.Value, v) || it.Flags != 7 || it.Key != key || it.CAS == 0 {
 			t.Fatalf("get %s = %+v, %v", key, it, err)
 		}
 	}
-	if err := c.Add(&mcpipe.Item{Key: "k0", Value: []byte("x")}); !errors.Is(err, mcpipe.ErrNotStored) {
+	if err := c.Add(ctx, &mcpipe.Item{Key: "k0", Value: []byte("x")}); !errors.Is(err, mcpipe.ErrNotStored) {
 		t.Fatalf("add of a present key: %v, want ErrNotStored", err)
 	}
 
-	it, err := c.Get("k0")
+	it, err := c.Get(ctx, "k0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	next := *it
 	next.Value = []byte("second")
-	if err := c.CompareAndSwap(&next); err != nil {
+	if err := c.CompareAndSwap(ctx, &next); err != nil {
 		t.Fatalf("cas with a fresh token: %v", err)
 	}
-	if err := c.CompareAndSwap(&next); !errors.Is(err, mcpipe.ErrCASConflict) {
+	if err := c.CompareAndSwap(ctx, &next); !errors.Is(err, mcpipe.ErrCASConflict) {
 		t.Fatalf("cas with a spent token: %v, want ErrCASConflict", err)
 	}
 	if err := other.Delete("k0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CompareAndSwap(&next); !errors.Is(err, mcpipe.ErrCacheMiss) {
+	if err := c.CompareAndSwap(ctx, &next); !errors.Is(err, mcpipe.ErrCacheMiss) {
 		t.Fatalf("cas of a deleted key: %v, want ErrCacheMiss", err)
 	}
 
-	items, err := c.GetMulti([]string{"k1", "nope", "k2"})
+	items, err := c.GetMulti(ctx, []string{"k1", "nope", "k2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +102,13 @@ func TestMalformedKeys(t *testing.T) {
 	m := integration.StartMemcached(t)
 	c := newClient(t, m.Addr, mcpipe.Config{})
 	for _, key := range []string{"", "a b", "a\r\nflush_all", strings.Repeat("k", 251), "tab\there", "del\x7f"} {
-		if _, err := c.Get(key); !errors.Is(err, mcpipe.ErrMalformedKey) {
+		if _, err := c.Get(ctx, key); !errors.Is(err, mcpipe.ErrMalformedKey) {
 			t.Errorf("get %q: %v, want ErrMalformedKey", key, err)
 		}
-		if err := c.Add(&mcpipe.Item{Key: key, Value: []byte("v")}); !errors.Is(err, mcpipe.ErrMalformedKey) {
+		if err := c.Add(ctx, &mcpipe.Item{Key: key, Value: []byte("v")}); !errors.Is(err, mcpipe.ErrMalformedKey) {
 			t.Errorf("add %q: %v, want ErrMalformedKey", key, err)
 		}
-		if _, err := c.GetMulti([]string{"fine", key}); !errors.Is(err, mcpipe.ErrMalformedKey) {
+		if _, err := c.GetMulti(ctx, []string{"fine", key}); !errors.Is(err, mcpipe.ErrMalformedKey) {
 			t.Errorf("get-multi with %q: %v, want ErrMalformedKey", key, err)
 		}
 	}
@@ -130,18 +134,18 @@ func TestManyCallersFewConnections(t *testing.T) {
 			for i := range 200 {
 				key := fmt.Sprintf("g%d-%d", g, i)
 				val := []byte(key + strings.Repeat("v", i))
-				if err := c.Add(&mcpipe.Item{Key: key, Value: val}); err != nil {
+				if err := c.Add(ctx, &mcpipe.Item{Key: key, Value: val}); err != nil {
 					errs <- fmt.Errorf("add %s: %w", key, err)
 					return
 				}
-				it, err := c.Get(key)
+				it, err := c.Get(ctx, key)
 				if err != nil || !bytes.Equal(it.Value, val) {
 					errs <- fmt.Errorf("get %s = %+v, %v", key, it, err)
 					return
 				}
 				next := *it
 				next.Value = append(val, '!')
-				if err := c.CompareAndSwap(&next); err != nil {
+				if err := c.CompareAndSwap(ctx, &next); err != nil {
 					errs <- fmt.Errorf("cas %s: %w", key, err)
 					return
 				}
@@ -164,16 +168,16 @@ func TestManyCallersFewConnections(t *testing.T) {
 func TestServerRestart(t *testing.T) {
 	m := integration.StartMemcached(t)
 	c := newClient(t, m.Addr, mcpipe.Config{Conns: 1, Timeout: 2 * time.Second})
-	if err := c.Add(&mcpipe.Item{Key: "a", Value: []byte("1")}); err != nil {
+	if err := c.Add(ctx, &mcpipe.Item{Key: "a", Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
 	m.Restart()
-	if _, err := c.Get("a"); !errors.Is(err, mcpipe.ErrCacheMiss) {
+	if _, err := c.Get(ctx, "a"); !errors.Is(err, mcpipe.ErrCacheMiss) {
 		t.Fatalf("first get after a restart: %v, want a miss from the new server", err)
 	}
 	m.Kill()
 	start := time.Now()
-	_, err := c.Get("a")
+	_, err := c.Get(ctx, "a")
 	if err == nil || errors.Is(err, mcpipe.ErrCacheMiss) {
 		t.Fatalf("get from a dead server: %v, want a connection error", err)
 	}
@@ -208,7 +212,7 @@ func TestSilentServer(t *testing.T) {
 	}()
 	c := newClient(t, ln.Addr().String(), mcpipe.Config{Conns: 1, Timeout: 200 * time.Millisecond})
 	start := time.Now()
-	_, err = c.Get("a")
+	_, err = c.Get(ctx, "a")
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("get from a silent server: %v, want a timeout", err)
@@ -239,13 +243,13 @@ func TestServerErrorKeepsConnection(t *testing.T) {
 	before := m.StatInt(t, "", "total_connections")
 	big := make([]byte, 2<<20) // past memcached's 1 MiB item limit
 	var se *mcpipe.ServerError
-	if err := c.Add(&mcpipe.Item{Key: "big", Value: big}); !errors.As(err, &se) {
+	if err := c.Add(ctx, &mcpipe.Item{Key: "big", Value: big}); !errors.As(err, &se) {
 		t.Fatalf("add of 2 MiB: %v, want a ServerError", err)
 	}
-	if err := c.Add(&mcpipe.Item{Key: "small", Value: []byte("ok")}); err != nil {
+	if err := c.Add(ctx, &mcpipe.Item{Key: "small", Value: []byte("ok")}); err != nil {
 		t.Fatal(err)
 	}
-	if it, err := c.Get("small"); err != nil || string(it.Value) != "ok" {
+	if it, err := c.Get(ctx, "small"); err != nil || string(it.Value) != "ok" {
 		t.Fatalf("get after a SERVER_ERROR = %v, %v", it, err)
 	}
 	// Each StatInt opens one connection of its own.
@@ -257,11 +261,11 @@ func TestServerErrorKeepsConnection(t *testing.T) {
 func TestClose(t *testing.T) {
 	m := integration.StartMemcached(t)
 	c := mcpipe.New(m.Addr, mcpipe.Config{})
-	if err := c.Add(&mcpipe.Item{Key: "a", Value: []byte("1")}); err != nil {
+	if err := c.Add(ctx, &mcpipe.Item{Key: "a", Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.Close()
-	if _, err := c.Get("a"); !errors.Is(err, mcpipe.ErrClosed) {
+	if _, err := c.Get(ctx, "a"); !errors.Is(err, mcpipe.ErrClosed) {
 		t.Fatalf("get after Close: %v, want ErrClosed", err)
 	}
 }
@@ -274,7 +278,7 @@ func TestClose(t *testing.T) {
 func BenchmarkGet(b *testing.B) {
 	m := integration.StartMemcached(b)
 	c := newClient(b, m.Addr, mcpipe.Config{})
-	if err := c.Add(&mcpipe.Item{Key: "k", Value: bytes.Repeat([]byte("v"), 200)}); err != nil {
+	if err := c.Add(ctx, &mcpipe.Item{Key: "k", Value: bytes.Repeat([]byte("v"), 200)}); err != nil {
 		b.Fatal(err)
 	}
 	gm := memcache.New(m.Addr)
@@ -283,11 +287,11 @@ func BenchmarkGet(b *testing.B) {
 		name string
 		get  func(string) error
 	}{
-		{"mcpipe", func(k string) error { _, err := c.Get(k); return err }},
+		{"mcpipe", func(k string) error { _, err := c.Get(ctx, k); return err }},
 		{"gomemcache", func(k string) error { _, err := gm.Get(k); return err }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			cmds0, writes0 := c.Stats().Commands.Load(), c.Stats().Writes.Load()
+			cmds0, writes0 := c.Stats().Commands, c.Stats().Writes
 			client0, server0 := cpuTime(b), serverCPU(b, m)
 			b.SetParallelism(8)
 			b.RunParallel(func(pb *testing.PB) {
@@ -301,7 +305,7 @@ func BenchmarkGet(b *testing.B) {
 			b.ReportMetric(float64((cpuTime(b)-client0).Microseconds())/float64(b.N), "client-µs/op")
 			b.ReportMetric(float64((serverCPU(b, m)-server0).Microseconds())/float64(b.N), "server-µs/op")
 			if tc.name == "mcpipe" {
-				cmds, writes := c.Stats().Commands.Load()-cmds0, c.Stats().Writes.Load()-writes0
+				cmds, writes := c.Stats().Commands-cmds0, c.Stats().Writes-writes0
 				b.ReportMetric(float64(cmds)/float64(max(writes, 1)), "cmds/write")
 			}
 		})

@@ -9,12 +9,32 @@
 //     the first choice, gives every command a connection of its own for
 //     its round trip, and that cost more CPU per REGISTER than everything
 //     else the node does (docs/BENCHMARKS.md).
+//   - Fan-out, in three parts. Placement (placement.go) names the shards
+//     of a key in the order to ask them: its R replicas, then spares.
+//     Tolerance (tolerance.go) says how many calls to aim for and how many
+//     must succeed, and decides when the outcome is known: enough
+//     successes, or too many failures for the rest to make up. The
+//     fan-out (fanout.go) calls the shards concurrently, skips those
+//     whose breaker is open, replaces each that fails by the next shard
+//     on the ring (sloppy quorum, so one dead shard fails no call), and
+//     cancels the calls in flight once they are pointless: when the
+//     caller's context ends or the quorum is out of reach. A call that
+//     has succeeded still waits for its other calls.
 //   - Writes: read-merge-write on each replica with gets/cas (add on a
-//     miss, retry on a conflict), in parallel; success needs W
-//     acknowledgements. A replica that fails is replaced by the next shard on
-//     the ring (sloppy quorum), so one dead shard fails no write.
+//     miss, retry on a conflict), in parallel, on all R replicas; success
+//     needs W acknowledgements. An Update writes only if W shards
+//     answered its read, and no write is sent when the open breakers
+//     already rule W out. memcached has no transactions, though: a write
+//     that fails after some replicas took it leaves it there, visible to
+//     reads, and later merges keep it.
 //   - Reads: all replicas in parallel, merged; succeeds if one answers.
 //     Replicas found missing or stale are repaired in the background.
+//   - Contexts: every memcached command gets the caller's context, so its
+//     deadline bounds each command (with Config.Timeout) and CAS retries
+//     stop when it ends. A call whose context ends fails with an error
+//     wrapping ctx.Err(), which the service reports as Unavailable and
+//     the gRPC API as DEADLINE_EXCEEDED or CANCELLED. Calls cut short by
+//     their context count neither for nor against a shard's breaker.
 //   - Repair: on every membership change, and periodically, each node walks
 //     the keys of the shard(s) it fronts (lru_crawler metadump) and merges
 //     each record into the replicas the current ring names, paced by a rate

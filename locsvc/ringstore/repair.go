@@ -25,18 +25,24 @@ type Repairer struct {
 	every time.Duration
 
 	trigger chan struct{}
-	stats   RepairStats
+	stats   repairCounters
 	mu      sync.Mutex
 	last    time.Time
 }
 
-// RepairStats are repair's counters, for Status.
+// RepairStats is a snapshot of repair's counters, for Status.
 type RepairStats struct {
-	Running  atomic.Bool
-	Passes   atomic.Uint64 // completed passes
-	Scanned  atomic.Uint64 // records examined
-	Copied   atomic.Uint64 // replica writes that changed a shard
-	Failures atomic.Uint64
+	Running  bool   // a pass is under way
+	Passes   uint64 // completed passes
+	Scanned  uint64 // records examined
+	Copied   uint64 // replica writes that changed a shard
+	Failures uint64
+}
+
+// repairCounters are the live values behind RepairStats.
+type repairCounters struct {
+	running                           atomic.Bool
+	passes, scanned, copied, failures atomic.Uint64
 }
 
 // NewRepairer repairs what the shards at local hold, at most rate records
@@ -51,8 +57,14 @@ func (s *Store) NewRepairer(local []string, rate int, every time.Duration) *Repa
 	return &Repairer{store: s, local: local, rate: rate, every: every, trigger: make(chan struct{}, 1)}
 }
 
-// Stats returns the live counters.
-func (r *Repairer) Stats() *RepairStats { return &r.stats }
+// Stats returns the counters as they are now.
+func (r *Repairer) Stats() RepairStats {
+	c := &r.stats
+	return RepairStats{
+		Running: c.running.Load(), Passes: c.passes.Load(), Scanned: c.scanned.Load(),
+		Copied: c.copied.Load(), Failures: c.failures.Load(),
+	}
+}
 
 // LastPass is when the last complete pass ended (zero before the first).
 func (r *Repairer) LastPass() time.Time {
@@ -97,10 +109,10 @@ func (r *Repairer) Run(ctx context.Context, changes <-chan *ring.Ring) {
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
-		failures := r.stats.Failures.Load()
+		failures := r.stats.failures.Load()
 		r.Pass(ctx)
 		retry = nil
-		if r.stats.Failures.Load() != failures {
+		if r.stats.failures.Load() != failures {
 			retry = time.After(retryAfter)
 		}
 	}
@@ -112,14 +124,14 @@ const repairBatch = 100
 
 // Pass walks every local shard once.
 func (r *Repairer) Pass(ctx context.Context) {
-	r.stats.Running.Store(true)
-	defer r.stats.Running.Store(false)
+	r.stats.running.Store(true)
+	defer r.stats.running.Store(false)
 	pace := newPacer(r.rate)
-	start, scanned0, copied0 := time.Now(), r.stats.Scanned.Load(), r.stats.Copied.Load()
+	start, scanned0, copied0 := time.Now(), r.stats.scanned.Load(), r.stats.copied.Load()
 	for _, addr := range r.local {
 		keys, err := listKeys(ctx, addr, r.store.cfg.Timeout*4, locsvc.IsStoreKey)
 		if err != nil {
-			r.stats.Failures.Add(1)
+			r.stats.failures.Add(1)
 			r.store.log.Warn("repair: cannot list keys", "shard", addr, "err", err)
 			continue
 		}
@@ -128,15 +140,15 @@ func (r *Repairer) Pass(ctx context.Context) {
 			if err := pace.wait(ctx, len(batch)); err != nil {
 				return
 			}
-			r.repairBatch(addr, batch)
+			r.repairBatch(ctx, addr, batch)
 		}
 	}
-	r.stats.Passes.Add(1)
+	r.stats.passes.Add(1)
 	r.mu.Lock()
 	r.last = time.Now()
 	r.mu.Unlock()
 	r.store.log.Info("repair pass done", "took", time.Since(start).Round(time.Millisecond),
-		"scanned", r.stats.Scanned.Load()-scanned0, "copied", r.stats.Copied.Load()-copied0)
+		"scanned", r.stats.scanned.Load()-scanned0, "copied", r.stats.copied.Load()-copied0)
 }
 
 // repairBatch merges the records at keys on the local shard into the
@@ -145,13 +157,13 @@ func (r *Repairer) Pass(ctx context.Context) {
 // something. A local copy whose shard is no longer a replica is left to
 // expire: deleting it could race a writer that still sees the old ring,
 // and merging it anywhere later is harmless.
-func (r *Repairer) repairBatch(local string, keys []string) {
+func (r *Repairer) repairBatch(ctx context.Context, local string, keys []string) {
 	s := r.store
-	r.stats.Scanned.Add(uint64(len(keys)))
+	r.stats.scanned.Add(uint64(len(keys)))
 	lc := s.client(local)
-	items, err := getMulti(lc, keys, s.cfg.Now)
+	items, err := getMulti(ctx, lc, keys, s.cfg.Now)
 	if err != nil {
-		r.stats.Failures.Add(1)
+		r.stats.failures.Add(1)
 		return
 	}
 	now := s.cfg.Now()
@@ -160,7 +172,7 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 	buf := make([]ring.Shard, 0, s.cfg.Replicas+spareShards)
 	rg := s.src.Ring()
 	skipped := 0
-	defer func() { r.stats.Failures.Add(uint64(skipped)) }()
+	defer func() { r.stats.failures.Add(uint64(skipped)) }()
 	for key, it := range items {
 		set := s.decode(key, local, it.Value)
 		if len(locsvc.Compact(set, now).Bindings) == 0 {
@@ -168,8 +180,9 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 		}
 		sets[key] = set
 		placed := 0
-		for _, sh := range rg.ReplicaSet(key, s.cfg.Replicas+spareShards, buf) {
-			if placed == s.cfg.Replicas {
+		p := place(rg, key, s.cfg.Replicas, buf)
+		for _, sh := range p.shards {
+			if placed == p.replicas {
 				break
 			}
 			if sh.Addr != local && !s.client(sh.Addr).usable(now) {
@@ -190,7 +203,7 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.pushTo(s.client(addr), ks, sets)
+			r.pushTo(ctx, s.client(addr), ks, sets)
 		}()
 	}
 	wg.Wait()
@@ -198,11 +211,11 @@ func (r *Repairer) repairBatch(local string, keys []string) {
 
 // pushTo brings one replica shard up to date for keys: compare in bulk,
 // write only the records it lacks or holds stale.
-func (r *Repairer) pushTo(c *shardClient, keys []string, sets map[string]locsvc.BindingSet) {
+func (r *Repairer) pushTo(ctx context.Context, c *shardClient, keys []string, sets map[string]locsvc.BindingSet) {
 	s := r.store
-	have, err := getMulti(c, keys, s.cfg.Now)
+	have, err := getMulti(ctx, c, keys, s.cfg.Now)
 	if err != nil {
-		r.stats.Failures.Add(uint64(len(keys)))
+		r.stats.failures.Add(uint64(len(keys)))
 		return
 	}
 	for _, key := range keys {
@@ -213,21 +226,29 @@ func (r *Repairer) pushTo(c *shardClient, keys []string, sets map[string]locsvc.
 				continue // the replica already holds everything we have
 			}
 		}
-		_, wrote, err := s.mergeInto(c, key, set, nil)
+		_, wrote, err := s.mergeInto(ctx, c, key, set, nil)
+		if ctx.Err() != nil {
+			c.releaseProbe()
+			return // the pass is over; what is left waits for the next
+		}
 		c.record(err, s.cfg.Now())
 		if err != nil {
-			r.stats.Failures.Add(1)
+			r.stats.failures.Add(1)
 			continue
 		}
 		if wrote {
-			r.stats.Copied.Add(1)
+			r.stats.copied.Add(1)
 		}
 	}
 }
 
 // getMulti reads keys from one shard.
-func getMulti(c *shardClient, keys []string, now func() time.Time) (map[string]*mcpipe.Item, error) {
-	items, err := c.mc.GetMulti(keys)
+func getMulti(ctx context.Context, c *shardClient, keys []string, now func() time.Time) (map[string]*mcpipe.Item, error) {
+	items, err := c.mc.GetMulti(ctx, keys)
+	if ctx.Err() != nil {
+		c.releaseProbe()
+		return nil, ctx.Err()
+	}
 	c.record(err, now())
 	return items, err
 }

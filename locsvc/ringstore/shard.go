@@ -61,6 +61,11 @@ func (c *shardClient) usable(now time.Time) bool {
 	return !now.Before(c.openUntil)
 }
 
+// releaseProbe gives up the probe available may have granted, for a call
+// that was not made or was cut short by its context: neither says whether
+// the shard works.
+func (c *shardClient) releaseProbe() { c.probing.Store(false) }
+
 // record notes the outcome of a request.
 func (c *shardClient) record(err error, now time.Time) {
 	failed := isShardFailure(err)

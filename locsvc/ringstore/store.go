@@ -28,7 +28,8 @@ type Config struct {
 	// WriteQuorum is W, the acknowledgements a write needs (default: a
 	// majority of R, counting only as many shards as the ring has).
 	WriteQuorum int
-	// Timeout bounds each memcached call (default 500 ms).
+	// Timeout bounds each memcached call (default 500 ms); a context
+	// deadline that comes sooner bounds it instead.
 	Timeout time.Duration
 	// ConnsPerShard is how many connections the store keeps to each
 	// shard (default 2); every call is pipelined over them.
@@ -73,23 +74,39 @@ type Store struct {
 
 	repairs chan repairJob
 	stop    chan struct{}
-	wg      sync.WaitGroup
-	workers *workpool.Pool
+	// bg is the context of background work; Close cancels it.
+	bg       context.Context
+	cancelBg context.CancelFunc
+	wg       sync.WaitGroup
+	workers  *workpool.Pool
 
-	stats Stats
+	stats storeCounters
 }
 
-// Stats counts what the store did, for Status and metrics.
+// Stats is a snapshot of what the store did, for Status and metrics.
 type Stats struct {
-	Reads, Writes      atomic.Uint64
-	ReadFailures       atomic.Uint64 // no replica answered
-	WriteFailures      atomic.Uint64 // fewer than W acknowledged
-	ReplicaErrors      atomic.Uint64 // single replica calls that failed
-	Failovers          atomic.Uint64 // calls sent past a failed replica to the next shard
-	ReadRepairs        atomic.Uint64 // replicas rewritten after a read found them stale
-	ReadRepairsDropped atomic.Uint64 // read repairs skipped because the queue was full
-	CASConflicts       atomic.Uint64
-	CorruptValues      atomic.Uint64
+	Reads, Writes      uint64
+	ReadFailures       uint64 // no replica answered
+	WriteFailures      uint64 // fewer than W acknowledged
+	ReplicaErrors      uint64 // single replica calls that failed
+	Failovers          uint64 // calls sent past a failed replica to the next shard
+	ReadRepairs        uint64 // replicas rewritten after a read found them stale
+	ReadRepairsDropped uint64 // read repairs skipped because the queue was full
+	CASConflicts       uint64
+	CorruptValues      uint64
+}
+
+// storeCounters are the live values behind Stats.
+type storeCounters struct {
+	reads, writes      atomic.Uint64
+	readFailures       atomic.Uint64
+	writeFailures      atomic.Uint64
+	replicaErrors      atomic.Uint64
+	failovers          atomic.Uint64
+	readRepairs        atomic.Uint64
+	readRepairsDropped atomic.Uint64
+	casConflicts       atomic.Uint64
+	corruptValues      atomic.Uint64
 }
 
 // readRepairQueue bounds pending read repairs; past it they are dropped
@@ -113,6 +130,7 @@ func New(src RingSource, cfg Config) *Store {
 		cfg: cfg, src: src, log: cfg.Logger, clients: make(map[string]*shardClient),
 		repairs: make(chan repairJob, readRepairQueue), stop: make(chan struct{}),
 	}
+	s.bg, s.cancelBg = context.WithCancel(context.Background())
 	s.workers = workpool.New(replicaWorkers, s.stop)
 	for range 2 {
 		s.wg.Add(1)
@@ -121,13 +139,15 @@ func New(src RingSource, cfg Config) *Store {
 	return s
 }
 
-// Close stops background work. In-flight calls finish.
+// Close stops background work. In-flight calls finish; a read repair in
+// progress is cut short.
 func (s *Store) Close() error {
 	select {
 	case <-s.stop:
 	default:
 		close(s.stop)
 	}
+	s.cancelBg()
 	s.wg.Wait()
 	s.mu.Lock()
 	for _, c := range s.clients {
@@ -137,8 +157,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Stats returns the live counters.
-func (s *Store) Stats() *Stats { return &s.stats }
+// Stats returns the counters as they are now.
+func (s *Store) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Reads: c.reads.Load(), Writes: c.writes.Load(),
+		ReadFailures: c.readFailures.Load(), WriteFailures: c.writeFailures.Load(),
+		ReplicaErrors: c.replicaErrors.Load(), Failovers: c.failovers.Load(),
+		ReadRepairs: c.readRepairs.Load(), ReadRepairsDropped: c.readRepairsDropped.Load(),
+		CASConflicts: c.casConflicts.Load(), CorruptValues: c.corruptValues.Load(),
+	}
+}
 
 // ShardTraffic is what the store sent one shard: commands, and the socket
 // writes that carried them (more commands per write, less CPU per command).
@@ -154,7 +183,7 @@ func (s *Store) Traffic() map[string]ShardTraffic {
 	out := make(map[string]ShardTraffic, len(s.clients))
 	for addr, c := range s.clients {
 		st := c.mc.Stats()
-		out[addr] = ShardTraffic{Commands: st.Commands.Load(), Writes: st.Writes.Load()}
+		out[addr] = ShardTraffic{Commands: st.Commands, Writes: st.Writes}
 	}
 	return out
 }
@@ -176,103 +205,15 @@ func (s *Store) client(addr string) *shardClient {
 // replicaWorkers is how many goroutines stand ready for replica calls.
 const replicaWorkers = 64
 
-// spareShards is how many shards past R a call may fall over to.
-const spareShards = 2
-
-// candBuf sizes the callers' buffers for candidates, on their stacks: the
-// shard list was the largest allocation of a REGISTER (4 shards of 88
-// bytes, twice). A larger R spills to the heap.
-const candBuf = 4 + spareShards
-
-// candidates are the shards for key in ring order, appended to buf: the
-// first R are its replicas, the rest take over when one of those fails.
-func (s *Store) candidates(key string, buf []ring.Shard) (cands []ring.Shard, quorum int) {
+// place is the placement of key on the current ring.
+func (s *Store) place(key string, buf []ring.Shard) (placement, *ring.Ring) {
 	r := s.src.Ring()
-	cands = r.ReplicaSet(key, s.cfg.Replicas+spareShards, buf)
-	quorum = s.cfg.WriteQuorum
-	if quorum <= 0 {
-		// A majority of R, where R cannot exceed the shards there are: a
-		// one-shard ring still takes writes.
-		quorum = min(s.cfg.Replicas, r.Len())/2 + 1
-	}
-	return cands, quorum
+	return place(r, key, s.cfg.Replicas, buf), r
 }
 
-// onReplicas runs fn on up to want shards from cands, in parallel, in ring
-// order, skipping shards whose breaker is open. Each shard that fails is
-// replaced by the next candidate. It returns how many calls succeeded and
-// the last error seen.
-func (s *Store) onReplicas(cands []ring.Shard, want int, fn func(*shardClient) error) (int, error) {
-	done := make(chan error, len(cands))
-	next, inflight, launched := 0, 0, 0
-	var lastErr error
-	var skipped []*shardClient // passed over for an open breaker
-	inline := false            // run the next call on this goroutine
-	call := func(c *shardClient) {
-		inflight++
-		launched++
-		one := func() {
-			err := fn(c)
-			c.record(err, s.cfg.Now())
-			if err != nil {
-				err = fmt.Errorf("shard %s: %w", c.addr, err)
-			}
-			done <- err // buffered for every candidate: never blocks
-		}
-		if inline {
-			one()
-			return
-		}
-		s.workers.Run(one)
-	}
-	launch := func() bool {
-		for next < len(cands) {
-			c := s.client(cands[next].Addr)
-			next++
-			if !c.available(s.cfg.Now()) {
-				lastErr = fmt.Errorf("shard %s is failing (breaker open)", c.addr)
-				skipped = append(skipped, c)
-				continue
-			}
-			call(c)
-			return true
-		}
-		// Every breaker open (an overloaded box timing out everywhere):
-		// trying the shards anyway beats failing the call outright.
-		if launched == 0 && len(skipped) > 0 {
-			call(skipped[0])
-			skipped = skipped[1:]
-			return true
-		}
-		return false
-	}
-	// The caller would only wait, so it makes the last of the first calls
-	// itself: one goroutine hand-off fewer per call.
-	for i := range want {
-		inline = i == want-1
-		if !launch() {
-			break
-		}
-	}
-	inline = false
-	ok := 0
-	for inflight > 0 {
-		err := <-done
-		inflight--
-		if err == nil {
-			ok++
-			continue
-		}
-		lastErr = err
-		s.stats.ReplicaErrors.Add(1)
-		if isShardFailure(errors.Unwrap(err)) && launch() {
-			s.stats.Failovers.Add(1)
-		}
-	}
-	if lastErr == nil && ok == 0 {
-		lastErr = errors.New("the ring has no healthy shard")
-	}
-	return ok, lastErr
+// quorum is W on ring r.
+func (s *Store) quorum(r *ring.Ring) int {
+	return writeQuorum(s.cfg.WriteQuorum, s.cfg.Replicas, r.Len())
 }
 
 type replicaRead struct {
@@ -284,12 +225,14 @@ type replicaRead struct {
 }
 
 // Get implements locsvc.Store: all replicas in parallel, merged; stale or
-// missing replicas are queued for repair.
+// missing replicas are queued for repair. It waits for every replica it
+// asked until ctx ends; then it fails with an error wrapping ctx.Err(),
+// even if some replica had answered.
 func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) {
-	s.stats.Reads.Add(1)
+	s.stats.reads.Add(1)
 	var buf [candBuf]ring.Shard
-	cands, _ := s.candidates(key, buf[:0])
-	reads, merged, err := s.read(key, cands)
+	p, _ := s.place(key, buf[:0])
+	reads, merged, err := s.read(ctx, key, p)
 	if err != nil {
 		return locsvc.BindingSet{}, err
 	}
@@ -303,29 +246,45 @@ func (s *Store) Get(ctx context.Context, key string) (locsvc.BindingSet, error) 
 // No read repair is queued: the write itself brings every replica it
 // reaches up to date. Read and write go to the shards of one ring
 // snapshot.
+//
+// The read doubles as the write's check that enough shards answer: when
+// fewer than W did, the write is not attempted, as it would most likely
+// fail after landing on some of them.
+//
+// A ctx that ends fails the call with an error wrapping ctx.Err(). If it
+// ends before the write starts, nothing is written; if it ends during the
+// write, commands not yet sent are not sent, but those sent may have
+// landed (see write).
 func (s *Store) Update(ctx context.Context, key string, change func(locsvc.BindingSet) (locsvc.BindingSet, error)) (locsvc.BindingSet, error) {
-	s.stats.Reads.Add(1)
+	s.stats.reads.Add(1)
 	var buf [candBuf]ring.Shard
-	cands, quorum := s.candidates(key, buf[:0])
-	reads, cur, err := s.read(key, cands)
+	p, r := s.place(key, buf[:0])
+	reads, cur, err := s.read(ctx, key, p)
 	if err != nil {
 		return locsvc.BindingSet{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return locsvc.BindingSet{}, fmt.Errorf("ended before the write: %w", err)
+	}
+	if quorum := s.quorum(r); len(reads) < quorum {
+		s.stats.writeFailures.Add(1)
+		return locsvc.BindingSet{}, fmt.Errorf("%d shard(s) answered the read, %d needed to write: nothing written", len(reads), quorum)
 	}
 	next, err := change(cur)
 	if err != nil {
 		return locsvc.BindingSet{}, err
 	}
-	return s.write(key, next, reads, cands, quorum)
+	return s.write(ctx, key, next, reads, p, s.quorum(r))
 }
 
-// read gets key from R of cands in parallel (falling over past failed
-// ones) and returns what each held and their merge, compacted.
-func (s *Store) read(key string, cands []ring.Shard) ([]replicaRead, locsvc.BindingSet, error) {
+// read gets key from the R replicas of p in parallel (falling over past
+// failed ones) and returns what each held and their merge, compacted.
+func (s *Store) read(ctx context.Context, key string, p placement) ([]replicaRead, locsvc.BindingSet, error) {
 	var mu sync.Mutex
 	reads := make([]replicaRead, 0, s.cfg.Replicas)
-	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
+	_, err := s.fanOut(ctx, p, readTolerance(p.replicas), func(ctx context.Context, c *shardClient) error {
 		rr := replicaRead{addr: c.addr}
-		it, err := c.mc.Get(key)
+		it, err := c.mc.Get(ctx, key)
 		switch {
 		case errors.Is(err, mcpipe.ErrCacheMiss):
 		case err != nil:
@@ -338,8 +297,8 @@ func (s *Store) read(key string, cands []ring.Shard) ([]replicaRead, locsvc.Bind
 		mu.Unlock()
 		return nil
 	})
-	if ok == 0 {
-		s.stats.ReadFailures.Add(1)
+	if err != nil {
+		s.stats.readFailures.Add(1)
 		return nil, locsvc.BindingSet{}, err
 	}
 	// Replicas in step (the common case) hold the same bytes: decode and
@@ -383,7 +342,7 @@ func (s *Store) queueReadRepair(key string, reads []replicaRead, merged locsvc.B
 		select {
 		case s.repairs <- repairJob{addr: r.addr, key: key, set: merged}:
 		default:
-			s.stats.ReadRepairsDropped.Add(1)
+			s.stats.readRepairsDropped.Add(1)
 		}
 	}
 }
@@ -396,14 +355,14 @@ func (s *Store) readRepairLoop() {
 			return
 		case j := <-s.repairs:
 			c := s.client(j.addr)
-			_, wrote, err := s.mergeInto(c, j.key, j.set, nil)
+			_, wrote, err := s.mergeInto(s.bg, c, j.key, j.set, nil)
 			c.record(err, s.cfg.Now())
 			if err != nil {
 				s.log.Debug("read repair failed", "shard", j.addr, "key", j.key, "err", err)
 				continue
 			}
 			if wrote {
-				s.stats.ReadRepairs.Add(1)
+				s.stats.readRepairs.Add(1)
 			}
 		}
 	}
@@ -411,28 +370,38 @@ func (s *Store) readRepairLoop() {
 
 // Merge joins set into what R replicas hold under key (read-merge-write
 // on each in parallel, W acknowledgements needed) and returns the result.
+// A ctx that ends fails it as it does Update.
 func (s *Store) Merge(ctx context.Context, key string, set locsvc.BindingSet) (locsvc.BindingSet, error) {
 	var buf [candBuf]ring.Shard
-	cands, quorum := s.candidates(key, buf[:0])
-	return s.write(key, set, nil, cands, quorum)
+	p, r := s.place(key, buf[:0])
+	return s.write(ctx, key, set, nil, p, s.quorum(r))
 }
 
-// write merges set into R of cands in parallel, quorum acknowledgements
-// needed; reads, when given, are what those replicas held a moment ago and
-// spare each a gets.
-func (s *Store) write(key string, set locsvc.BindingSet, reads []replicaRead, cands []ring.Shard, quorum int) (locsvc.BindingSet, error) {
-	s.stats.Writes.Add(1)
+// write merges set into the R replicas of p in parallel, quorum
+// acknowledgements needed; reads, when given, are what those replicas
+// held a moment ago and spare each a gets.
+//
+// memcached has no transactions, so a write that fails may have landed
+// on some replicas, where reads see it. write keeps that to what could
+// not be helped: it writes nothing when the open breakers already rule
+// the quorum out or ctx has ended, and once the quorum is out of reach or
+// ctx ends it cancels the calls in flight, whose commands not yet sent
+// are then never sent. Undoing a command that landed is not attempted: a
+// concurrent writer may have merged it already, and taking it out again
+// could drop that writer's bindings.
+func (s *Store) write(ctx context.Context, key string, set locsvc.BindingSet, reads []replicaRead, p placement, quorum int) (locsvc.BindingSet, error) {
+	s.stats.writes.Add(1)
 	planTargets(reads, set, s.cfg.Now())
 	var mu sync.Mutex
 	result := set
-	ok, err := s.onReplicas(cands, s.cfg.Replicas, func(c *shardClient) error {
+	_, err := s.fanOut(ctx, p, writeTolerance(p.replicas, quorum), func(ctx context.Context, c *shardClient) error {
 		var prior *replicaRead
 		for i := range reads {
 			if reads[i].addr == c.addr {
 				prior = &reads[i]
 			}
 		}
-		stored, _, err := s.mergeInto(c, key, set, prior)
+		stored, _, err := s.mergeInto(ctx, c, key, set, prior)
 		if err == nil {
 			mu.Lock()
 			result = locsvc.Merge(result, stored)
@@ -440,10 +409,9 @@ func (s *Store) write(key string, set locsvc.BindingSet, reads []replicaRead, ca
 		}
 		return err
 	})
-	if ok < quorum {
-		s.stats.WriteFailures.Add(1)
-		return locsvc.BindingSet{}, fmt.Errorf("%d of %d replicas acknowledged the write, %d needed: %w",
-			ok, s.cfg.Replicas, quorum, err)
+	if err != nil {
+		s.stats.writeFailures.Add(1)
+		return locsvc.BindingSet{}, fmt.Errorf("write: %w", err)
 	}
 	return locsvc.Compact(result, s.cfg.Now()), nil
 }
@@ -451,9 +419,13 @@ func (s *Store) write(key string, set locsvc.BindingSet, reads []replicaRead, ca
 // mergeInto joins set into what one shard holds under key, with gets/cas
 // (add when missing) and retries on conflict. prior, when not nil, is a
 // read of this shard that stands in for the first gets. It reports the
-// stored result and whether it had to write.
-func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, prior *replicaRead) (locsvc.BindingSet, bool, error) {
+// stored result and whether it had to write. It stops retrying once ctx
+// ends.
+func (s *Store) mergeInto(ctx context.Context, c *shardClient, key string, set locsvc.BindingSet, prior *replicaRead) (locsvc.BindingSet, bool, error) {
 	for range maxCASAttempts {
+		if err := ctx.Err(); err != nil {
+			return locsvc.BindingSet{}, false, err
+		}
 		now := s.cfg.Now()
 		var it *mcpipe.Item // what the shard holds; nil when nothing
 		var t *target
@@ -466,7 +438,7 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 		} else {
 			var err error
 			var held locsvc.BindingSet
-			switch it, err = c.mc.Get(key); {
+			switch it, err = c.mc.Get(ctx, key); {
 			case errors.Is(err, mcpipe.ErrCacheMiss):
 				it = nil
 			case err != nil:
@@ -483,9 +455,9 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 			if t.val == nil {
 				return t.m, false, nil
 			}
-			err := c.mc.Add(&mcpipe.Item{Key: key, Value: t.val, Expiration: ttlFor(t.m.LatestExpiry(), now, s.cfg.Grace)})
+			err := c.mc.Add(ctx, &mcpipe.Item{Key: key, Value: t.val, Expiration: ttlFor(t.m.LatestExpiry(), now, s.cfg.Grace)})
 			if errors.Is(err, mcpipe.ErrNotStored) {
-				s.stats.CASConflicts.Add(1)
+				s.stats.casConflicts.Add(1)
 				continue // another writer added it first: merge with theirs
 			}
 			return t.m, err == nil, err
@@ -497,9 +469,9 @@ func (s *Store) mergeInto(c *shardClient, key string, set locsvc.BindingSet, pri
 		next := *it
 		next.Value = t.val
 		next.Expiration = ttlFor(t.m.LatestExpiry(), now, s.cfg.Grace)
-		err := c.mc.CompareAndSwap(&next)
+		err := c.mc.CompareAndSwap(ctx, &next)
 		if errors.Is(err, mcpipe.ErrCASConflict) || errors.Is(err, mcpipe.ErrCacheMiss) {
-			s.stats.CASConflicts.Add(1)
+			s.stats.casConflicts.Add(1)
 			continue
 		}
 		return t.m, err == nil, err
@@ -551,7 +523,7 @@ next:
 func (s *Store) decode(key, addr string, val []byte) locsvc.BindingSet {
 	set, err := locsvc.Decode(val)
 	if err != nil {
-		s.stats.CorruptValues.Add(1)
+		s.stats.corruptValues.Add(1)
 		s.log.Warn("ignoring undecodable record", "shard", addr, "key", key, "err", err)
 		return locsvc.BindingSet{}
 	}

@@ -2,7 +2,10 @@ package ringstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -145,7 +148,7 @@ func TestShardDownFailsNothing(t *testing.T) {
 		}
 		register(t, st, aor, "sip:d2@192.0.2.2", 1)
 	}
-	if st.Stats().Failovers.Load() == 0 {
+	if st.Stats().Failovers == 0 {
 		t.Error("no failover counted")
 	}
 	// Quorum: with two of three shards gone, a write cannot get W=2.
@@ -213,7 +216,7 @@ func TestConcurrentWritersSameAoR(t *testing.T) {
 			t.Fatalf("replica %s holds %d bindings (%v)", r.Addr, len(set.Bindings), err)
 		}
 	}
-	t.Logf("cas conflicts: %d", a.Stats().CASConflicts.Load()+b.Stats().CASConflicts.Load())
+	t.Logf("cas conflicts: %d", a.Stats().CASConflicts+b.Stats().CASConflicts)
 }
 
 // A read that finds a replica missing or corrupt rewrites it.
@@ -247,7 +250,7 @@ func TestReadRepair(t *testing.T) {
 	integration.WaitFor(t, 5*time.Second, "read repair", func() bool {
 		return holders(t, key, ms)[reps[0].Addr]
 	})
-	if st.Stats().CorruptValues.Load() == 0 {
+	if st.Stats().CorruptValues == 0 {
 		t.Error("corrupt value not counted")
 	}
 }
@@ -281,9 +284,9 @@ func TestRepairAfterJoin(t *testing.T) {
 		}
 	}
 	stats := rep.Stats()
-	if stats.Passes.Load() != 1 || stats.Scanned.Load() != 2*n || stats.Copied.Load() != uint64(onNew) {
+	if stats.Passes != 1 || stats.Scanned != 2*n || stats.Copied != uint64(onNew) {
 		t.Errorf("passes=%d scanned=%d copied=%d; want 1, %d, %d",
-			stats.Passes.Load(), stats.Scanned.Load(), stats.Copied.Load(), 2*n, onNew)
+			stats.Passes, stats.Scanned, stats.Copied, 2*n, onNew)
 	}
 	t.Logf("new shard took %d of %d records (%.1f%%; optimum 2/3 of records for R=2 over 3 shards)", onNew, n, 100*float64(onNew)/n)
 }
@@ -318,13 +321,13 @@ func TestRepairAfterQuickRestart(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("failures %d, copied %d", rep.Stats().Failures.Load(), rep.Stats().Copied.Load())
-	if missing > 0 && rep.Stats().Failures.Load() == 0 {
+	t.Logf("failures %d, copied %d", rep.Stats().Failures, rep.Stats().Copied)
+	if missing > 0 && rep.Stats().Failures == 0 {
 		t.Fatalf("%d copies missing after one pass, and the pass reported no failure", missing)
 	}
 	if missing > 0 {
 		rep.Pass(context.Background())
-		t.Logf("after a second pass: failures %d, copied %d", rep.Stats().Failures.Load(), rep.Stats().Copied.Load())
+		t.Logf("after a second pass: failures %d, copied %d", rep.Stats().Failures, rep.Stats().Copied)
 	}
 }
 
@@ -461,5 +464,194 @@ func TestConnectionsBounded(t *testing.T) {
 	opened := ms[0].StatInt(t, "", "total_connections") - before - 1
 	if opened > conns {
 		t.Errorf("200 concurrent registers opened %d connections, want at most %d", opened, conns)
+	}
+}
+
+// silentShard accepts connections and never answers, like a memcached
+// that hangs.
+func silentShard(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(io.Discard, nc) }()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, nc := range conns {
+			_ = nc.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// A node with two shards, one silent: a call whose deadline passes while
+// it waits on the silent shard fails within the deadline, as a deadline,
+// and stores nothing; later calls with time to spare get past the silent
+// shard (its breaker opens) and succeed on the healthy one.
+func TestSilentShardDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  ringstore.Config
+	}{
+		{"R=2 W=1", ringstore.Config{Replicas: 2, WriteQuorum: 1}},
+		{"R=1, the silent shard first", ringstore.Config{Replicas: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			healthy := integration.StartMemcached(t)
+			silent := silentShard(t)
+			src := &staticRing{r: ring.New([]ring.Shard{
+				{ID: healthy.Addr, Addr: healthy.Addr, Node: "n1", Healthy: true},
+				{ID: silent, Addr: silent, Node: "n1", Healthy: true},
+			})}
+			tc.cfg.Timeout = 500 * time.Millisecond
+			st := ringstore.New(src, tc.cfg)
+			defer st.Close()
+			lim := locsvc.DefaultLimits()
+			svc, err := locsvc.NewService(st, lim, "n1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An AoR whose first shard is the silent one: both variants
+			// then wait on it.
+			var aor string
+			for i := 0; ; i++ {
+				aor = fmt.Sprintf("sip:s%d@example.com", i)
+				if src.Ring().ReplicaSet(locsvc.StoreKey(aor), 1, nil)[0].Addr == silent {
+					break
+				}
+			}
+			key := locsvc.StoreKey(aor)
+			req := locsvc.Request{AoR: aor, CallID: "c1", CSeq: 1, Contacts: []locsvc.Contact{{URI: "sip:s@192.0.2.1"}}}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			start := time.Now()
+			_, err = svc.Register(ctx, req)
+			took := time.Since(start)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("register with 100ms: %v, want context.DeadlineExceeded", err)
+			}
+			if e, ok := locsvc.AsError(err); !ok || e.Kind != locsvc.KindUnavailable {
+				t.Errorf("register with 100ms: %v, want a KindUnavailable error (SIP 503)", err)
+			}
+			if took > 200*time.Millisecond {
+				t.Errorf("register with 100ms took %v", took)
+			}
+			// Past the store's own timeout anything sent would have landed.
+			time.Sleep(600 * time.Millisecond)
+			if _, err := healthy.Client().Get(key); !errors.Is(err, memcache.ErrCacheMiss) {
+				t.Fatalf("after the failed register the healthy shard answers %v, want a miss", err)
+			}
+
+			ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			req.CSeq = 2
+			res, err := svc.Register(ctx, req)
+			cancel()
+			if err != nil || len(res.Bindings) != 1 {
+				t.Fatalf("register with 5s: %v, %v", res.Bindings, err)
+			}
+			if _, err := healthy.Client().Get(key); err != nil {
+				t.Fatalf("the healthy shard does not hold the record: %v", err)
+			}
+			// The silent shard's breaker is open now: a short deadline
+			// suffices again.
+			ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if res, err := svc.Lookup(ctx, aor); err != nil || len(res.Bindings) != 1 {
+				t.Fatalf("lookup with 100ms after the breaker opened: %v, %v", res.Bindings, err)
+			}
+		})
+	}
+}
+
+// The store-level form of the above, on Update itself.
+func TestUpdateHonoursContext(t *testing.T) {
+	healthy := integration.StartMemcached(t)
+	silent := silentShard(t)
+	src := &staticRing{r: ring.New([]ring.Shard{
+		{ID: healthy.Addr, Addr: healthy.Addr, Node: "n1", Healthy: true},
+		{ID: silent, Addr: silent, Node: "n1", Healthy: true},
+	})}
+	st := ringstore.New(src, ringstore.Config{Replicas: 2, WriteQuorum: 1, Timeout: 500 * time.Millisecond})
+	defer st.Close()
+	lim := locsvc.DefaultLimits()
+	reg, err := locsvc.Check(locsvc.Request{AoR: "sip:u@example.com", CallID: "c", CSeq: 1,
+		Contacts: []locsvc.Contact{{URI: "sip:u@192.0.2.1"}}}, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(cur locsvc.BindingSet) (locsvc.BindingSet, error) {
+		return locsvc.Apply(cur, reg, time.Now(), lim, "n1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	start := time.Now()
+	_, err = st.Update(ctx, "k", set)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("update with 100ms: %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("update with 100ms took %v", d)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := st.Update(cctx, "k", set); !errors.Is(err, context.Canceled) {
+		t.Fatalf("update with a cancelled context: %v, want context.Canceled", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := st.Update(ctx, "k", set); err != nil {
+		t.Fatalf("update with 5s: %v", err)
+	}
+}
+
+// With W=2 of two shards, one silent, no register can succeed, and none
+// that fails leaves its record on the healthy shard: the first runs out of
+// time during the read, the later ones see the read answered by fewer
+// shards than the write needs (or the silent shard's breaker open) and
+// write nothing.
+func TestSilentShardNoQuorumStoresNothing(t *testing.T) {
+	healthy := integration.StartMemcached(t)
+	silent := silentShard(t)
+	src := &staticRing{r: ring.New([]ring.Shard{
+		{ID: healthy.Addr, Addr: healthy.Addr, Node: "n1", Healthy: true},
+		{ID: silent, Addr: silent, Node: "n1", Healthy: true},
+	})}
+	st := ringstore.New(src, ringstore.Config{Replicas: 2, Timeout: 300 * time.Millisecond})
+	defer st.Close()
+	svc, err := locsvc.NewService(st, locsvc.DefaultLimits(), "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const aor = "sip:nq@example.com"
+	for i, d := range []time.Duration{100 * time.Millisecond, 5 * time.Second, 5 * time.Second, 100 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_, err := svc.Register(ctx, locsvc.Request{AoR: aor, CallID: "c", CSeq: uint32(i + 1),
+			Contacts: []locsvc.Contact{{URI: "sip:nq@192.0.2.1"}}})
+		cancel()
+		if e, ok := locsvc.AsError(err); !ok || e.Kind != locsvc.KindUnavailable {
+			t.Fatalf("register %d (%v): %v, want KindUnavailable", i+1, d, err)
+		}
+		t.Logf("register %d (%v): %v", i+1, d, errors.Unwrap(err))
+	}
+	time.Sleep(400 * time.Millisecond) // past the store's timeout
+	if _, err := healthy.Client().Get(locsvc.StoreKey(aor)); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("the healthy shard answers %v, want a miss", err)
 	}
 }
