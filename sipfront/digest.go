@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // Algorithm is a digest algorithm (RFC 7616 §3.3; RFC 8760 for SIP).
@@ -94,7 +96,7 @@ type credentials struct {
 // header value: "Digest" then comma-separated auth-params (RFC 3261
 // §25.1, RFC 7616 §3.4). ok is false for another scheme.
 func parseAuthorization(v string) (c credentials, ok bool, err error) {
-	v = trimLWS(v)
+	v = sipuri.TrimLWS(v)
 	sp := strings.IndexAny(v, " \t")
 	if sp < 0 || !strings.EqualFold(v[:sp], "Digest") {
 		return c, false, nil
@@ -162,21 +164,21 @@ func parseAuthParams(s string) (map[string]string, error) {
 			return out, nil
 		}
 		i := 0
-		for i < len(s) && isTokenChar(s[i]) {
+		for i < len(s) && sipuri.IsToken(s[i]) {
 			i++
 		}
 		if i == 0 {
-			return nil, fmt.Errorf("unexpected %q", clip(s))
+			return nil, fmt.Errorf("unexpected %q", sipuri.Clip(s))
 		}
 		name := strings.ToLower(s[:i])
-		s = trimLWS(s[i:])
+		s = sipuri.TrimLWS(s[i:])
 		if s == "" || s[0] != '=' {
 			return nil, fmt.Errorf("parameter %s has no value", name)
 		}
-		s = trimLWS(s[1:])
+		s = sipuri.TrimLWS(s[1:])
 		var val string
 		if s != "" && s[0] == '"' {
-			v, n, err := quotedString(s)
+			v, n, err := sipuri.QuotedString(s)
 			if err != nil {
 				return nil, fmt.Errorf("parameter %s: %v", name, err)
 			}
@@ -192,9 +194,9 @@ func parseAuthParams(s string) (map[string]string, error) {
 			return nil, fmt.Errorf("parameter %s given twice", name)
 		}
 		out[name] = val
-		s = trimLWS(s)
+		s = sipuri.TrimLWS(s)
 		if s != "" && s[0] != ',' {
-			return nil, fmt.Errorf("unexpected %q after parameter %s", clip(s), name)
+			return nil, fmt.Errorf("unexpected %q after parameter %s", sipuri.Clip(s), name)
 		}
 	}
 }
@@ -203,7 +205,7 @@ func parseAuthParams(s string) (map[string]string, error) {
 func challenge(realm, nonce string, alg Algorithm, stale bool) string {
 	var b strings.Builder
 	b.WriteString(`Digest realm="`)
-	b.WriteString(quoteEscape(realm))
+	b.WriteString(sipuri.QuoteEscape(realm))
 	b.WriteString(`", nonce="`)
 	b.WriteString(nonce)
 	b.WriteString(`", algorithm=`)
@@ -213,8 +215,4 @@ func challenge(realm, nonce string, alg Algorithm, stale bool) string {
 		b.WriteString(", stale=true")
 	}
 	return b.String()
-}
-
-func quoteEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // headerValues returns the values of every header named name or its
@@ -27,7 +29,7 @@ func optionTags(msg *sip.Request, name, compact string) []string {
 	var out []string
 	for _, v := range headerValues(msg, name, compact) {
 		for _, t := range strings.Split(v, ",") {
-			if t = strings.ToLower(trimLWS(t)); t != "" {
+			if t = strings.ToLower(sipuri.TrimLWS(t)); t != "" {
 				out = append(out, t)
 			}
 		}

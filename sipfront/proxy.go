@@ -14,6 +14,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // timerC bounds how long an INVITE branch may ring (RFC 3261 §16.6 step 11
@@ -314,7 +316,7 @@ func (p *proxy) popOwnRoutes(req *sip.Request) (popped bool, dst hop) {
 func routeSet(req *sip.Request) []string {
 	var out []string
 	for _, v := range headerValues(req, "Route", "") {
-		elems, err := parseNameAddrs(v)
+		elems, err := sipuri.ParseNameAddrs(v)
 		if err != nil {
 			continue
 		}
@@ -410,7 +412,7 @@ func (p *proxy) onRequest(req *sip.Request, tx sip.ServerTransaction) {
 			p.reply(req, tx, refuse)
 			return
 		}
-		if user != "" && user != unescapeUser(req.From().Address.User) {
+		if user != "" && user != sipuri.UnescapeLax(req.From().Address.User) {
 			p.reply(req, tx, newResponse(req, 403, "Username Does Not Match From"))
 			return
 		}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/locsvc/locsvc/locsvc"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 const (
@@ -39,7 +41,7 @@ func (s *Server) handleRedirect(ctx context.Context, in *inbound) {
 			s.answer(in, refuse)
 			return
 		}
-		if user != "" && user != unescapeUser(req.From().Address.User) {
+		if user != "" && user != sipuri.UnescapeLax(req.From().Address.User) {
 			s.answer(in, newResponse(req, 403, "Username Does Not Match From"))
 			return
 		}
@@ -87,13 +89,7 @@ func withRoute(uri string, path []string) string {
 // escapeHeaderValue escapes a URI header value (hvalue: unreserved and
 // hnv-unreserved characters stay, the rest is %XX).
 func escapeHeaderValue(v string) string {
-	return locsvc.PercentEncode(v, func(c byte) bool {
-		return isAlnum(c) || strings.IndexByte("-_.!~*'()[]/?:+$", c) >= 0
-	})
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	return sipuri.PercentEncode(v, sipuri.HeaderValueSafe)
 }
 
 // handleOptions answers an OPTIONS addressed to the server itself.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/locsvc/locsvc/locsvc"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // supportedTags are the option tags a REGISTER may Require.
@@ -107,7 +109,7 @@ func (s *Server) registerRequest(req *sip.Request, src netip.AddrPort, transport
 		Transport: transport,
 	}
 	if v := headerValues(req, "Expires", ""); len(v) > 0 {
-		n, err := parseDeltaSeconds(trimLWS(v[0]))
+		n, err := parseDeltaSeconds(sipuri.TrimLWS(v[0]))
 		if err != nil {
 			return lreq, false, fmt.Errorf("Malformed Expires Header")
 		}
@@ -128,7 +130,7 @@ func (s *Server) registerRequest(req *sip.Request, src netip.AddrPort, transport
 		lreq.Path = []string{home}
 	}
 	for _, v := range headerValues(req, "Path", "") {
-		elems, err := parseNameAddrs(v)
+		elems, err := sipuri.ParseNameAddrs(v)
 		if err != nil {
 			return lreq, false, fmt.Errorf("Malformed Path Header: %v", err)
 		}
@@ -161,7 +163,7 @@ func (s *Server) aorOf(u *sip.Uri, what string) (aor, user string, code int, rea
 	if err != nil {
 		return "", "", 400, "Bad Request (Malformed " + what + " URI: " + err.Error() + ")"
 	}
-	return aor, unescapeUser(u.User), 0, ""
+	return aor, sipuri.UnescapeLax(u.User), 0, ""
 }
 
 func (s *Server) served(host string) bool {
@@ -211,7 +213,7 @@ func registeredContact(b *locsvc.Binding, now time.Time) string {
 		sb.WriteString(";q=" + formatQ(b.Q))
 	}
 	if b.Instance != "" {
-		sb.WriteString(`;+sip.instance="` + quoteEscape(b.Instance) + `"`)
+		sb.WriteString(`;+sip.instance="` + sipuri.QuoteEscape(b.Instance) + `"`)
 		if b.RegID != 0 {
 			sb.WriteString(";reg-id=" + strconv.FormatUint(uint64(b.RegID), 10))
 		}
@@ -237,27 +239,4 @@ func (s *Server) locatorError(req *sip.Request, err error) *sip.Response {
 		s.log.Warn("sip: location service unavailable", "method", req.Method, "err", err)
 	}
 	return res
-}
-
-// unescapeUser undoes %XX escapes in a URI user part, for comparing it
-// with a digest username; a malformed escape leaves the text as it is.
-func unescapeUser(u string) string {
-	if !strings.Contains(u, "%") {
-		return u
-	}
-	var b strings.Builder
-	for i := 0; i < len(u); i++ {
-		if u[i] == '%' && i+2 < len(u) && isHexDigit(u[i+1]) && isHexDigit(u[i+2]) {
-			v, _ := strconv.ParseUint(u[i+1:i+3], 16, 8)
-			b.WriteByte(byte(v))
-			i += 2
-			continue
-		}
-		b.WriteByte(u[i])
-	}
-	return b.String()
-}
-
-func isHexDigit(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // topVia returns the first Via header if sipgo parsed it, else nil: a
@@ -36,12 +38,12 @@ func usableVia(via *sip.ViaHeader) bool {
 		return false
 	}
 	for i := 0; i < len(via.Transport); i++ {
-		if !isTokenChar(via.Transport[i]) {
+		if !sipuri.IsToken(via.Transport[i]) {
 			return false
 		}
 	}
 	for i := 0; i < len(via.Host); i++ {
-		if c := via.Host[i]; !(isAlnum(c) || c == '-' || c == '.' || c == ':' || c == '[' || c == ']') {
+		if c := via.Host[i]; !(sipuri.IsAlnum(c) || c == '-' || c == '.' || c == ':' || c == '[' || c == ']') {
 			return false
 		}
 	}
@@ -150,8 +152,7 @@ func plainAddress(name string, u *sip.Uri, params sip.HeaderParams) bool {
 // plainText: letters, digits and the marks of an RFC 3261 token.
 func plainText(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0) {
+		if !sipuri.IsToken(s[i]) {
 			return false
 		}
 	}
