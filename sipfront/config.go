@@ -12,13 +12,9 @@ import (
 	"runtime"
 	"strings"
 	"time"
-)
 
-// Modes of the front end.
-const (
-	ModeRegistrar = "registrar" // REGISTER only; other requests get 405
-	ModeRedirect  = "redirect"  // registrar, plus 302 for other requests
-	ModeProxy     = "proxy"     // registrar plus stateful proxy (sipgo's transaction layer)
+	"github.com/locsvc/locsvc/internal/sipuri"
+	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
 // Config sets up a Server. Zero values take the documented defaults.
@@ -103,11 +99,6 @@ const (
 	defaultMaxTCPConns    = 8192
 	defaultTCPIdle        = 10 * time.Minute
 	defaultTxCacheSize    = 65536
-	minNonceKey           = 16
-	// rateLimitKeys bounds the per-source REGISTER buckets (about 100
-	// bytes each): ample for the sources seen in the few seconds a bucket
-	// lives, and small enough that a spoofed-source flood costs little.
-	rateLimitKeys = 65536
 )
 
 // Bounds of Config.MaxMessageSize. The default is twice the largest
@@ -155,7 +146,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	var domains []string
 	for _, d := range c.Domains {
-		if n := normalizeHost(d); n != "" {
+		if n := sipuri.NormalizeHost(d); n != "" {
 			if len(domains) == 0 {
 				c.realm = strings.TrimSpace(d) // as given: realms compare case-sensitively
 			}
@@ -166,8 +157,8 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("at least one domain is needed"))
 	}
 	c.Domains = domains
-	if len(c.NonceKey) > 0 && len(c.NonceKey) < minNonceKey {
-		errs = append(errs, fmt.Errorf("nonce key has %d bytes, at least %d needed", len(c.NonceKey), minNonceKey))
+	if len(c.NonceKey) > 0 && len(c.NonceKey) < core.MinNonceKey {
+		errs = append(errs, fmt.Errorf("nonce key has %d bytes, at least %d needed", len(c.NonceKey), core.MinNonceKey))
 	}
 	if c.NonceLifetime < 0 || c.RequestTimeout < 0 || c.TCPIdleTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -225,7 +216,19 @@ func (c Config) withDefaults() (Config, error) {
 
 // authEnabled reports whether the credential store holds anything to check.
 func (c *Config) authEnabled() bool {
-	return c.Credentials != nil && len(c.Credentials.Algorithms()) > 0
+	cc := c.core()
+	return cc.AuthEnabled()
+}
+
+// core is the part of the configuration the core needs.
+func (c *Config) core() core.Config {
+	return core.Config{
+		Mode: c.Mode, Domains: c.Domains, Realm: c.realm, Trusted: c.Trusted,
+		Credentials: c.Credentials, AuthAll: c.AuthAll,
+		NonceKey: c.NonceKey, NonceLifetime: c.NonceLifetime,
+		Logger: c.Logger, RequestTimeout: c.RequestTimeout, Advertise: c.Advertise,
+		RegisterRate: c.RegisterRate, RegisterBurst: c.RegisterBurst, Now: c.now,
+	}
 }
 
 // checkProtected is Redis-style protected mode: without credentials only a
@@ -265,12 +268,4 @@ func isWildcardHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	return err == nil && a.IsUnspecified()
-}
-
-// normalizeHost is the form hosts are compared in: lower case, IPv6
-// without brackets, no trailing dot.
-func normalizeHost(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	return strings.TrimSuffix(h, ".")
 }

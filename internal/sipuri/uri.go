@@ -252,3 +252,12 @@ func (u *URI) Canonical() string {
 	}
 	return b.String()
 }
+
+// NormalizeHost is the form hosts are compared in (§19.1.4: host
+// comparison ignores case): lower case, IPv6 without brackets, no
+// trailing dot.
+func NormalizeHost(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(h, ".")
+}

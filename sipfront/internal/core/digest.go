@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"crypto/md5"
@@ -70,11 +70,11 @@ func hexHash(alg Algorithm, parts ...string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// digestResponse is the expected response parameter (RFC 7616 §3.4.1,
+// DigestResponse is the expected response parameter (RFC 7616 §3.4.1,
 // RFC 2617 §3.2.2.1): with qop=auth
 // H(HA1:nonce:nc:cnonce:qop:H(method:uri)), without qop (RFC 2069)
 // H(HA1:nonce:H(method:uri)).
-func digestResponse(alg Algorithm, ha1, nonce, nc, cnonce, qop, method, uri string) (string, error) {
+func DigestResponse(alg Algorithm, ha1, nonce, nc, cnonce, qop, method, uri string) (string, error) {
 	ha2, err := hexHash(alg, method, ":", uri)
 	if err != nil {
 		return "", err
@@ -101,7 +101,7 @@ func parseAuthorization(v string) (c credentials, ok bool, err error) {
 	if sp < 0 || !strings.EqualFold(v[:sp], "Digest") {
 		return c, false, nil
 	}
-	params, err := parseAuthParams(v[sp+1:])
+	params, err := ParseAuthParams(v[sp+1:])
 	if err != nil {
 		return c, true, err
 	}
@@ -152,11 +152,11 @@ func parseAuthorization(v string) (c credentials, ok bool, err error) {
 	return c, true, nil
 }
 
-// parseAuthParams parses name=value pairs separated by commas, values as
+// ParseAuthParams parses name=value pairs separated by commas, values as
 // tokens or quoted strings. Names are lower-cased; a name given twice is
 // an error, since the two values could be read differently by different
 // implementations.
-func parseAuthParams(s string) (map[string]string, error) {
+func ParseAuthParams(s string) (map[string]string, error) {
 	out := make(map[string]string)
 	for {
 		s = strings.TrimLeft(s, " \t,")

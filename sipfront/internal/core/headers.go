@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"strings"
@@ -8,11 +8,11 @@ import (
 	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
-// headerValues returns the values of every header named name or its
+// HeaderValues returns the values of every header named name or its
 // compact form (either may be ""), in order. sipgo keeps the names of
 // headers it has no parser for as they were written, so the match ignores
 // case here.
-func headerValues(msg *sip.Request, name, compact string) []string {
+func HeaderValues(msg *sip.Request, name, compact string) []string {
 	var out []string
 	for _, h := range msg.Headers() {
 		n := h.Name()
@@ -27,7 +27,7 @@ func headerValues(msg *sip.Request, name, compact string) []string {
 // named name (Supported, Require...), lower-cased.
 func optionTags(msg *sip.Request, name, compact string) []string {
 	var out []string
-	for _, v := range headerValues(msg, name, compact) {
+	for _, v := range HeaderValues(msg, name, compact) {
 		for _, t := range strings.Split(v, ",") {
 			if t = strings.ToLower(sipuri.TrimLWS(t)); t != "" {
 				out = append(out, t)
