@@ -116,6 +116,15 @@ const (
 
 // withDefaults validates c and fills in its defaults.
 func (c Config) withDefaults() (Config, error) {
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("sipfront: %w", err)
+	}
+	c.fillDefaults()
+	return c, nil
+}
+
+// validate checks c, normalising Domains and recording the realm.
+func (c *Config) validate() error {
 	var errs []error
 	if c.Mode == "" {
 		c.Mode = ModeRedirect
@@ -173,10 +182,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) || c.RegisterBurst < 0 {
 		errs = append(errs, fmt.Errorf("register rate %v and burst %d must be finite and not negative", c.RegisterRate, c.RegisterBurst))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("sipfront: %w", err)
-	}
+	return errors.Join(errs...)
+}
 
+// fillDefaults gives every zero field its default.
+func (c *Config) fillDefaults() {
 	if len(c.NonceKey) == 0 {
 		c.NonceKey = make([]byte, 32)
 		rand.Read(c.NonceKey)
@@ -211,7 +221,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RegisterRate > 0 && c.RegisterBurst == 0 {
 		c.RegisterBurst = max(1, int(math.Ceil(2*c.RegisterRate)))
 	}
-	return c, nil
 }
 
 // authEnabled reports whether the credential store holds anything to check.

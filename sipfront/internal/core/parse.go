@@ -13,7 +13,7 @@ import (
 // parser rejects is kept as a generic header of the same (canonical) name
 // instead of failing the whole message, so the rest of the message still
 // parses and the 400 can name the header and reach the sender. Contact is
-// not parsed by sipgo at all: contactsOf parses it, keeping each URI as the
+// not parsed by sipgo at all: parseContacts parses it, keeping each URI as the
 // UA wrote it.
 func NewParser() *sip.Parser {
 	parsers := make(map[string]sip.HeaderParser)
