@@ -57,7 +57,9 @@ type Config struct {
 	// (default slog.Default()).
 	Logger *slog.Logger
 
-	// RequestTimeout bounds each Locator call (default 5 s).
+	// RequestTimeout bounds the handling of each request, counted from its
+	// arrival (time queued for a handler included), and so each Locator
+	// call (default 5 s).
 	RequestTimeout time.Duration
 	// UDPReaders is the number of goroutines reading the UDP socket
 	// (default GOMAXPROCS, at least 2).

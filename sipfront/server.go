@@ -99,13 +99,15 @@ func (s *Server) Start() error {
 		}
 		s.tlsAddr = ls.tls.Addr().String()
 	}
-	s.started = true
 	s.addr = udp.LocalAddr().String()
 	s.core.SetAddr(s.addr)
 	if err := s.front.serve(ls); err != nil {
 		ls.close()
 		return fmt.Errorf("sipfront: %s: %w", s.cfg.Mode, err)
 	}
+	// Only now: Close has nothing to stop on a front end that never
+	// served.
+	s.started = true
 	s.log.Info("SIP front end listening", "addr", s.addr, "tls", s.tlsAddr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
 		"auth", s.cfg.authEnabled(), "home", s.core.Home())
 	return nil

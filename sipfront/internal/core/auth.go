@@ -18,7 +18,7 @@ import (
 // which proxy mode uses for requests it forwards; REGISTER always uses the
 // registrar form (Authorization, 401 with WWW-Authenticate).
 func (c *Core) authenticate(req *sip.Request, src netip.Addr, asProxy bool) (user string, refuse *sip.Response) {
-	if !c.cfg.AuthEnabled() || c.trusted(src) {
+	if !c.cfg.AuthEnabled() || c.Trusted(src) {
 		return "", nil
 	}
 	realm := c.cfg.Realm
@@ -83,7 +83,9 @@ func (c *Core) challenge(req *sip.Request, stale, asProxy bool) *sip.Response {
 	return res
 }
 
-func (c *Core) trusted(a netip.Addr) bool {
+// Trusted reports whether a source skips authentication and the
+// REGISTER rate limit.
+func (c *Core) Trusted(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range c.cfg.Trusted {
 		if p.Contains(a) {

@@ -230,9 +230,3 @@ func IsZeroMaxForwards(req *sip.Request) bool {
 	mf := req.MaxForwards()
 	return mf != nil && *mf == 0
 }
-
-// Served reports whether host is one of the served domains.
-func (c *Core) Served(host string) bool { return c.served(host) }
-
-// Trusted reports whether a source skips authentication and limits.
-func (c *Core) Trusted(a netip.Addr) bool { return c.trusted(a) }

@@ -21,7 +21,7 @@ import (
 // front sends every one of its users' REGISTERs from one address.
 func (c *Core) registerLimited(req *sip.Request, src netip.Addr) *sip.Response {
 	l := c.registerRate
-	if l == nil || c.trusted(src) {
+	if l == nil || c.Trusted(src) {
 		return nil
 	}
 	ok, wait := l.allow(src)

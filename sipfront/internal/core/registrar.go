@@ -146,7 +146,7 @@ func (c *Core) AoROf(u *sip.Uri, what string) (aor, user string, code int, reaso
 	if u.User == "" {
 		return "", "", 400, "Bad Request (" + what + " URI Has No User Part)"
 	}
-	if !c.served(u.Host) {
+	if !c.Served(u.Host) {
 		if what == "To" {
 			return "", "", 404, "AoR Not In Served Domain"
 		}
@@ -159,7 +159,8 @@ func (c *Core) AoROf(u *sip.Uri, what string) (aor, user string, code int, reaso
 	return aor, sipuri.UnescapeLax(u.User), 0, ""
 }
 
-func (c *Core) served(host string) bool {
+// Served reports whether host is one of the served domains.
+func (c *Core) Served(host string) bool {
 	h := sipuri.NormalizeHost(host)
 	for _, d := range c.cfg.Domains {
 		if d == h {
@@ -172,7 +173,7 @@ func (c *Core) served(host string) bool {
 // registrarHost accepts a REGISTER's Request-URI host: a served domain,
 // or this server's own address, which is what many UAs put there.
 func (c *Core) registrarHost(host string) bool {
-	if c.served(host) {
+	if c.Served(host) {
 		return true
 	}
 	h := sipuri.NormalizeHost(host)
