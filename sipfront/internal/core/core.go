@@ -22,7 +22,7 @@ const (
 
 // Config is what the core needs of sipfront.Config, already validated
 // and with its defaults filled in: the front ends' socket settings stay
-// out of it.
+// out of it. Fields mean what sipfront.Config's of the same name do.
 type Config struct {
 	Mode string
 	// Domains are the served domains, normalised (sipuri.NormalizeHost);
