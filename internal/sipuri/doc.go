@@ -12,7 +12,11 @@
 // grammars drifting apart would store a binding one side cannot match.
 // It is a leaf package (standard library only) so that both can import it.
 //
-// sipgo's sip.ParseUri is not replaced where sipfront hands URIs to sipgo
-// (proxy mode builds sipgo requests, whose Request-URI is a sip.Uri):
-// that is sipgo's API boundary, not a second grammar of ours.
+// sipgo's sip.ParseUri is not replaced where sipfront meets sipgo's
+// types: proxy mode builds sipgo requests, whose Request-URI is a sip.Uri
+// (a branch's contact, a next hop's address), the digest uri is compared
+// field by field with the Request-URI sipgo parsed, and a From or To is
+// checked to parse back the way sipgo renders it. That is sipgo's API
+// boundary, not a second grammar of ours: what locsvc stores and compares
+// is read by this package.
 package sipuri
