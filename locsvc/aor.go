@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // NormalizeAoR turns a To URI into the address-of-record that keys the
@@ -13,14 +15,14 @@ import (
 // lower-cased, user case kept). sips: AoRs map to sip: because both name
 // the same user; the scheme of each contact is kept where it matters.
 func NormalizeAoR(raw string) (string, error) {
-	u, err := parseSIPURI(raw)
+	u, err := sipuri.Parse(raw)
 	if err != nil {
 		return "", err
 	}
-	if !u.hasUser {
+	if !u.HasUser {
 		return "", errNoUser
 	}
-	return "sip:" + PercentEncode(u.user, userSafe) + "@" + u.hostport(), nil
+	return "sip:" + sipuri.PercentEncode(u.User, sipuri.UserSafe) + "@" + u.HostPort(), nil
 }
 
 var errNoUser = errorString("missing user part (an AoR is sip:user@domain)")
@@ -53,11 +55,11 @@ func BindingID(contact, instance string, regID uint32) (string, error) {
 	if instance != "" && regID != 0 {
 		return "flow:" + normalizeInstance(instance) + ";reg-id=" + strconv.FormatUint(uint64(regID), 10), nil
 	}
-	u, err := parseSIPURI(contact)
+	u, err := sipuri.Parse(contact)
 	if err != nil {
 		return "", err
 	}
-	return u.canonical(), nil
+	return u.Canonical(), nil
 }
 
 // normalizeInstance strips the quoting and brackets that +sip.instance

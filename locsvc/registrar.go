@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // Request is one REGISTER as the registrar sees it, before validation.
@@ -171,7 +173,7 @@ func checkPathEntry(p string, lim Limits) error {
 	if err := checkLen("", p, lim.MaxURILen, LimitURILength); err != nil {
 		return err
 	}
-	if _, err := parseSIPURI(p); err != nil {
+	if _, err := sipuri.Parse(p); err != nil {
 		return invalid("", "%v", err)
 	}
 	return nil
@@ -197,7 +199,7 @@ func checkContact(c Contact, req Request, lim Limits) (ContactUpdate, error) {
 	if err != nil {
 		return u, invalid("uri", "%v", err)
 	}
-	if _, err := parseSIPURI(c.URI); err != nil {
+	if _, err := sipuri.Parse(c.URI); err != nil {
 		// A flow identity does not parse the URI, but routing will.
 		return u, invalid("uri", "%v", err)
 	}
@@ -268,7 +270,7 @@ func checkReceived(v string, lim Limits) error {
 		return err
 	}
 	if strings.HasPrefix(v, "sip:") || strings.HasPrefix(v, "sips:") {
-		if _, err := parseSIPURI(v); err != nil {
+		if _, err := sipuri.Parse(v); err != nil {
 			return invalid("received", "%v", err)
 		}
 		return nil
@@ -277,7 +279,7 @@ func checkReceived(v string, lim Limits) error {
 	if err != nil {
 		return invalid("received", "want host:port: %v", err)
 	}
-	if p, err := strconv.Atoi(port); err != nil || !allDigits(port) || p < 1 || p > 65535 {
+	if p, err := strconv.Atoi(port); err != nil || !sipuri.AllDigits(port) || p < 1 || p > 65535 {
 		return invalid("received", "invalid port %q", port)
 	}
 	if host == "" {
@@ -285,7 +287,7 @@ func checkReceived(v string, lim Limits) error {
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
 		for i := 0; i < len(host); i++ {
-			if c := host[i]; !(isAlnum(c) || c == '-' || c == '.') {
+			if c := host[i]; !(sipuri.IsAlnum(c) || c == '-' || c == '.') {
 				return invalid("received", "invalid character %q in host", c)
 			}
 		}

@@ -114,37 +114,6 @@ func TestBindingIDFlow(t *testing.T) {
 	}
 }
 
-func TestParseSIPURI(t *testing.T) {
-	u, err := parseSIPURI("SIPS:Alice:Secret@Example.COM:5061;Transport=TLS;lr;maddr=%31.2.3.4?Subject=Hi%20there&X=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.scheme != "sips" || u.user != "Alice" || u.password != "Secret" || !u.hasUser || u.host != "example.com" || u.port != 5061 {
-		t.Errorf("parts: %+v", u)
-	}
-	if v, ok := u.param("transport"); !ok || v != "TLS" {
-		t.Errorf("transport = %q, %v", v, ok)
-	}
-	if v, ok := u.param("lr"); !ok || v != "" {
-		t.Errorf("lr = %q, %v", v, ok)
-	}
-	if v, ok := u.param("maddr"); !ok || v != "1.2.3.4" {
-		t.Errorf("maddr = %q, %v", v, ok)
-	}
-	if _, ok := u.param("ttl"); ok {
-		t.Errorf("ttl present")
-	}
-	if len(u.headers) != 2 || u.headers[0] != (uriParam{"subject", "Hi there"}) || u.headers[1] != (uriParam{"x", "1"}) {
-		t.Errorf("headers = %v", u.headers)
-	}
-	if got, want := u.canonical(), "sips:Alice:Secret@example.com:5061;maddr=1.2.3.4;transport=tls?subject=Hi%20there&x=1"; got != want {
-		t.Errorf("canonical = %q, want %q", got, want)
-	}
-	if _, err := parseSIPURI(""); err != errEmptyURI {
-		t.Errorf("empty: %v", err)
-	}
-}
-
 // FuzzBindingID checks that parsing never panics and that the canonical form
 // is a fixed point: it parses, and renders to itself.
 func FuzzBindingID(f *testing.F) {

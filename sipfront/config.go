@@ -12,13 +12,9 @@ import (
 	"runtime"
 	"strings"
 	"time"
-)
 
-// Modes of the front end.
-const (
-	ModeRegistrar = "registrar" // REGISTER only; other requests get 405
-	ModeRedirect  = "redirect"  // registrar, plus 302 for other requests
-	ModeProxy     = "proxy"     // registrar plus stateful proxy (sipgo's transaction layer)
+	"github.com/locsvc/locsvc/internal/sipuri"
+	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
 // Config sets up a Server. Zero values take the documented defaults.
@@ -61,7 +57,9 @@ type Config struct {
 	// (default slog.Default()).
 	Logger *slog.Logger
 
-	// RequestTimeout bounds each Locator call (default 5 s).
+	// RequestTimeout bounds the handling of each request, counted from its
+	// arrival (time queued for a handler included), and so each Locator
+	// call (default 5 s).
 	RequestTimeout time.Duration
 	// UDPReaders is the number of goroutines reading the UDP socket
 	// (default GOMAXPROCS, at least 2).
@@ -103,11 +101,6 @@ const (
 	defaultMaxTCPConns    = 8192
 	defaultTCPIdle        = 10 * time.Minute
 	defaultTxCacheSize    = 65536
-	minNonceKey           = 16
-	// rateLimitKeys bounds the per-source REGISTER buckets (about 100
-	// bytes each): ample for the sources seen in the few seconds a bucket
-	// lives, and small enough that a spoofed-source flood costs little.
-	rateLimitKeys = 65536
 )
 
 // Bounds of Config.MaxMessageSize. The default is twice the largest
@@ -125,6 +118,15 @@ const (
 
 // withDefaults validates c and fills in its defaults.
 func (c Config) withDefaults() (Config, error) {
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("sipfront: %w", err)
+	}
+	c.fillDefaults()
+	return c, nil
+}
+
+// validate checks c, normalising Domains and recording the realm.
+func (c *Config) validate() error {
 	var errs []error
 	if c.Mode == "" {
 		c.Mode = ModeRedirect
@@ -155,7 +157,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	var domains []string
 	for _, d := range c.Domains {
-		if n := normalizeHost(d); n != "" {
+		if n := sipuri.NormalizeHost(d); n != "" {
 			if len(domains) == 0 {
 				c.realm = strings.TrimSpace(d) // as given: realms compare case-sensitively
 			}
@@ -166,8 +168,8 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("at least one domain is needed"))
 	}
 	c.Domains = domains
-	if len(c.NonceKey) > 0 && len(c.NonceKey) < minNonceKey {
-		errs = append(errs, fmt.Errorf("nonce key has %d bytes, at least %d needed", len(c.NonceKey), minNonceKey))
+	if len(c.NonceKey) > 0 && len(c.NonceKey) < core.MinNonceKey {
+		errs = append(errs, fmt.Errorf("nonce key has %d bytes, at least %d needed", len(c.NonceKey), core.MinNonceKey))
 	}
 	if c.NonceLifetime < 0 || c.RequestTimeout < 0 || c.TCPIdleTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -182,10 +184,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) || c.RegisterBurst < 0 {
 		errs = append(errs, fmt.Errorf("register rate %v and burst %d must be finite and not negative", c.RegisterRate, c.RegisterBurst))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("sipfront: %w", err)
-	}
+	return errors.Join(errs...)
+}
 
+// fillDefaults gives every zero field its default.
+func (c *Config) fillDefaults() {
 	if len(c.NonceKey) == 0 {
 		c.NonceKey = make([]byte, 32)
 		rand.Read(c.NonceKey)
@@ -220,12 +223,23 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RegisterRate > 0 && c.RegisterBurst == 0 {
 		c.RegisterBurst = max(1, int(math.Ceil(2*c.RegisterRate)))
 	}
-	return c, nil
 }
 
 // authEnabled reports whether the credential store holds anything to check.
 func (c *Config) authEnabled() bool {
-	return c.Credentials != nil && len(c.Credentials.Algorithms()) > 0
+	cc := c.core()
+	return cc.AuthEnabled()
+}
+
+// core is the part of the configuration the core needs.
+func (c *Config) core() core.Config {
+	return core.Config{
+		Mode: c.Mode, Domains: c.Domains, Realm: c.realm, Trusted: c.Trusted,
+		Credentials: c.Credentials, AuthAll: c.AuthAll,
+		NonceKey: c.NonceKey, NonceLifetime: c.NonceLifetime,
+		Logger: c.Logger, RequestTimeout: c.RequestTimeout, Advertise: c.Advertise,
+		RegisterRate: c.RegisterRate, RegisterBurst: c.RegisterBurst, Now: c.now,
+	}
 }
 
 // checkProtected is Redis-style protected mode: without credentials only a
@@ -265,12 +279,4 @@ func isWildcardHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	return err == nil && a.IsUnspecified()
-}
-
-// normalizeHost is the form hosts are compared in: lower case, IPv6
-// without brackets, no trailing dot.
-func normalizeHost(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	return strings.TrimSuffix(h, ".")
 }

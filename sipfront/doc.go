@@ -2,12 +2,47 @@
 // Path per RFC 3327, the reg-id/instance part of RFC 5626), a redirect
 // server (302 with the AoR's contacts) and a stateful forking proxy
 // (RFC 3261 §16), with digest authentication (RFC 7616/8760: SHA-256 and
-// MD5, qop=auth). It talks to the location service only through Locator,
-// so it runs in-process or in front of a remote cluster unchanged.
+// MD5, qop=auth), over UDP, TCP and TLS. It talks to the location service
+// only through Locator, so it runs in-process or in front of a remote
+// cluster unchanged.
 //
-// The registrar logic is transport-independent (Server.register: a
-// *sip.Request in, a *sip.Response out): registrar and redirect modes call
-// it from the custom transport below, proxy mode from sipgo's server.
+// # Layers
+//
+// What a request gets is decided by the core (internal/core): a parsed
+// request plus its source, transport and arrival time in, the response
+// out. It holds the registrar, the redirect server, digest auth, the
+// REGISTER rate limit, the request checks, the one way responses are
+// built and rendered, the counters behind Stats and the one last-resort
+// recovery (core.Recover: a panic is counted, logged and answered 500
+// once). Its package doc lists the answers chosen where the RFCs leave a
+// choice. The core knows no sockets, so every front end gets the same
+// answers.
+//
+// A front end (frontEnd in server.go: serve the sockets Start opened,
+// close) puts the core on the wire. Server holds one of two:
+//
+//   - stateless (stateless.go) in registrar and redirect modes: locsvc's
+//     own transports (transport_udp.go, transport_tcp.go,
+//     transport_tls.go), a retransmission table (txcache.go) in place of
+//     transactions, and a bounded handler pool.
+//   - proxy (proxy.go) in proxy mode: sipgo's transports and transactions;
+//     REGISTER, auth, limits and lookups go to the core, forwarding is its
+//     own.
+//
+// A WebSocket transport (RFC 7118) is one more transport of the stateless
+// front end, and touches neither the core nor the other transports: a
+// listener type implementing transport (start, stopReading, close) that
+// accepts the HTTP upgrade (Sec-WebSocket-Protocol: sip), and per
+// connection a sink (send, name: "ws" or "wss", which bindings record)
+// that writes each answer as one text frame. Each frame holds exactly one
+// message, so the reader parses it with the front end's parser, as UDP
+// does a datagram, and hands it to receive with that sink; serve appends
+// the listener to the front end's transports. Its source address is the
+// TCP peer, and as for TCP the answers go back on the connection. Outside
+// the new file only Config (a listen address), Start (opening it into
+// listeners) and stateless.serve (one append) change; locsvc already
+// accepts "ws" and "wss" bindings. In proxy mode sipgo's own WebSocket
+// transport would be served next to its UDP, TCP and TLS ones.
 //
 // # Wire handling
 //
@@ -15,19 +50,24 @@
 // keeps every UDP server transaction (and, for INVITE, a goroutine) alive
 // for up to 32 s and halves throughput. sipgo's parser and message types
 // are used; UDP datagrams are read by a few reader goroutines and TCP by one
-// stream parser per connection; each request is then handled on its own
-// short-lived goroutine, bounded by Config.MaxInFlight.
+// stream parser per connection; each request that needs the Locator is
+// then handled on a pooled goroutine, bounded by Config.MaxInFlight.
+// Answers that need no Locator call (request checks, the rate limit,
+// OPTIONS for the server, 405, CANCEL) are sent by the reader itself.
+// Each request's deadline is Config.RequestTimeout from its arrival, so
+// that time spent waiting for a handler counts.
 //
 // Responses to UDP requests go to the source address of the request: the
 // top Via gets received= whenever its sent-by host is not the source
 // address (so RFC 3261 §18.2.2's "received" rule always names the source),
 // and rport (RFC 3581) selects the source port; without rport the sent-by
 // port is used (5060 when absent). maddr is ignored. TCP responses go back
-// on the connection the request came in on. SIP over TLS (Config.TLSAddr)
-// is the TCP transport on tls.Conn (proxy mode: sipgo's TLS transport):
-// the same framing, answers on the connection, bindings recorded with
-// transport "tls"; no client certificate is asked for (digest auth is how
-// UAs prove who they are).
+// on the connection the request came in on. SIP over TLS (Config.TLSAddr,
+// RFC 3261 §26.2) is served in every mode: in registrar and redirect modes
+// it is the TCP transport on tls.Conn, in proxy mode sipgo's TLS
+// transport; the same framing, answers on the connection, bindings
+// recorded with transport "tls". No client certificate is asked for
+// (digest auth is how UAs prove who they are).
 //
 // A registrar may not be stateless (RFC 3261 §8.2.7): a retransmitted
 // REGISTER must get the same answer, and running it again would now fail
@@ -41,62 +81,20 @@
 // same tag; only the key of each INVITE is remembered, so that a CANCEL can
 // be answered 200 (transaction known) or 481 (unknown).
 //
-// # Answers chosen where the RFCs leave a choice
-//
-//   - A Request-URI outside Config.Domains: 404 "Domain Not Served"
-//     (RFC 3261 §21.4.5 names 404 for a domain the server does not handle).
-//     For REGISTER the server's own address (listen or advertised host) is
-//     also accepted as Request-URI host, since many UAs register to the
-//     registrar's IP; the AoR (To) must still be in a served domain, else
-//     404 "AoR Not In Served Domain" (§10.3 step 4).
-//   - AoRs are sip:user@domain without port: a port in the To or
-//     Request-URI host of a served domain is dropped, so that a REGISTER to
-//     sip:alice@example.com:5060 and an INVITE to sip:alice@example.com
-//     name the same AoR.
-//   - Require with an option tag other than path or outbound on a REGISTER:
-//     420 with Unsupported. Require on other requests is not checked: the
-//     redirect server answers them finally and at once.
-//   - Max-Forwards: 0 gets 483, except OPTIONS, which the server answers
-//     itself (RFC 3261 §11, §16.3).
-//   - Registrar Contact list in the 200: every current binding as
-//     <uri>;expires=N, with ;q= only when q is not 1, and +sip.instance and
-//     reg-id for RFC 5626 bindings. A Date header is always added.
-//   - Redirect Contact list in the 302: every current binding, best q first,
-//     always with ;q=, and with the binding's stored Path as an escaped
-//     ?Route= URI header (RFC 3261 §19.1.5). An AoR with no current
-//     binding gets 480 Temporarily Unavailable when it had bindings
-//     recently (the store keeps lapsed and removed entries for
-//     --max-expires; Result.Known), else 404 Not Found.
-//   - Path ("calls go home"): in proxy mode the node that accepts a
-//     REGISTER prepends its own <sip:ADVERTISE;lr> (with ;ob when the UA
-//     asked for outbound: a Contact with reg-id and Supported: outbound)
-//     to the Path vector it stores. Registrar and redirect modes store the
-//     REGISTER's Path as it came: they are no proxies, and a 302 routed
-//     back through a redirect server would loop. Path is stored whether or
-//     not the UA sent Supported: path (no 420), and echoed in the 200 only
-//     when it did; the echo is the full stored vector (this node's entry
-//     first in proxy mode), which is what RFC 3327 §5.3 asks a registrar
-//     to return.
-//   - Locator errors: a *locsvc.Error answers with its SIPCode and
-//     SIPReason (423 adds Min-Expires; 503 adds Retry-After); anything else
-//     is 500.
-//   - Limits (limits.go, docs/limits.md): a REGISTER over the per-source
-//     rate (Config.RegisterRate; Trusted sources exempt) gets 503 "REGISTER
-//     Rate Limit Exceeded" with Retry-After, before any Locator call; a
-//     message over Config.MaxMessageSize gets 513 (§21.5.14) when its
-//     header can be parsed, and over TCP the connection is then closed.
-//     Each hit is counted in Stats.Limited.
+// A message over Config.MaxMessageSize gets 513 (§21.5.14) when its header
+// can be parsed, and over TCP the connection is then closed (limits.go,
+// docs/limits.md); each hit is counted in Stats.Limited.
 //
 // # Proxy mode
 //
-// Proxy mode (proxy.go, fork.go) runs on sipgo's transport and
+// Proxy mode (proxy*.go, fork.go, targets.go) runs on sipgo's transport and
 // transaction layers: forking, CANCEL and the ACK of non-2xx answers need
 // server and client transactions. One sipgo user agent carries a server
 // (handlers per method) and a client on the sockets Start opened; requests
 // sent over UDP leave from the listening socket (so their answers come back
 // to it), with a top Via naming the advertised address.
 //
-//   - REGISTER: the registrar above. The node's own Path entry is stored
+//   - REGISTER: the core's registrar. The node's own Path entry is stored
 //     (calls go home); its 200 is kept by the server transaction.
 //   - OPTIONS to the node itself (no user part, or its own address): 200.
 //   - Every request: top Via gets received/rport; a malformed request or
@@ -152,7 +150,7 @@
 //     Route set once this node's entry is removed; one that carried no
 //     Route of this node is dropped.
 //
-// Costs, as measured in research/tooling-notes.md: sipgo handles each
+// Costs: sipgo handles each
 // request on its own goroutine, and its transactions outlive their
 // handler (timers, 32 s for UDP). sipgo parks a goroutine on the ACK of a
 // non-2xx answer to an INVITE until Timer I (5 s) unless someone reads
@@ -172,36 +170,7 @@
 // hop (Request-URI naming this node) is not handled; Path entries with
 // ;ob get no flow token (the received address stands in for it); requests
 // the node relays for others (ACK, in-dialog, routed) are not counted per
-// target; TLS and WebSocket are not served.
-//
-// # Authentication
-//
-// Digest auth applies to REGISTER (and, with Config.AuthAll, to requests
-// the redirect server answers by lookup or the proxy forwards by lookup,
-// the latter challenged with 407 and Proxy-Authenticate) from sources
-// outside Config.Trusted. The realm is the first domain. The challenge offers the
-// algorithms the credential store holds HA1s for, SHA-256 first (one
-// WWW-Authenticate header per algorithm), with qop="auth"; an answer
-// without qop (RFC 2069) is accepted for old UAs.
-//
-// Nonces are stateless: base64(timestamp || HMAC-SHA256(key, timestamp ||
-// realm)), so every node sharing Config.NonceKey accepts every other's. A
-// nonce older than Config.NonceLifetime, or one this key did not make (a
-// node restarted with a random key, a rotated key), gets a fresh 401 with
-// stale=true when the digest was otherwise right; a replay is therefore
-// possible within the lifetime and impossible after it. Nonce counts are
-// not tracked.
-//
-// A wrong password, an unknown user and an algorithm the user has no HA1
-// for all get the same 403 "Forbidden", after the same amount of hashing,
-// so answers do not reveal which users exist. An authenticated user
-// registering someone else's AoR gets 403 "Username Does Not Match AoR"
-// (with AuthAll, a redirected request's From user must match likewise). A
-// malformed Authorization header, an unsupported algorithm or qop, or a
-// digest uri that is not the Request-URI gets 400 naming the fault; for
-// REGISTER, a digest uri naming any address the registrar accepts as
-// Request-URI (a served domain or this node) is taken too, since a proxy in
-// front may rewrite the Request-URI.
+// target; WebSocket (RFC 7118) is not served yet (see Front ends).
 //
 // Without credentials the server runs open. New refuses that on a
 // listen address that is not loopback unless Config.AllowOpen is set (like

@@ -37,9 +37,9 @@ type fakeConn struct {
 func (f fakeConn) Write(b []byte) (int, error)      { f.rec.send(b, netip.AddrPort{}); return len(b), nil }
 func (f fakeConn) SetWriteDeadline(time.Time) error { return nil }
 
-// fuzzServer is a server that handles requests on the caller's goroutine,
-// as if listening on 127.0.0.1:5060.
-func fuzzServer(t testing.TB, mutate func(*Config)) *Server {
+// fuzzServer is a server's stateless front end that handles requests on
+// the caller's goroutine, as if listening on 127.0.0.1:5060.
+func fuzzServer(t testing.TB, mutate func(*Config)) *stateless {
 	store := locsvc.NewMemStore(nil, 0)
 	t.Cleanup(func() { store.Close() })
 	lim := locsvc.DefaultLimits()
@@ -56,9 +56,10 @@ func fuzzServer(t testing.TB, mutate func(*Config)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.inline = true
-	s.setAddr("127.0.0.1:5060")
-	return s
+	fe := s.front.(*stateless)
+	fe.inline = true
+	s.core.SetAddr("127.0.0.1:5060")
+	return fe
 }
 
 func fuzzSeeds() []string {
@@ -104,7 +105,7 @@ func FuzzHandle(f *testing.F) {
 		rec := &recorder{}
 		s.receiveDatagram(data, src, rec)
 
-		tc := &tcpConn{t: &tcpTransport{s: s}, conn: fakeConn{rec: rec}}
+		tc := &tcpConn{t: &tcpTransport{fe: s}, conn: fakeConn{rec: rec}}
 		ps := s.parser.NewSIPStream()
 		defer ps.Close()
 		cut := int(split) % (len(data) + 1)
@@ -112,7 +113,7 @@ func FuzzHandle(f *testing.F) {
 			tc.feed(ps, data[cut:], src)
 		}
 
-		if n := s.stats.panics.Load(); n != 0 {
+		if n := s.core.Stats.Panics.Load(); n != 0 {
 			t.Fatalf("%d panics recovered", n)
 		}
 		for _, out := range rec.out {

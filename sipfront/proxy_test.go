@@ -195,7 +195,7 @@ func TestProxyNoGoroutineGrowth(t *testing.T) {
 
 func TestProxyIsSelfAndPop(t *testing.T) {
 	e := startProxyEnv(t, func(c *Config) { c.Advertise = "198.51.100.7:5060" })
-	p := e.srv.proxy
+	p := e.srv.front.(*proxy)
 	for uri, want := range map[string]bool{
 		"sip:" + e.srv.Addr() + ";lr":                           true,
 		"sip:198.51.100.7;lr":                                   true,

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 func TestRedirect(t *testing.T) {
@@ -15,7 +17,7 @@ func TestRedirect(t *testing.T) {
 	// bob registered and unregistered: known, but not reachable now.
 	wantCode(t, c.do(msg{to: "<sip:bob@example.com>", hdrs: []string{"Contact: <sip:bob@192.0.2.3>", "Expires: 0"}}), 200)
 	// Redirect mode stores the REGISTER's Path only (no entry of its own).
-	route := escapeHeaderValue("<sip:edge.example.net;lr>")
+	route := sipuri.PercentEncode("<sip:edge.example.net;lr>", sipuri.HeaderValueSafe)
 
 	for _, method := range []string{"INVITE", "MESSAGE", "OPTIONS", "SUBSCRIBE"} {
 		res := c.do(msg{method: method, ruri: "sip:alice@Example.COM:5060;user=phone", to: "<sip:alice@example.com>"})

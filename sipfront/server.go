@@ -7,50 +7,49 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"time"
 
-	"github.com/emiago/sipgo/sip"
-
-	"github.com/locsvc/locsvc/internal/workpool"
+	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
 // Server is the SIP front end: UDP and TCP listeners on one address, and
-// optionally a TLS listener on another.
+// optionally a TLS listener on another, put on the wire by one of two
+// front ends (stateless.go for registrar and redirect modes, proxy*.go for
+// proxy mode) around one transport-free core (internal/core).
 type Server struct {
-	loc    Locator
-	cfg    Config
-	log    *slog.Logger
-	parser *sip.Parser
-	nonces *nonces
-	txs    *txCache
-	limits limits // message size and REGISTER rate (limits.go)
-	stats  counters
-	now    func() time.Time
-
-	// slots bounds the handlers running at once.
-	slots chan struct{}
-	// pool runs handlers on standing goroutines (nil until Start).
-	pool     *workpool.Pool
-	handlers sync.WaitGroup
-	// inline runs handlers on the caller's goroutine (tests, fuzzing).
-	inline bool
+	cfg   Config
+	log   *slog.Logger
+	core  *core.Core
+	front frontEnd
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
 	addr    string
-	home    string // this node's Path URI, without ;ob
-	// ownHosts are this server's advertised and listen hosts, normalised;
-	// ownAddrs the same as host:port.
-	ownHosts []string
-	ownAddrs []string
-	proxy    *proxy // proxy mode's sipgo server; nil in other modes
-	udp      *udpTransport
-	tcp      *tcpTransport
-	tls      *tcpTransport // nil without Config.TLSAddr
-	tlsAddr  string
-	stop     chan struct{}
-	sweeper  sync.WaitGroup
+	tlsAddr string
+}
+
+// frontEnd puts the core on the wire. serve takes the sockets Start
+// opened (already listening) and returns once it is serving them; close
+// stops serving, lets requests in hand finish, and closes them.
+type frontEnd interface {
+	serve(ls listeners) error
+	close() error
+}
+
+// listeners are the sockets a front end serves; tls is nil without
+// Config.TLSAddr.
+type listeners struct {
+	udp *net.UDPConn
+	tcp *net.TCPListener
+	tls *net.TCPListener
+}
+
+func (ls listeners) close() {
+	ls.udp.Close()
+	ls.tcp.Close()
+	if ls.tls != nil {
+		ls.tls.Close()
+	}
 }
 
 // New checks cfg and prepares a server; Start listens.
@@ -65,25 +64,14 @@ func New(loc Locator, cfg Config) (*Server, error) {
 	if err := cfg.checkProtected(); err != nil {
 		return nil, err
 	}
-	s := &Server{
-		loc:    loc,
-		cfg:    cfg,
-		log:    cfg.Logger,
-		parser: newParser(),
-		now:    cfg.now,
-		slots:  make(chan struct{}, cfg.MaxInFlight),
-		stop:   make(chan struct{}),
+	s := &Server{cfg: cfg, log: cfg.Logger, core: core.New(loc, cfg.core())}
+	if cfg.Mode == ModeProxy {
+		s.front = newProxy(s.core, &s.cfg)
+	} else {
+		s.front = newStateless(s.core, &s.cfg)
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	s.nonces = &nonces{key: cfg.NonceKey, realm: cfg.realm, lifetime: cfg.NonceLifetime, now: s.clock}
-	s.txs = newTxCache(cfg.TxCacheSize, s.clock)
-	s.initLimits()
 	return s, nil
 }
-
-func (s *Server) clock() time.Time { return s.now() }
 
 // udpReadBuffer is the UDP socket receive buffer asked for.
 const udpReadBuffer = 4 << 20
@@ -99,48 +87,29 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("sipfront: listen %s: %w", s.cfg.Addr, err)
 	}
-	var tlsLn *net.TCPListener
+	ls := listeners{udp: udp, tcp: tcp}
 	if s.cfg.TLSAddr != "" {
 		ta, err := net.ResolveTCPAddr("tcp", s.cfg.TLSAddr)
 		if err == nil {
-			tlsLn, err = net.ListenTCP("tcp", ta)
+			ls.tls, err = net.ListenTCP("tcp", ta)
 		}
 		if err != nil {
-			udp.Close()
-			tcp.Close()
+			ls.close()
 			return fmt.Errorf("sipfront: listen TLS %s: %w", s.cfg.TLSAddr, err)
 		}
-		s.tlsAddr = tlsLn.Addr().String()
+		s.tlsAddr = ls.tls.Addr().String()
 	}
+	s.addr = udp.LocalAddr().String()
+	s.core.SetAddr(s.addr)
+	if err := s.front.serve(ls); err != nil {
+		ls.close()
+		return fmt.Errorf("sipfront: %s: %w", s.cfg.Mode, err)
+	}
+	// Only now: Close has nothing to stop on a front end that never
+	// served.
 	s.started = true
-	s.setAddr(udp.LocalAddr().String())
-
-	if s.cfg.Mode == ModeProxy {
-		if err := s.startProxy(udp, tcp, tlsLn); err != nil {
-			udp.Close()
-			tcp.Close()
-			if tlsLn != nil {
-				tlsLn.Close()
-			}
-			return fmt.Errorf("sipfront: proxy: %w", err)
-		}
-		s.log.Info("SIP front end listening", "addr", s.addr, "tls", s.tlsAddr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
-			"auth", s.cfg.authEnabled(), "home", s.home)
-		return nil
-	}
-	s.udp = newUDPTransport(s, udp)
-	s.tcp = newTCPTransport(s, tcp)
-	s.pool = workpool.New(handlerWorkers, s.stop)
-	s.udp.start(s.cfg.UDPReaders)
-	s.tcp.start()
-	if tlsLn != nil {
-		s.tls = newTLSTransport(s, tlsLn, s.cfg.TLSConfig)
-		s.tls.start()
-	}
-	s.sweeper.Add(1)
-	go s.sweepLoop()
 	s.log.Info("SIP front end listening", "addr", s.addr, "tls", s.tlsAddr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
-		"auth", s.cfg.authEnabled(), "home", s.home)
+		"auth", s.cfg.authEnabled(), "home", s.core.Home())
 	return nil
 }
 
@@ -150,27 +119,6 @@ func (s *Server) TLSAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tlsAddr
-}
-
-// setAddr records the address listened on, and what follows from it.
-func (s *Server) setAddr(addr string) {
-	s.addr = addr
-	adv := s.cfg.Advertise
-	if adv == "" {
-		adv = addr
-	}
-	advHost, _, _ := net.SplitHostPort(adv)
-	listenHost, _, _ := net.SplitHostPort(addr)
-	s.ownHosts = []string{normalizeHost(advHost), normalizeHost(listenHost)}
-	s.ownAddrs = nil
-	for _, a := range []string{adv, addr} {
-		h, p, _ := net.SplitHostPort(a)
-		if p == "" {
-			p = "5060"
-		}
-		s.ownAddrs = append(s.ownAddrs, net.JoinHostPort(normalizeHost(h), p))
-	}
-	s.home = "sip:" + adv + ";lr"
 }
 
 // listenBoth opens UDP and TCP on the same port. With port 0 the port UDP
@@ -234,59 +182,8 @@ func (s *Server) Close() error {
 	if !started {
 		return nil
 	}
-	if s.proxy != nil {
-		return s.proxy.close()
-	}
-	s.udp.stopReading()
-	s.tcp.stopReading()
-	if s.tls != nil {
-		s.tls.stopReading()
-	}
-	s.handlers.Wait()
-	close(s.stop)
-	s.sweeper.Wait()
-	return errors.Join(s.udp.close(), s.tcp.close())
+	return s.front.close()
 }
 
 // Stats returns the counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
-
-func (s *Server) sweepLoop() {
-	defer s.sweeper.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.txs.sweep()
-		}
-	}
-}
-
-// dispatch runs f on a handler goroutine once a slot is free.
-func (s *Server) dispatch(f func()) {
-	if s.inline {
-		f()
-		return
-	}
-	s.slots <- struct{}{}
-	s.handlers.Add(1)
-	run := func() {
-		defer func() {
-			<-s.slots
-			s.handlers.Done()
-		}()
-		f()
-	}
-	if s.pool == nil {
-		go run()
-		return
-	}
-	s.pool.Run(run)
-}
-
-// handlerWorkers is how many handler goroutines stand ready; more run on
-// goroutines of their own while a burst lasts.
-const handlerWorkers = 128
+func (s *Server) Stats() Stats { return s.core.Stats.Snapshot() }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +22,7 @@ const tcpWriteTimeout = 5 * time.Second
 // stream parser per connection. With tlsConf set it serves SIP over TLS
 // (transport_tls.go): the same framing, on a tls.Conn.
 type tcpTransport struct {
-	s       *Server
+	fe      *stateless
 	ln      *net.TCPListener
 	proto   string      // "tcp" or "tls": the transport bindings record
 	tlsConf *tls.Config // nil for TCP
@@ -33,8 +32,8 @@ type tcpTransport struct {
 	wg      sync.WaitGroup // accept loop and connection readers
 }
 
-func newTCPTransport(s *Server, ln *net.TCPListener) *tcpTransport {
-	return &tcpTransport{s: s, ln: ln, proto: "tcp", conns: make(map[*tcpConn]struct{})}
+func newTCPTransport(fe *stateless, ln *net.TCPListener) *tcpTransport {
+	return &tcpTransport{fe: fe, ln: ln, proto: "tcp", conns: make(map[*tcpConn]struct{})}
 }
 
 func (t *tcpTransport) start() {
@@ -50,12 +49,12 @@ func (t *tcpTransport) accept() {
 			if t.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			t.s.log.Warn("sip: TCP accept failed", "err", err)
+			t.fe.log.Warn("sip: TCP accept failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		t.mu.Lock()
-		full := len(t.conns) >= t.s.cfg.MaxTCPConns
+		full := len(t.conns) >= t.fe.cfg.MaxTCPConns
 		var tc *tcpConn
 		if !full && !t.closing.Load() {
 			var conn net.Conn = c
@@ -68,11 +67,11 @@ func (t *tcpTransport) accept() {
 		}
 		t.mu.Unlock()
 		if tc == nil {
-			t.s.stats.dropped.Add(1)
+			t.fe.core.Stats.Dropped.Add(1)
 			c.Close()
 			continue
 		}
-		t.s.stats.tcpConns.Add(1)
+		t.fe.core.Stats.TCPConns.Add(1)
 		go tc.serve()
 	}
 }
@@ -113,31 +112,28 @@ func (c *tcpConn) send(b []byte, _ netip.AddrPort) error {
 }
 
 func (c *tcpConn) serve() {
-	s := c.t.s
+	fe := c.t.fe
 	defer func() {
-		if r := recover(); r != nil {
-			s.stats.panics.Add(1)
-			s.log.Error("sip: panic reading a TCP connection", "panic", r, "stack", string(debug.Stack()))
-		}
 		c.pending.Wait()
 		c.conn.Close()
 		c.t.mu.Lock()
 		delete(c.t.conns, c)
 		c.t.mu.Unlock()
-		s.stats.tcpConns.Add(-1)
+		fe.core.Stats.TCPConns.Add(-1)
 		c.t.wg.Done()
 	}()
+	defer fe.core.Recover("reading a "+c.t.proto+" connection", nil, nil)
 	if !c.handshake() {
 		return
 	}
 	src, _ := netip.ParseAddrPort(c.conn.RemoteAddr().String())
-	ps := s.parser.NewSIPStream()
+	ps := fe.parser.NewSIPStream()
 	defer ps.Close()
 	buf := make([]byte, 64<<10)
 	for {
 		// Deadline first, then the check: stopReading sets closing, then
 		// a deadline of now, so one of the two stops this reader.
-		c.conn.SetReadDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
+		c.conn.SetReadDeadline(time.Now().Add(fe.cfg.TCPIdleTimeout))
 		if c.t.closing.Load() {
 			return
 		}
@@ -155,7 +151,7 @@ func (c *tcpConn) serve() {
 // feed parses what arrived and hands on each complete message. It
 // reports false when the stream cannot go on: its framing is lost.
 func (c *tcpConn) feed(ps *sip.ParserStream, data []byte, src netip.AddrPort) bool {
-	s := c.t.s
+	fe := c.t.fe
 	if ps.Buffer().Len() == 0 && isKeepAlive(data) {
 		// RFC 5626 §3.5.1: a double CRLF ping gets a CRLF pong.
 		if bytes.Contains(data, []byte("\r\n\r\n")) {
@@ -173,13 +169,13 @@ func (c *tcpConn) feed(ps *sip.ParserStream, data []byte, src netip.AddrPort) bo
 			// Answer if the broken message can be answered, then hang
 			// up: where the next message starts is unknown.
 			if errors.Is(err, sip.ErrMessageTooLarge) {
-				s.stats.limit(LimitMessageSize)
+				fe.core.Stats.Limit(LimitMessageSize)
 			}
-			s.receiveSafe(msg, err, src, c, nil)
+			fe.receive(msg, err, src, c, nil)
 			return false
 		}
 		c.pending.Add(1)
-		s.receiveSafe(msg, nil, src, c, c.pending.Done)
+		fe.receive(msg, nil, src, c, c.pending.Done)
 	}
 	return true
 }

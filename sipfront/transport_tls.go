@@ -14,8 +14,8 @@ const tlsHandshakeTimeout = 10 * time.Second
 // transport's framing and connection handling, each connection wrapped in
 // tls.Server. Answers go back on the connection the request came on, as
 // for TCP; a UA's later requests need the connection it keeps open.
-func newTLSTransport(s *Server, ln *net.TCPListener, conf *tls.Config) *tcpTransport {
-	t := newTCPTransport(s, ln)
+func newTLSTransport(fe *stateless, ln *net.TCPListener, conf *tls.Config) *tcpTransport {
+	t := newTCPTransport(fe, ln)
 	t.proto, t.tlsConf = "tls", conf
 	return t
 }
@@ -36,7 +36,7 @@ func (c *tcpConn) handshake() bool {
 		return false
 	}
 	if err := tc.Handshake(); err != nil {
-		c.t.s.log.Debug("sip: TLS handshake failed", "remote", c.conn.RemoteAddr().String(), "err", err)
+		c.t.fe.log.Debug("sip: TLS handshake failed", "remote", c.conn.RemoteAddr().String(), "err", err)
 		return false
 	}
 	c.conn.SetDeadline(time.Time{})

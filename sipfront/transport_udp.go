@@ -16,14 +16,15 @@ const udpBufSize = 65535
 // buffer. Parsing copies what it keeps, so a buffer is reused as soon as
 // the datagram is parsed.
 type udpTransport struct {
-	s       *Server
+	fe      *stateless
 	conn    *net.UDPConn
+	nread   int // reader goroutines
 	readers sync.WaitGroup
 	closing atomic.Bool
 }
 
-func newUDPTransport(s *Server, conn *net.UDPConn) *udpTransport {
-	return &udpTransport{s: s, conn: conn}
+func newUDPTransport(fe *stateless, conn *net.UDPConn, readers int) *udpTransport {
+	return &udpTransport{fe: fe, conn: conn, nread: readers}
 }
 
 func (t *udpTransport) name() string { return "udp" }
@@ -33,8 +34,8 @@ func (t *udpTransport) send(b []byte, to netip.AddrPort) error {
 	return err
 }
 
-func (t *udpTransport) start(readers int) {
-	for range readers {
+func (t *udpTransport) start() {
+	for range t.nread {
 		t.readers.Add(1)
 		go t.read()
 	}
@@ -50,11 +51,11 @@ func (t *udpTransport) read() {
 				return
 			}
 			// Nothing a reader can fix (e.g. ENOBUFS): do not spin on it.
-			t.s.log.Warn("sip: UDP read failed", "err", err)
+			t.fe.log.Warn("sip: UDP read failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		t.s.receiveDatagram(buf[:n], src, t)
+		t.fe.receiveDatagram(buf[:n], src, t)
 	}
 }
 

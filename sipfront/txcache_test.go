@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
 func TestTxCache(t *testing.T) {
@@ -64,12 +66,12 @@ func TestTxCacheFIFOCompacts(t *testing.T) {
 
 func TestTxKey(t *testing.T) {
 	parse := func(s string) (*sip.Request, *sip.ViaHeader) {
-		m, err := newParser().ParseSIP([]byte(s))
+		m, err := core.NewParser().ParseSIP([]byte(s))
 		if err != nil {
 			t.Fatal(err)
 		}
 		r := m.(*sip.Request)
-		return r, topVia(r)
+		return r, core.TopVia(r)
 	}
 	inv, invVia := parse(msg{method: "INVITE", ruri: "sip:a@example.com", via: "SIP/2.0/UDP h:5060;branch=z9hG4bKabc"}.text("", "udp"))
 	cancel, cancelVia := parse(msg{method: "CANCEL", ruri: "sip:a@example.com", via: "SIP/2.0/UDP h:5060;branch=z9hG4bKabc"}.text("", "udp"))

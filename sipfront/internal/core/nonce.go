@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"bytes"
@@ -32,6 +32,10 @@ const (
 )
 
 const nonceRawLen = 8 + sha256.Size
+
+// MinNonceKey is the shortest nonce key accepted, in bytes: shorter keys
+// could be guessed from the nonces they sign.
+const MinNonceKey = 16
 
 func (n *nonces) issue() string {
 	var raw [nonceRawLen]byte
@@ -77,8 +81,16 @@ func LoadNonceKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	b = bytes.TrimSpace(b)
-	if len(b) < minNonceKey {
-		return nil, fmt.Errorf("%s: nonce key has %d bytes, at least %d needed", path, len(b), minNonceKey)
+	if len(b) < MinNonceKey {
+		return nil, fmt.Errorf("%s: nonce key has %d bytes, at least %d needed", path, len(b), MinNonceKey)
 	}
 	return b, nil
+}
+
+// NewNonce is a nonce as a node holding key would issue it for realm at
+// now, for checking how nonces from other nodes (or other keys) are
+// received.
+func NewNonce(key []byte, realm string, now time.Time) string {
+	n := nonces{key: key, realm: realm, now: func() time.Time { return now }}
+	return n.issue()
 }

@@ -1,90 +1,24 @@
-package sipfront
+package core
 
 import (
 	"bytes"
 	"encoding/hex"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
-// topVia returns the first Via header if sipgo parsed it, else nil: a
-// request whose top Via is missing or malformed cannot be answered.
-func topVia(req *sip.Request) *sip.ViaHeader {
-	for _, h := range req.Headers() {
-		if strings.EqualFold(h.Name(), "Via") || h.Name() == "v" {
-			via, _ := h.(*sip.ViaHeader)
-			if via == nil || !usableVia(via) {
-				return nil
-			}
-			return via
-		}
-	}
-	return nil
-}
-
-// usableVia accepts a Via a response can be routed back by: SIP/2.0 over
-// a named transport, to a host that could be a name or an address.
-func usableVia(via *sip.ViaHeader) bool {
-	if !strings.EqualFold(via.ProtocolName, "SIP") || via.ProtocolVersion != "2.0" || via.Transport == "" ||
-		via.Host == "" || via.Port < 0 || via.Port > 65535 {
-		return false
-	}
-	for i := 0; i < len(via.Transport); i++ {
-		if !isTokenChar(via.Transport[i]) {
-			return false
-		}
-	}
-	for i := 0; i < len(via.Host); i++ {
-		if c := via.Host[i]; !(isAlnum(c) || c == '-' || c == '.' || c == ':' || c == '[' || c == ']') {
-			return false
-		}
-	}
-	return true
-}
-
-// fixVia records where the request really came from in its top Via
-// (RFC 3261 §18.2.1, RFC 3581 §4): received when the sent-by host is not
-// the source address (always, with rport), rport filled with the source
-// port when the client asked for it. The response copies this Via.
-func fixVia(via *sip.ViaHeader, src netip.AddrPort) {
-	ip := src.Addr().Unmap()
-	_, rport := via.Params.Get("rport")
-	sent, err := netip.ParseAddr(strings.Trim(via.Host, "[]"))
-	if rport || err != nil || sent.Unmap() != ip {
-		via.Params.Add("received", ip.String())
-	}
-	if rport {
-		via.Params.Add("rport", strconv.Itoa(int(src.Port())))
-	}
-}
-
-// udpDest is where a UDP response goes (RFC 3261 §18.2.2, RFC 3581): the
-// source address (which fixVia made the received= address whenever it
-// differs from sent-by), at the source port with rport, else at the
-// sent-by port, else 5060.
-func udpDest(via *sip.ViaHeader, src netip.AddrPort) netip.AddrPort {
-	if _, rport := via.Params.Get("rport"); rport {
-		return src
-	}
-	port := uint16(5060)
-	if via.Port > 0 && via.Port <= 65535 {
-		port = uint16(via.Port)
-	}
-	return netip.AddrPortFrom(src.Addr(), port)
-}
-
-// newResponse builds a response to req (RFC 3261 §8.2.6): its well-formed
+// NewResponse builds a response to req (RFC 3261 §8.2.6): its well-formed
 // Vias, From, To (with a tag derived from the request, so that a stateless
 // answer to a retransmission carries the same tag, §8.2.7), Call-ID and
 // CSeq. A malformed Via is left out, so that the answer itself always
 // parses.
-func newResponse(req *sip.Request, code int, reason string) *sip.Response {
+func NewResponse(req *sip.Request, code int, reason string) *sip.Response {
 	res := sip.NewResponse(code, sanitizeReason(reason))
 	for _, h := range req.Headers() {
 		if via, ok := h.(*sip.ViaHeader); ok {
@@ -150,8 +84,7 @@ func plainAddress(name string, u *sip.Uri, params sip.HeaderParams) bool {
 // plainText: letters, digits and the marks of an RFC 3261 token.
 func plainText(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0) {
+		if !sipuri.IsToken(s[i]) {
 			return false
 		}
 	}
@@ -233,8 +166,10 @@ func sanitizeReason(s string) string {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// render serialises a response into a fresh slice.
-func render(res *sip.Response) []byte {
+// Render serialises a response into a fresh slice, with Content-Length:
+// 0 last (the core's answers carry no body).
+func Render(res *sip.Response) []byte {
+	res.SetBody(nil)
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	res.StringWrite(buf)
@@ -243,27 +178,4 @@ func render(res *sip.Response) []byte {
 		bufPool.Put(buf)
 	}
 	return out
-}
-
-// answer sends the final response to in and, for a request claimed in the
-// retransmission table, keeps it there.
-func (s *Server) answer(in *inbound, res *sip.Response) {
-	res.SetBody(nil) // Content-Length: 0, last
-	b := render(res)
-	if !in.answered && res.StatusCode >= 200 && !in.arrived.IsZero() {
-		s.stats.answered(string(in.req.Method), time.Since(in.arrived))
-	}
-	in.answered = true
-	if in.key != "" {
-		s.txs.finish(in.key, b, res.StatusCode)
-	}
-	s.send(in, b, res.StatusCode)
-}
-
-// send writes an answer already rendered.
-func (s *Server) send(in *inbound, b []byte, code int) {
-	s.stats.response(code)
-	if err := in.out.send(b, in.dest); err != nil {
-		s.log.Debug("sip: sending response failed", "to", in.dest, "transport", in.out.name(), "err", err)
-	}
 }

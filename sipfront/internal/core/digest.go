@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"crypto/md5"
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // Algorithm is a digest algorithm (RFC 7616 §3.3; RFC 8760 for SIP).
@@ -68,11 +70,11 @@ func hexHash(alg Algorithm, parts ...string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// digestResponse is the expected response parameter (RFC 7616 §3.4.1,
+// DigestResponse is the expected response parameter (RFC 7616 §3.4.1,
 // RFC 2617 §3.2.2.1): with qop=auth
 // H(HA1:nonce:nc:cnonce:qop:H(method:uri)), without qop (RFC 2069)
 // H(HA1:nonce:H(method:uri)).
-func digestResponse(alg Algorithm, ha1, nonce, nc, cnonce, qop, method, uri string) (string, error) {
+func DigestResponse(alg Algorithm, ha1, nonce, nc, cnonce, qop, method, uri string) (string, error) {
 	ha2, err := hexHash(alg, method, ":", uri)
 	if err != nil {
 		return "", err
@@ -94,12 +96,12 @@ type credentials struct {
 // header value: "Digest" then comma-separated auth-params (RFC 3261
 // §25.1, RFC 7616 §3.4). ok is false for another scheme.
 func parseAuthorization(v string) (c credentials, ok bool, err error) {
-	v = trimLWS(v)
+	v = sipuri.TrimLWS(v)
 	sp := strings.IndexAny(v, " \t")
 	if sp < 0 || !strings.EqualFold(v[:sp], "Digest") {
 		return c, false, nil
 	}
-	params, err := parseAuthParams(v[sp+1:])
+	params, err := ParseAuthParams(v[sp+1:])
 	if err != nil {
 		return c, true, err
 	}
@@ -150,11 +152,11 @@ func parseAuthorization(v string) (c credentials, ok bool, err error) {
 	return c, true, nil
 }
 
-// parseAuthParams parses name=value pairs separated by commas, values as
+// ParseAuthParams parses name=value pairs separated by commas, values as
 // tokens or quoted strings. Names are lower-cased; a name given twice is
 // an error, since the two values could be read differently by different
 // implementations.
-func parseAuthParams(s string) (map[string]string, error) {
+func ParseAuthParams(s string) (map[string]string, error) {
 	out := make(map[string]string)
 	for {
 		s = strings.TrimLeft(s, " \t,")
@@ -162,21 +164,21 @@ func parseAuthParams(s string) (map[string]string, error) {
 			return out, nil
 		}
 		i := 0
-		for i < len(s) && isTokenChar(s[i]) {
+		for i < len(s) && sipuri.IsToken(s[i]) {
 			i++
 		}
 		if i == 0 {
-			return nil, fmt.Errorf("unexpected %q", clip(s))
+			return nil, fmt.Errorf("unexpected %q", sipuri.Clip(s))
 		}
 		name := strings.ToLower(s[:i])
-		s = trimLWS(s[i:])
+		s = sipuri.TrimLWS(s[i:])
 		if s == "" || s[0] != '=' {
 			return nil, fmt.Errorf("parameter %s has no value", name)
 		}
-		s = trimLWS(s[1:])
+		s = sipuri.TrimLWS(s[1:])
 		var val string
 		if s != "" && s[0] == '"' {
-			v, n, err := quotedString(s)
+			v, n, err := sipuri.QuotedString(s)
 			if err != nil {
 				return nil, fmt.Errorf("parameter %s: %v", name, err)
 			}
@@ -192,9 +194,9 @@ func parseAuthParams(s string) (map[string]string, error) {
 			return nil, fmt.Errorf("parameter %s given twice", name)
 		}
 		out[name] = val
-		s = trimLWS(s)
+		s = sipuri.TrimLWS(s)
 		if s != "" && s[0] != ',' {
-			return nil, fmt.Errorf("unexpected %q after parameter %s", clip(s), name)
+			return nil, fmt.Errorf("unexpected %q after parameter %s", sipuri.Clip(s), name)
 		}
 	}
 }
@@ -203,7 +205,7 @@ func parseAuthParams(s string) (map[string]string, error) {
 func challenge(realm, nonce string, alg Algorithm, stale bool) string {
 	var b strings.Builder
 	b.WriteString(`Digest realm="`)
-	b.WriteString(quoteEscape(realm))
+	b.WriteString(sipuri.QuoteEscape(realm))
 	b.WriteString(`", nonce="`)
 	b.WriteString(nonce)
 	b.WriteString(`", algorithm=`)
@@ -213,8 +215,4 @@ func challenge(realm, nonce string, alg Algorithm, stale bool) string {
 		b.WriteString(", stale=true")
 	}
 	return b.String()
-}
-
-func quoteEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }

@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"sync/atomic"
@@ -106,26 +106,29 @@ var limitNames = [...]string{LimitRegisterRate, LimitMessageSize, LimitContacts,
 var knownMethods = [...]string{"REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "MESSAGE",
 	"SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER", "INFO", "UPDATE", "PRACK", "OTHER"}
 
-type counters struct {
-	requests    [len(knownMethods)]atomic.Uint64
-	responses   [600]atomic.Uint64 // index: code-100
-	retrans     atomic.Uint64
-	parseErrors atomic.Uint64
-	dropped     atomic.Uint64
-	panics      atomic.Uint64
-	tcpConns    atomic.Int64
-	limited     [len(limitNames)]atomic.Uint64
-	answerTimes [len(knownMethods)]histogram
+// Counters are the live counters behind Stats. Front ends count what
+// only they see (parse errors, drops, connections) in the exported
+// fields; the methods count what has a name or a code.
+type Counters struct {
+	requests        [len(knownMethods)]atomic.Uint64
+	responses       [600]atomic.Uint64 // index: code-100
+	Retransmissions atomic.Uint64
+	ParseErrors     atomic.Uint64
+	Dropped         atomic.Uint64
+	Panics          atomic.Uint64
+	TCPConns        atomic.Int64
+	limited         [len(limitNames)]atomic.Uint64
+	answerTimes     [len(knownMethods)]histogram
 }
 
-// answered records how long a request of this method waited for its final
+// Answered records how long a request of this method waited for its final
 // answer.
-func (c *counters) answered(method string, d time.Duration) {
+func (c *Counters) Answered(method string, d time.Duration) {
 	c.answerTimes[methodIndex(method)].observe(d)
 }
 
-// limit counts a hit of the named limit (one of limitNames).
-func (c *counters) limit(name string) {
+// Limit counts a hit of the named limit (one of the Limit names).
+func (c *Counters) Limit(name string) {
 	for i, n := range limitNames {
 		if n == name {
 			c.limited[i].Add(1)
@@ -134,7 +137,8 @@ func (c *counters) limit(name string) {
 	}
 }
 
-func (c *counters) request(method string) {
+// Request counts a request by method.
+func (c *Counters) Request(method string) {
 	c.requests[methodIndex(method)].Add(1)
 }
 
@@ -148,21 +152,23 @@ func methodIndex(method string) int {
 	return len(knownMethods) - 1
 }
 
-func (c *counters) response(code int) {
+// Response counts a response sent, by status code.
+func (c *Counters) Response(code int) {
 	if code >= 100 && code < 700 {
 		c.responses[code-100].Add(1)
 	}
 }
 
-func (c *counters) snapshot() Stats {
+// Snapshot copies the counters into a Stats value.
+func (c *Counters) Snapshot() Stats {
 	s := Stats{
 		Requests:        make(map[string]uint64),
 		Responses:       make(map[int]uint64),
-		Retransmissions: c.retrans.Load(),
-		ParseErrors:     c.parseErrors.Load(),
-		Dropped:         c.dropped.Load(),
-		Panics:          c.panics.Load(),
-		TCPConns:        c.tcpConns.Load(),
+		Retransmissions: c.Retransmissions.Load(),
+		ParseErrors:     c.ParseErrors.Load(),
+		Dropped:         c.Dropped.Load(),
+		Panics:          c.Panics.Load(),
+		TCPConns:        c.TCPConns.Load(),
 		Limited:         make(map[string]uint64),
 		AnswerTimes:     make(map[string]Histogram),
 	}

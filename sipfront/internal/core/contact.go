@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/locsvc/locsvc/locsvc"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // parseContacts maps the Contact header values of a REGISTER onto the
@@ -17,7 +19,7 @@ import (
 // registrar ignore it and bind by URI.
 func parseContacts(values []string, outbound bool) (contacts []locsvc.Contact, wildcard bool, err error) {
 	for _, v := range values {
-		elems, err := parseNameAddrs(v)
+		elems, err := sipuri.ParseNameAddrs(v)
 		if err != nil {
 			return nil, false, err
 		}
@@ -36,32 +38,32 @@ func parseContacts(values []string, outbound bool) (contacts []locsvc.Contact, w
 	return contacts, wildcard, nil
 }
 
-func contactOf(e nameAddr, outbound bool) (locsvc.Contact, error) {
+func contactOf(e sipuri.NameAddr, outbound bool) (locsvc.Contact, error) {
 	c := locsvc.Contact{URI: e.URI}
-	if p, ok := e.param("expires"); ok {
+	if p, ok := e.Param("expires"); ok {
 		n, err := parseDeltaSeconds(p.Value)
 		if err != nil {
 			return c, fmt.Errorf("expires: %v", err)
 		}
 		c.Expires, c.HasExpires = n, true
 	}
-	if p, ok := e.param("q"); ok {
+	if p, ok := e.Param("q"); ok {
 		q, err := parseQValue(p.Value)
 		if err != nil {
 			return c, fmt.Errorf("q: %v", err)
 		}
 		c.Q, c.HasQ = q, true
 	}
-	if p, ok := e.param("+sip.instance"); ok {
+	if p, ok := e.Param("+sip.instance"); ok {
 		if p.Value == "" {
 			return c, fmt.Errorf("+sip.instance: empty")
 		}
 		c.Instance = p.Value
 	}
-	if p, ok := e.param("reg-id"); ok {
+	if p, ok := e.Param("reg-id"); ok {
 		n, err := strconv.ParseUint(p.Value, 10, 31)
-		if err != nil || n == 0 || !allDigits(p.Value) {
-			return c, fmt.Errorf("reg-id: %q is not a number from 1 to 2**31-1", clip(p.Value))
+		if err != nil || n == 0 || !sipuri.AllDigits(p.Value) {
+			return c, fmt.Errorf("reg-id: %q is not a number from 1 to 2**31-1", sipuri.Clip(p.Value))
 		}
 		if outbound && c.Instance != "" {
 			c.RegID = uint32(n)
@@ -74,8 +76,8 @@ func contactOf(e nameAddr, outbound bool) (locsvc.Contact, error) {
 // 1*DIGIT). Values beyond 2**32-1 mean 2**32-1; the registrar shortens
 // them to its maximum anyway.
 func parseDeltaSeconds(v string) (int64, error) {
-	if !allDigits(v) {
-		return 0, fmt.Errorf("%q is not a number of seconds", clip(v))
+	if !sipuri.AllDigits(v) {
+		return 0, fmt.Errorf("%q is not a number of seconds", sipuri.Clip(v))
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n > math.MaxUint32 {
@@ -90,7 +92,7 @@ func parseQValue(v string) (float64, error) {
 	digits, dots, bad := 0, 0, false
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
-		case c >= '0' && c <= '9':
+		case sipuri.IsDigit(c):
 			digits++
 		case c == '.':
 			dots++
@@ -99,18 +101,9 @@ func parseQValue(v string) (float64, error) {
 		}
 	}
 	if bad || digits == 0 || dots > 1 || len(v) > 8 {
-		return 0, fmt.Errorf("%q is not a q-value", clip(v))
+		return 0, fmt.Errorf("%q is not a q-value", sipuri.Clip(v))
 	}
 	return strconv.ParseFloat(v, 64)
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // formatQ renders a q-value held in thousandths ("1", "0.5", "0.125").

@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"testing"
@@ -30,7 +30,7 @@ func TestEchoableFastPathAgrees(t *testing.T) {
 	} {
 		msg := "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n" +
 			"From: " + tc.from + "\r\nTo: " + tc.from + "\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
-		m, err := newParser().ParseSIP([]byte(msg))
+		m, err := NewParser().ParseSIP([]byte(msg))
 		if err != nil {
 			if tc.plain {
 				t.Errorf("%q: %v", tc.from, err)

@@ -1,16 +1,18 @@
-package sipfront
+package core
 
 import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
-// headerValues returns the values of every header named name or its
+// HeaderValues returns the values of every header named name or its
 // compact form (either may be ""), in order. sipgo keeps the names of
 // headers it has no parser for as they were written, so the match ignores
 // case here.
-func headerValues(msg *sip.Request, name, compact string) []string {
+func HeaderValues(msg *sip.Request, name, compact string) []string {
 	var out []string
 	for _, h := range msg.Headers() {
 		n := h.Name()
@@ -25,9 +27,9 @@ func headerValues(msg *sip.Request, name, compact string) []string {
 // named name (Supported, Require...), lower-cased.
 func optionTags(msg *sip.Request, name, compact string) []string {
 	var out []string
-	for _, v := range headerValues(msg, name, compact) {
+	for _, v := range HeaderValues(msg, name, compact) {
 		for _, t := range strings.Split(v, ",") {
-			if t = strings.ToLower(trimLWS(t)); t != "" {
+			if t = strings.ToLower(sipuri.TrimLWS(t)); t != "" {
 				out = append(out, t)
 			}
 		}

@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"errors"
@@ -9,13 +9,13 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// newParser is sipgo's parser with two changes. A header that its typed
+// NewParser is sipgo's parser with two changes. A header that its typed
 // parser rejects is kept as a generic header of the same (canonical) name
 // instead of failing the whole message, so the rest of the message still
 // parses and the 400 can name the header and reach the sender. Contact is
-// not parsed by sipgo at all: contactsOf parses it, keeping each URI as the
+// not parsed by sipgo at all: parseContacts parses it, keeping each URI as the
 // UA wrote it.
-func newParser() *sip.Parser {
+func NewParser() *sip.Parser {
 	parsers := make(map[string]sip.HeaderParser)
 	for name, p := range sip.DefaultHeadersParser() {
 		parsers[name] = tolerant(canonicalName(name), p)
@@ -73,8 +73,8 @@ func malformedHeader(req *sip.Request) string {
 	return ""
 }
 
-// parseFault is the reason phrase for a message sipgo could not parse.
-func parseFault(err error) string {
+// ParseFault is the reason phrase for a message sipgo could not parse.
+func ParseFault(err error) string {
 	switch {
 	case errors.Is(err, sip.ErrParseReadBodyIncomplete):
 		return "Bad Request (Body Shorter Than Content-Length)"

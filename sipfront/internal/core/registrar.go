@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/locsvc/locsvc/locsvc"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
 // supportedTags are the option tags a REGISTER may Require.
@@ -19,54 +21,47 @@ var supportedTags = []string{"path", "outbound"}
 // httpDate is RFC 1123 with GMT, the SIP-date of RFC 3261 §20.17.
 const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
 
-// handleRegister answers a REGISTER that came in on the custom transport.
-func (s *Server) handleRegister(ctx context.Context, in *inbound) {
-	s.answer(in, s.register(ctx, in.req, in.src, in.out.name()))
-}
-
-// register is RFC 3261 §10.3 on top of Locator.Register, independent of
-// the transport: req came from src over transport ("udp" or "tcp"), and
-// the answer is returned. Both the custom transport (registrar and
-// redirect modes) and sipgo's server (proxy mode) call it.
-func (s *Server) register(ctx context.Context, req *sip.Request, src netip.AddrPort, transport string) *sip.Response {
+// register is RFC 3261 §10.3 on top of Locator.Register: req came from
+// src over transport ("udp", "tcp", "tls"), and the answer is returned.
+func (c *Core) register(ctx context.Context, req *sip.Request, src netip.AddrPort, transport string) *sip.Response {
 	// Step 1: the registrar must be authoritative for the Request-URI.
-	if !s.registrarHost(req.Recipient.Host) {
-		return newResponse(req, 404, "Domain Not Served")
+	if !c.registrarHost(req.Recipient.Host) {
+		return NewResponse(req, 404, "Domain Not Served")
 	}
 	// Step 2: option tags the UA requires.
 	if bad := unsupported(optionTags(req, "Require", "")); len(bad) > 0 {
-		res := newResponse(req, 420, "Bad Extension")
+		res := NewResponse(req, 420, "Bad Extension")
 		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
 		return res
 	}
 	// Step 3: authentication.
-	user, refuse := s.authenticate(req, src.Addr(), false)
+	user, refuse := c.authenticate(req, src.Addr(), false)
 	if refuse != nil {
 		return refuse
 	}
 	// Step 4: the AoR, in a domain served, and the user's own.
-	aor, aorUser, code, reason := s.aorOf(&req.To().Address, "To")
+	aor, aorUser, code, reason := c.AoROf(&req.To().Address, "To")
 	if code != 0 {
-		return newResponse(req, code, reason)
+		return NewResponse(req, code, reason)
 	}
 	if user != "" && user != aorUser {
-		return newResponse(req, 403, "Username Does Not Match AoR")
+		return NewResponse(req, 403, "Username Does Not Match AoR")
 	}
 	// Steps 5 to 8 are the Locator's, given the request.
-	lreq, outbound, err := s.registerRequest(req, src, transport, aor)
+	lreq, outbound, err := c.registerRequest(req, src, transport, aor)
 	if err != nil {
-		return newResponse(req, 400, "Bad Request ("+err.Error()+")")
+		return NewResponse(req, 400, "Bad Request ("+err.Error()+")")
 	}
-	result, err := s.loc.Register(ctx, lreq)
+	result, err := c.loc.Register(ctx, lreq)
 	if err != nil {
-		return s.locatorError(req, err)
+		return c.LocatorError(req, err)
 	}
 
 	// Step 9: the current bindings.
-	res := newResponse(req, 200, "OK")
+	res := NewResponse(req, 200, "OK")
 	now := result.Now
 	if now.IsZero() {
-		now = s.now()
+		now = c.now()
 	}
 	for i := range result.Bindings {
 		res.AppendHeader(sip.NewHeader("Contact", registeredContact(&result.Bindings[i], now)))
@@ -88,9 +83,9 @@ func (s *Server) register(ctx context.Context, req *sip.Request, src netip.AddrP
 // registerRequest maps a REGISTER onto the Locator's request. outbound
 // reports that a contact asked for an RFC 5626 flow. Errors name the
 // fault for the 400.
-func (s *Server) registerRequest(req *sip.Request, src netip.AddrPort, transport, aor string) (lreq locsvc.Request, outbound bool, err error) {
+func (c *Core) registerRequest(req *sip.Request, src netip.AddrPort, transport, aor string) (lreq locsvc.Request, outbound bool, err error) {
 	supported := optionTags(req, "Supported", "k")
-	contacts, wildcard, err := parseContacts(headerValues(req, "Contact", "m"), hasTag(supported, "outbound"))
+	contacts, wildcard, err := parseContacts(HeaderValues(req, "Contact", "m"), hasTag(supported, "outbound"))
 	if err != nil {
 		return lreq, false, fmt.Errorf("Malformed Contact Header: %v", err)
 	}
@@ -106,29 +101,29 @@ func (s *Server) registerRequest(req *sip.Request, src netip.AddrPort, transport
 		Received:  src.String(),
 		Transport: transport,
 	}
-	if v := headerValues(req, "Expires", ""); len(v) > 0 {
-		n, err := parseDeltaSeconds(trimLWS(v[0]))
+	if v := HeaderValues(req, "Expires", ""); len(v) > 0 {
+		n, err := parseDeltaSeconds(sipuri.TrimLWS(v[0]))
 		if err != nil {
 			return lreq, false, fmt.Errorf("Malformed Expires Header")
 		}
 		lreq.Expires, lreq.HasExpires = n, true
 	}
-	if v := headerValues(req, "User-Agent", ""); len(v) > 0 {
+	if v := HeaderValues(req, "User-Agent", ""); len(v) > 0 {
 		lreq.UserAgent = v[0]
 	}
 	// Calls go home: in proxy mode this node is the first hop to the
 	// binding. A registrar or redirect server is no proxy (a 302 routing a
 	// call through it would loop back to a redirect server): it stores
 	// exactly the Path the REGISTER carried.
-	if s.cfg.Mode == ModeProxy {
-		home := s.home
+	if c.cfg.Mode == ModeProxy {
+		home := c.home
 		if outbound {
 			home += ";ob"
 		}
 		lreq.Path = []string{home}
 	}
-	for _, v := range headerValues(req, "Path", "") {
-		elems, err := parseNameAddrs(v)
+	for _, v := range HeaderValues(req, "Path", "") {
+		elems, err := sipuri.ParseNameAddrs(v)
 		if err != nil {
 			return lreq, false, fmt.Errorf("Malformed Path Header: %v", err)
 		}
@@ -142,16 +137,16 @@ func (s *Server) registerRequest(req *sip.Request, src netip.AddrPort, transport
 	return lreq, outbound, nil
 }
 
-// aorOf is the AoR a To URI or Request-URI (what) names: sip:user@domain
+// AoROf is the AoR a To URI or Request-URI (what) names: sip:user@domain
 // for a served domain, without port. code is non-zero when there is none.
-func (s *Server) aorOf(u *sip.Uri, what string) (aor, user string, code int, reason string) {
+func (c *Core) AoROf(u *sip.Uri, what string) (aor, user string, code int, reason string) {
 	if u.Scheme != "sip" && u.Scheme != "sips" {
 		return "", "", 400, "Bad Request (" + what + " URI Is Not A SIP URI)"
 	}
 	if u.User == "" {
 		return "", "", 400, "Bad Request (" + what + " URI Has No User Part)"
 	}
-	if !s.served(u.Host) {
+	if !c.Served(u.Host) {
 		if what == "To" {
 			return "", "", 404, "AoR Not In Served Domain"
 		}
@@ -161,12 +156,13 @@ func (s *Server) aorOf(u *sip.Uri, what string) (aor, user string, code int, rea
 	if err != nil {
 		return "", "", 400, "Bad Request (Malformed " + what + " URI: " + err.Error() + ")"
 	}
-	return aor, unescapeUser(u.User), 0, ""
+	return aor, sipuri.UnescapeLax(u.User), 0, ""
 }
 
-func (s *Server) served(host string) bool {
-	h := normalizeHost(host)
-	for _, d := range s.cfg.Domains {
+// Served reports whether host is one of the served domains.
+func (c *Core) Served(host string) bool {
+	h := sipuri.NormalizeHost(host)
+	for _, d := range c.cfg.Domains {
 		if d == h {
 			return true
 		}
@@ -176,12 +172,12 @@ func (s *Server) served(host string) bool {
 
 // registrarHost accepts a REGISTER's Request-URI host: a served domain,
 // or this server's own address, which is what many UAs put there.
-func (s *Server) registrarHost(host string) bool {
-	if s.served(host) {
+func (c *Core) registrarHost(host string) bool {
+	if c.Served(host) {
 		return true
 	}
-	h := normalizeHost(host)
-	for _, own := range s.ownHosts {
+	h := sipuri.NormalizeHost(host)
+	for _, own := range c.ownHosts {
 		if h == own {
 			return true
 		}
@@ -211,7 +207,7 @@ func registeredContact(b *locsvc.Binding, now time.Time) string {
 		sb.WriteString(";q=" + formatQ(b.Q))
 	}
 	if b.Instance != "" {
-		sb.WriteString(`;+sip.instance="` + quoteEscape(b.Instance) + `"`)
+		sb.WriteString(`;+sip.instance="` + sipuri.QuoteEscape(b.Instance) + `"`)
 		if b.RegID != 0 {
 			sb.WriteString(";reg-id=" + strconv.FormatUint(uint64(b.RegID), 10))
 		}
@@ -219,45 +215,22 @@ func registeredContact(b *locsvc.Binding, now time.Time) string {
 	return sb.String()
 }
 
-// locatorError is the answer to a failed Locator call.
-func (s *Server) locatorError(req *sip.Request, err error) *sip.Response {
+// LocatorError is the answer to a failed Locator call.
+func (c *Core) LocatorError(req *sip.Request, err error) *sip.Response {
 	e, ok := locsvc.AsError(err)
 	if !ok {
-		s.log.Warn("sip: location service failed", "method", req.Method, "err", err)
-		return newResponse(req, 500, "Server Internal Error")
+		c.log.Warn("sip: location service failed", "method", req.Method, "err", err)
+		return NewResponse(req, 500, "Server Internal Error")
 	}
-	res := newResponse(req, e.SIPCode(), e.SIPReason())
-	s.countLocatorLimit(e)
+	res := NewResponse(req, e.SIPCode(), e.SIPReason())
+	c.countLocatorLimit(e)
 	switch e.Kind {
 	case locsvc.KindIntervalTooBrief:
 		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(e.MinExpires)))
 	case locsvc.KindUnavailable:
 		// Spread the retries of many UAs refused at once.
 		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(5+rand.IntN(10))))
-		s.log.Warn("sip: location service unavailable", "method", req.Method, "err", err)
+		c.log.Warn("sip: location service unavailable", "method", req.Method, "err", err)
 	}
 	return res
-}
-
-// unescapeUser undoes %XX escapes in a URI user part, for comparing it
-// with a digest username; a malformed escape leaves the text as it is.
-func unescapeUser(u string) string {
-	if !strings.Contains(u, "%") {
-		return u
-	}
-	var b strings.Builder
-	for i := 0; i < len(u); i++ {
-		if u[i] == '%' && i+2 < len(u) && isHexDigit(u[i+1]) && isHexDigit(u[i+2]) {
-			v, _ := strconv.ParseUint(u[i+1:i+3], 16, 8)
-			b.WriteByte(byte(v))
-			i += 2
-			continue
-		}
-		b.WriteByte(u[i])
-	}
-	return b.String()
-}
-
-func isHexDigit(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -1,4 +1,4 @@
-package sipfront
+package core
 
 import (
 	"fmt"

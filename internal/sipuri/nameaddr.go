@@ -1,4 +1,4 @@
-package sipfront
+package sipuri
 
 import (
 	"errors"
@@ -6,45 +6,46 @@ import (
 	"strings"
 )
 
-// nameAddr is one element of a Contact, Path or similar header list:
+// NameAddr is one element of a Contact, Path or similar header list:
 // name-addr or addr-spec followed by header parameters (RFC 3261 §20.10,
 // §25.1). URI is kept exactly as sent, so what is stored is what the UA
 // wrote.
-type nameAddr struct {
+type NameAddr struct {
 	URI      string
 	Wildcard bool // the element is "*"
-	Params   []param
+	Params   []Param
 }
 
-// param is a header parameter; Name is lower-cased (parameter names are
+// Param is a header parameter; Name is lower-cased (parameter names are
 // case-insensitive), Value is unquoted.
-type param struct {
+type Param struct {
 	Name     string
 	Value    string
 	HasValue bool
 	Quoted   bool
 }
 
-func (n *nameAddr) param(name string) (param, bool) {
+// Param returns the first parameter called name (lower-case).
+func (n *NameAddr) Param(name string) (Param, bool) {
 	for _, p := range n.Params {
 		if p.Name == name {
 			return p, true
 		}
 	}
-	return param{}, false
+	return Param{}, false
 }
 
-// parseNameAddrs splits a header value into its comma-separated elements.
+// ParseNameAddrs splits a header value into its comma-separated elements.
 // Commas inside quoted strings and angle brackets do not split.
-func parseNameAddrs(v string) ([]nameAddr, error) {
-	var out []nameAddr
+func ParseNameAddrs(v string) ([]NameAddr, error) {
+	var out []NameAddr
 	rest := v
 	for {
 		elem, tail, err := nextListElement(rest)
 		if err != nil {
 			return nil, err
 		}
-		na, err := parseNameAddr(elem)
+		na, err := ParseNameAddr(elem)
 		if err != nil {
 			return nil, err
 		}
@@ -95,10 +96,10 @@ func nextListElement(s string) (elem, tail string, err error) {
 	return s, "", nil
 }
 
-// parseNameAddr parses one list element.
-func parseNameAddr(s string) (nameAddr, error) {
-	var na nameAddr
-	s = trimLWS(s)
+// ParseNameAddr parses one list element.
+func ParseNameAddr(s string) (NameAddr, error) {
+	var na NameAddr
+	s = TrimLWS(s)
 	if s == "" {
 		return na, errors.New("empty element")
 	}
@@ -135,7 +136,7 @@ func parseNameAddr(s string) (nameAddr, error) {
 	if strings.ContainsAny(na.URI, " \t\"<>") {
 		return na, fmt.Errorf("invalid character in URI %q", na.URI)
 	}
-	params, err := parseParams(rest)
+	params, err := ParseParams(rest)
 	if err != nil {
 		return na, err
 	}
@@ -145,58 +146,58 @@ func parseNameAddr(s string) (nameAddr, error) {
 
 // checkDisplayName accepts a quoted string or tokens separated by LWS.
 func checkDisplayName(s string) error {
-	s = trimLWS(s)
+	s = TrimLWS(s)
 	if s == "" {
 		return nil
 	}
 	if s[0] == '"' {
-		_, n, err := quotedString(s)
+		_, n, err := QuotedString(s)
 		if err != nil {
 			return err
 		}
-		if trimLWS(s[n:]) != "" {
+		if TrimLWS(s[n:]) != "" {
 			return errors.New("text after quoted display name")
 		}
 		return nil
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isTokenChar(c) && c != ' ' && c != '\t' {
+		if c := s[i]; !IsToken(c) && c != ' ' && c != '\t' {
 			return fmt.Errorf("invalid character %q in display name", c)
 		}
 	}
 	return nil
 }
 
-// parseParams parses *( SEMI generic-param ).
-func parseParams(s string) ([]param, error) {
-	var out []param
-	s = trimLWS(s)
+// ParseParams parses *( SEMI generic-param ).
+func ParseParams(s string) ([]Param, error) {
+	var out []Param
+	s = TrimLWS(s)
 	for s != "" {
 		if s[0] != ';' {
-			return nil, fmt.Errorf("unexpected %q where ';' or the end was expected", clip(s))
+			return nil, fmt.Errorf("unexpected %q where ';' or the end was expected", Clip(s))
 		}
-		s = trimLWS(s[1:])
+		s = TrimLWS(s[1:])
 		i := 0
-		for i < len(s) && isTokenChar(s[i]) {
+		for i < len(s) && IsToken(s[i]) {
 			i++
 		}
 		if i == 0 {
 			return nil, errors.New("empty parameter name")
 		}
-		p := param{Name: strings.ToLower(s[:i])}
-		s = trimLWS(s[i:])
+		p := Param{Name: strings.ToLower(s[:i])}
+		s = TrimLWS(s[i:])
 		if s != "" && s[0] == '=' {
-			s = trimLWS(s[1:])
+			s = TrimLWS(s[1:])
 			p.HasValue = true
 			if s != "" && s[0] == '"' {
-				v, n, err := quotedString(s)
+				v, n, err := QuotedString(s)
 				if err != nil {
 					return nil, fmt.Errorf("parameter %s: %v", p.Name, err)
 				}
 				p.Value, p.Quoted, s = v, true, s[n:]
 			} else {
 				j := 0
-				for j < len(s) && (isTokenChar(s[j]) || s[j] == ':' || s[j] == '[' || s[j] == ']') {
+				for j < len(s) && (IsToken(s[j]) || s[j] == ':' || s[j] == '[' || s[j] == ']') {
 					j++
 				}
 				if j == 0 {
@@ -204,16 +205,16 @@ func parseParams(s string) ([]param, error) {
 				}
 				p.Value, s = s[:j], s[j:]
 			}
-			s = trimLWS(s)
+			s = TrimLWS(s)
 		}
 		out = append(out, p)
 	}
 	return out, nil
 }
 
-// quotedString reads a quoted-string at the start of s and returns its
+// QuotedString reads a quoted-string at the start of s and returns its
 // unescaped content and the bytes consumed.
-func quotedString(s string) (string, int, error) {
+func QuotedString(s string) (string, int, error) {
 	if s == "" || s[0] != '"' {
 		return "", 0, errors.New("quoted string expected")
 	}
@@ -253,19 +254,23 @@ func indexUnquoted(s string, c byte) int {
 	return -1
 }
 
-// isTokenChar is RFC 3261's token alphabet.
-func isTokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		strings.IndexByte("-.!%*_+`'~", c) >= 0
-}
+// TrimLWS trims the spaces and tabs that may surround any element.
+func TrimLWS(s string) string { return strings.Trim(s, " \t") }
 
-func trimLWS(s string) string { return strings.Trim(s, " \t") }
-
-// clip shortens user input quoted in an error message.
-func clip(s string) string {
+// Clip shortens user input quoted in an error message, so that a hostile
+// header cannot make a log line or a reason phrase arbitrarily long.
+func Clip(s string) string {
 	const n = 24
 	if len(s) > n {
 		return s[:n] + "..."
 	}
 	return s
 }
+
+// QuoteEscape escapes s for the inside of a quoted-string, the inverse of
+// what QuotedString unescapes.
+func QuoteEscape(s string) string {
+	return quoteReplacer.Replace(s)
+}
+
+var quoteReplacer = strings.NewReplacer(`\`, `\\`, `"`, `\"`)

@@ -1,0 +1,184 @@
+package sipfront
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// A branch's state machine: one client transaction of a forked request,
+// from sending to its final answer, and its CANCEL (RFC 3261 §9.1,
+// §16.6-16.8).
+
+// localAddr is a client request option: a request over UDP leaves from
+// the listening socket, so that its answers come back to it.
+func (p *proxy) localAddr(_ *sipgo.Client, r *sip.Request) error {
+	if strings.EqualFold(r.Transport(), "udp") {
+		r.Laddr = p.udpLocal
+	}
+	return nil
+}
+
+// event is what a branch reports to the fork loop.
+type event struct {
+	b     *branch
+	res   *sip.Response // nil when the branch ended without an answer
+	err   error
+	final bool
+}
+
+// branch is one client transaction of a forked request.
+type branch struct {
+	p   *proxy
+	req *sip.Request
+	tx  sip.ClientTransaction
+
+	mu          sync.Mutex
+	provisional bool // a 1xx came: a CANCEL may be sent
+	cancelWant  bool
+	cancelSent  bool
+	done        bool
+}
+
+// start sends the branch and reports its responses on events until its
+// final one, or until stop closes (the fork loop is gone; the goroutine
+// still reads the transaction to its end so that a CANCEL can follow a
+// late 1xx). It lives as long as the client transaction, no longer.
+func (b *branch) start(events chan<- event, stop <-chan struct{}) error {
+	ctx := context.Background()
+	tx, err := b.p.client.TransactionRequest(ctx, b.req, sipgo.ClientRequestAddVia, b.p.localAddr)
+	if err != nil {
+		return err
+	}
+	b.tx = tx
+	report := func(e event) {
+		select {
+		case events <- e:
+		case <-stop:
+		}
+	}
+	// The transaction is left to its timers after the final answer
+	// (Timer D re-ACKs a retransmitted non-2xx, Timer M relays a
+	// retransmitted 2xx): the goroutine need not wait for them.
+	go func() {
+		for {
+			select {
+			case res := <-tx.Responses():
+				if res.IsProvisional() {
+					b.gotProvisional()
+					if res.StatusCode > 100 {
+						report(event{b: b, res: res})
+					}
+					continue
+				}
+				b.finish()
+				if res.IsSuccess() {
+					// 2xx retransmissions go upstream statelessly.
+					tx.OnRetransmission(func(r *sip.Response) { b.p.relayStateless(r) })
+				}
+				report(event{b: b, res: res, final: true})
+				return
+			case <-tx.Done():
+				b.finish()
+				report(event{b: b, err: tx.Err(), final: true})
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (b *branch) gotProvisional() {
+	b.mu.Lock()
+	b.provisional = true
+	send := b.cancelWant && !b.cancelSent && !b.done
+	b.cancelSent = b.cancelSent || send
+	b.mu.Unlock()
+	if send {
+		b.sendCancel()
+	}
+}
+
+func (b *branch) finish() {
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
+}
+
+// cancel stops a pending INVITE branch: CANCEL now if it got a 1xx, else
+// when one comes (RFC 3261 §9.1); without any, Timer B ends it.
+func (b *branch) cancel() {
+	if b.req.Method != sip.INVITE {
+		return
+	}
+	b.mu.Lock()
+	b.cancelWant = true
+	send := b.provisional && !b.cancelSent && !b.done
+	b.cancelSent = b.cancelSent || send
+	b.mu.Unlock()
+	if send {
+		b.sendCancel()
+	}
+}
+
+// sendCancel sends a CANCEL for the branch's INVITE: same Request-URI,
+// top Via, Route, Call-ID, From, To and CSeq number (RFC 3261 §9.1), and
+// reads its transaction to the end on its own goroutine.
+func (b *branch) sendCancel() {
+	inv := b.req
+	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	c.AppendHeader(sip.HeaderClone(inv.Via()))
+	sip.CopyHeaders("Route", inv, c)
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	c.AppendHeader(sip.HeaderClone(inv.From()))
+	c.AppendHeader(sip.HeaderClone(inv.To()))
+	c.AppendHeader(sip.HeaderClone(inv.CallID()))
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	c.SetBody(nil)
+	c.SetTransport(inv.Transport())
+	c.SetDestination(inv.Destination())
+	c.Laddr = inv.Laddr
+	tx, err := b.p.client.TransactionRequest(context.Background(), c, func(*sipgo.Client, *sip.Request) error { return nil })
+	if err != nil {
+		b.p.log.Debug("sip: sending CANCEL failed", "err", err)
+		return
+	}
+	go func() {
+		for {
+			select {
+			case res := <-tx.Responses():
+				if !res.IsProvisional() {
+					return
+				}
+			case <-tx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// upstream is a response from a branch as the caller gets it: without
+// the Via this node added.
+func upstream(res *sip.Response) *sip.Response {
+	r := res.Clone()
+	r.RemoveHeader("Via")
+	// The clone keeps the address the response came from as its
+	// destination: route it by the caller's Via instead.
+	r.SetDestination("")
+	if v := r.Via(); v != nil {
+		r.SetTransport(strings.ToUpper(v.Transport))
+	}
+	return r
+}
+
+// relayStateless forwards a response outside any server transaction
+// (a retransmitted 2xx), by its Via.
+func (p *proxy) relayStateless(res *sip.Response) {
+	if err := p.srv.WriteResponse(upstream(res)); err != nil {
+		p.log.Debug("sip: relaying response failed", "err", err)
+	}
+}

@@ -1,0 +1,365 @@
+package sipfront
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/workpool"
+	"github.com/locsvc/locsvc/sipfront/internal/core"
+)
+
+// stateless is the front end of registrar and redirect modes: locsvc's
+// own transports (UDP, TCP, TLS; WebSocket would be one more) feeding the
+// core, with a retransmission table in place of sipgo's transaction
+// layer, which keeps every UDP server transaction (and, for INVITE, a
+// goroutine) alive for up to 32 s and halves throughput.
+type stateless struct {
+	core   *core.Core
+	cfg    *Config
+	log    *slog.Logger
+	parser *sip.Parser
+	// head parses just enough of an oversized datagram to answer it. Its
+	// bound is sipgo's default, which no datagram exceeds.
+	head *sip.Parser
+	txs  *txCache
+
+	// slots bounds the handlers running at once.
+	slots chan struct{}
+	// pool runs handlers on standing goroutines (nil until serve).
+	pool     *workpool.Pool
+	handlers sync.WaitGroup
+	// inline runs handlers on the caller's goroutine (tests, fuzzing).
+	inline bool
+
+	transports []transport
+	stop       chan struct{}
+	sweeper    sync.WaitGroup
+}
+
+// transport is one listener of the stateless front end. Each reads
+// messages, parses them with the front end's parser and hands each to
+// receive with the sink its answers go to; see the package doc for how a
+// WebSocket transport slots in.
+type transport interface {
+	start()
+	// stopReading stops taking new messages and returns once the readers
+	// are gone; answers in hand can still be sent.
+	stopReading()
+	close() error
+}
+
+// sink is where answers to one client go: a UDP socket or a stream
+// connection.
+type sink interface {
+	send(b []byte, to netip.AddrPort) error
+	name() string // "udp", "tcp" or "tls", as stored in bindings
+}
+
+func newStateless(c *core.Core, cfg *Config) *stateless {
+	fe := &stateless{
+		core:   c,
+		cfg:    cfg,
+		log:    cfg.Logger,
+		parser: sizedParser(cfg),
+		head:   core.NewParser(),
+		slots:  make(chan struct{}, cfg.MaxInFlight),
+		stop:   make(chan struct{}),
+	}
+	fe.txs = newTxCache(cfg.TxCacheSize, c.Clock)
+	return fe
+}
+
+func (fe *stateless) serve(ls listeners) error {
+	fe.transports = []transport{newUDPTransport(fe, ls.udp, fe.cfg.UDPReaders), newTCPTransport(fe, ls.tcp)}
+	if ls.tls != nil {
+		fe.transports = append(fe.transports, newTLSTransport(fe, ls.tls, fe.cfg.TLSConfig))
+	}
+	fe.pool = workpool.New(handlerWorkers, fe.stop)
+	for _, t := range fe.transports {
+		t.start()
+	}
+	fe.sweeper.Add(1)
+	go fe.sweepLoop()
+	return nil
+}
+
+// close stops reading, lets the requests in hand finish and answer (each
+// bounded by RequestTimeout from its arrival), then closes the sockets.
+func (fe *stateless) close() error {
+	for _, t := range fe.transports {
+		t.stopReading()
+	}
+	fe.handlers.Wait()
+	close(fe.stop)
+	fe.sweeper.Wait()
+	var errs []error
+	for _, t := range fe.transports {
+		errs = append(errs, t.close())
+	}
+	return errors.Join(errs...)
+}
+
+// inbound is one request, where it came from and where its answers go.
+type inbound struct {
+	core.Inbound
+	via  *sip.ViaHeader // top Via, after FixVia
+	dest netip.AddrPort // where UDP answers go
+	out  sink
+	key  string // transaction key, for requests answered from txcache
+	// answered is set once a final answer went out.
+	answered bool
+}
+
+// receive takes one parsed message off the wire (perr: sipgo's parse
+// error, msg possibly partial) and answers it or hands it to a handler.
+// release, if not nil, is called once the message is dealt with (answered
+// or dropped), which may be after receive returns.
+func (fe *stateless) receive(msg sip.Message, perr error, src netip.AddrPort, out sink, release func()) {
+	handedOff := false
+	defer func() {
+		if !handedOff && release != nil {
+			release()
+		}
+	}()
+	// Before the request is known a panic can only be counted; after, it
+	// is answered too.
+	defer fe.core.Recover("receiving a message", nil, nil)
+	in := fe.inbound(msg, perr, src, out)
+	if in == nil {
+		return
+	}
+	defer fe.core.Recover("handling a message", in.Req, fe.answerOnce(in))
+	if perr != nil {
+		code := 400
+		if errors.Is(perr, sip.ErrMessageTooLarge) {
+			code = 513 // RFC 3261 §21.5.14; counted where it was found
+		}
+		fe.answer(in, core.NewResponse(in.Req, code, core.ParseFault(perr)))
+		return
+	}
+	if res := fe.core.Check(&in.Inbound); res != nil {
+		fe.answer(in, res)
+		return
+	}
+	if fe.transaction(in) {
+		return
+	}
+	if res := fe.core.Quick(&in.Inbound); res != nil {
+		fe.answer(in, res)
+		return
+	}
+	handedOff = true
+	fe.dispatch(func() {
+		if release != nil {
+			defer release()
+		}
+		fe.handle(in)
+	})
+}
+
+// inbound counts a message and makes it an inbound request, or returns
+// nil when it gets no answer at all.
+func (fe *stateless) inbound(msg sip.Message, perr error, src netip.AddrPort, out sink) *inbound {
+	stats := &fe.core.Stats
+	req, isReq := msg.(*sip.Request)
+	if perr != nil && !errors.Is(perr, sip.ErrMessageTooLarge) {
+		stats.ParseErrors.Add(1)
+	}
+	if !isReq || req == nil {
+		// Responses (we send no requests), or nothing parsed at all.
+		stats.Dropped.Add(1)
+		return nil
+	}
+	stats.Request(string(req.Method))
+	via := core.TopVia(req)
+	if via == nil || req.Method == sip.ACK {
+		// ACK: the only ACKs this server sees are for its own non-2xx
+		// answers; they end nothing here, since nothing is kept waiting
+		// for them. Without a usable Via nothing can be answered.
+		if via == nil {
+			stats.Dropped.Add(1)
+		}
+		return nil
+	}
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	in := &inbound{Inbound: core.Inbound{Req: req, Src: src, Transport: out.name(), Arrived: time.Now()},
+		via: via, out: out}
+	// The key uses sent-by as the client wrote it: FixVia adds only
+	// parameters.
+	core.FixVia(via, src)
+	if out.name() == "udp" {
+		in.dest = udpDest(via, src)
+	}
+	return in
+}
+
+// transaction is the retransmission table's part (RFC 3261 §17.2 without
+// timers): a REGISTER seen before gets its kept answer (or nothing while
+// the first copy is handled), a CANCEL is answered by whether the request
+// it cancels was seen, and an INVITE is remembered for its CANCEL. It
+// reports whether the request was dealt with.
+func (fe *stateless) transaction(in *inbound) bool {
+	req := in.Req
+	switch req.Method {
+	case sip.REGISTER:
+		in.key = txKey(req, in.via, req.Method)
+		resp, code, fresh := fe.txs.begin(in.key)
+		if !fresh {
+			fe.core.Stats.Retransmissions.Add(1)
+			if resp != nil {
+				fe.send(in, resp, code)
+			}
+			return true
+		}
+	case sip.CANCEL:
+		fe.answer(in, fe.cancelAnswer(in))
+		return true
+	case sip.INVITE:
+		// Answered statelessly, but remembered so that a CANCEL for it
+		// gets 200, not 481.
+		fe.txs.mark(txKey(req, in.via, sip.INVITE))
+	}
+	return false
+}
+
+// cancelAnswer is 200 when the request a CANCEL cancels was seen (its
+// final answer has gone out already, so there is nothing left to stop),
+// 481 otherwise (RFC 3261 §9.2).
+func (fe *stateless) cancelAnswer(in *inbound) *sip.Response {
+	req := in.Req
+	if fe.txs.has(txKey(req, in.via, sip.INVITE)) || fe.txs.has(txKey(req, in.via, sip.REGISTER)) {
+		return core.NewResponse(req, 200, "OK")
+	}
+	return core.NewResponse(req, 481, "Call/Transaction Does Not Exist")
+}
+
+// handle runs the core on a handler goroutine. A request left without an
+// answer (or whose handler panicked) gives up its retransmission slot, so
+// that a retransmission is handled afresh.
+func (fe *stateless) handle(in *inbound) {
+	defer fe.core.Recover("in a handler", in.Req, fe.answerOnce(in))
+	ctx, cancel := fe.core.Context(&in.Inbound)
+	defer cancel()
+	fe.answer(in, fe.core.Serve(ctx, &in.Inbound))
+}
+
+// answerOnce is how the core's recovery answers in: at most one final
+// answer, and a claimed retransmission slot is given up first so that the
+// 500 is not what a retransmission gets.
+func (fe *stateless) answerOnce(in *inbound) func(*sip.Response) {
+	return func(res *sip.Response) {
+		if in.key != "" {
+			fe.txs.abandon(in.key)
+		}
+		if !in.answered {
+			fe.answer(in, res)
+		}
+	}
+}
+
+// answer sends the final response to in and, for a request claimed in the
+// retransmission table, keeps it there.
+func (fe *stateless) answer(in *inbound, res *sip.Response) {
+	b := core.Render(res)
+	if !in.answered && res.StatusCode >= 200 {
+		fe.core.Stats.Answered(string(in.Req.Method), time.Since(in.Arrived))
+	}
+	in.answered = true
+	if in.key != "" {
+		fe.txs.finish(in.key, b, res.StatusCode)
+	}
+	fe.send(in, b, res.StatusCode)
+}
+
+// send writes an answer already rendered.
+func (fe *stateless) send(in *inbound, b []byte, code int) {
+	fe.core.Stats.Response(code)
+	if err := in.out.send(b, in.dest); err != nil {
+		fe.log.Debug("sip: sending response failed", "to", in.dest, "transport", in.out.name(), "err", err)
+	}
+}
+
+// udpDest is where a UDP response goes (RFC 3261 §18.2.2, RFC 3581): the
+// source address (which FixVia made the received= address whenever it
+// differs from sent-by), at the source port with rport, else at the
+// sent-by port, else 5060.
+func udpDest(via *sip.ViaHeader, src netip.AddrPort) netip.AddrPort {
+	if _, rport := via.Params.Get("rport"); rport {
+		return src
+	}
+	port := uint16(5060)
+	if via.Port > 0 && via.Port <= 65535 {
+		port = uint16(via.Port)
+	}
+	return netip.AddrPortFrom(src.Addr(), port)
+}
+
+// receiveDatagram parses and receives one UDP datagram.
+func (fe *stateless) receiveDatagram(data []byte, src netip.AddrPort, out sink) {
+	defer fe.core.Recover("parsing a datagram", nil, nil)
+	if isKeepAlive(data) {
+		return
+	}
+	if len(data) > fe.cfg.MaxMessageSize {
+		fe.oversizedDatagram(data, src, out)
+		return
+	}
+	msg, err := fe.parser.ParseSIP(data)
+	fe.receive(msg, err, src, out, nil)
+}
+
+// isKeepAlive recognises the CRLF keep-alives of RFC 5626 §3.5.1 (and
+// stray whitespace), which need no answer over UDP.
+func isKeepAlive(data []byte) bool {
+	for _, c := range data {
+		if c != '\r' && c != '\n' && c != ' ' && c != '\t' && c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (fe *stateless) sweepLoop() {
+	defer fe.sweeper.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-fe.stop:
+			return
+		case <-t.C:
+			fe.txs.sweep()
+		}
+	}
+}
+
+// dispatch runs f on a handler goroutine once a slot is free.
+func (fe *stateless) dispatch(f func()) {
+	if fe.inline {
+		f()
+		return
+	}
+	fe.slots <- struct{}{}
+	fe.handlers.Add(1)
+	run := func() {
+		defer func() {
+			<-fe.slots
+			fe.handlers.Done()
+		}()
+		f()
+	}
+	if fe.pool == nil {
+		go run()
+		return
+	}
+	fe.pool.Run(run)
+}
+
+// handlerWorkers is how many handler goroutines stand ready; more run on
+// goroutines of their own while a burst lasts.
+const handlerWorkers = 128
