@@ -112,16 +112,16 @@ func (c *cluster) ready() error {
 // the other members drop the shards before the records were copied, and
 // whatever had been written only there would wait for a repair that reads
 // shards no member fronts any more: it would be lost.
-func (c *cluster) handOff(ctx context.Context) repairCounts {
+func (c *cluster) handOff(ctx context.Context) ringstore.RepairStats {
 	if err := c.mship.SetState(ring.StateLeaving); err != nil {
 		c.log.Warn("announce leaving", "err", err)
 	}
 	c.stopRepair()
 	<-c.repairDone
-	before := snapRepair(c.rep)
+	before := c.rep.Stats()
 	c.rep.Pass(ctx)
-	after := snapRepair(c.rep)
-	moved := repairCounts{
+	after := c.rep.Stats()
+	moved := ringstore.RepairStats{
 		Scanned: after.Scanned - before.Scanned, Copied: after.Copied - before.Copied,
 		Failures: after.Failures - before.Failures,
 	}

@@ -82,11 +82,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		e.gauge(descRecords, float64(m.Len()))
 	}
 	if cl := c.n.cluster; cl != nil {
-		e.store(snapStore(cl.store), cl.store.Traffic())
+		e.store(cl.store.Stats(), cl.store.Traffic())
 		for addr, n := range cl.shardRecords() {
 			e.gauge(descShardRecords, float64(n), addr)
 		}
-		e.repair(snapRepair(cl.rep))
+		e.repair(cl.rep.Stats())
 		e.ring(cl.mship.Members(), cl.mship.Ring())
 	}
 	if s := c.n.sip; s != nil {
@@ -119,7 +119,7 @@ func (e emitter) histogram(d *prometheus.Desc, h histogram.Snapshot, labels ...s
 	e.ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets, labels...)
 }
 
-func (e emitter) store(st storeCounts, traffic map[string]ringstore.ShardTraffic) {
+func (e emitter) store(st ringstore.Stats, traffic map[string]ringstore.ShardTraffic) {
 	for kind, v := range map[string]uint64{
 		"read": st.Reads, "write": st.Writes, "read_failure": st.ReadFailures,
 		"write_failure": st.WriteFailures, "replica_error": st.ReplicaErrors,
@@ -135,7 +135,7 @@ func (e emitter) store(st storeCounts, traffic map[string]ringstore.ShardTraffic
 	}
 }
 
-func (e emitter) repair(st repairCounts) {
+func (e emitter) repair(st ringstore.RepairStats) {
 	e.counter(descRepair, st.Passes, "pass")
 	e.counter(descRepair, st.Scanned, "scanned")
 	e.counter(descRepair, st.Copied, "copied")

@@ -27,7 +27,7 @@ func (c *cluster) Status(_ context.Context, out *locsvcv1.StatusResponse) {
 			Id: s.ID, Addr: s.Addr, NodeId: s.Node, Zone: s.Zone, Healthy: s.Healthy, Ownership: own[s.ID],
 		})
 	}
-	st := snapRepair(c.rep)
+	st := c.rep.Stats()
 	out.Repair = &locsvcv1.Repair{
 		Running: st.Running, Passes: st.Passes, KeysScanned: st.Scanned, KeysCopied: st.Copied, Failures: st.Failures,
 	}
