@@ -101,31 +101,9 @@ func Check(req Request, lim Limits) (Registration, error) {
 		return r, invalid("expires", "negative (%d)", req.Expires)
 	}
 	r.CallID, r.CSeq, r.UserAgent = req.CallID, req.CSeq, req.UserAgent
-
-	if req.Transport != "" {
-		t := strings.ToLower(req.Transport)
-		if !slices.Contains(transports, t) {
-			return r, invalid("transport", "unknown transport %q", req.Transport)
-		}
-		r.Transport = t
+	if err := checkRoute(req, lim, &r); err != nil {
+		return r, err
 	}
-	if req.Received != "" {
-		if err := checkReceived(req.Received, lim); err != nil {
-			return r, err
-		}
-		r.Received = req.Received
-	}
-	if len(req.Path) > lim.MaxPath {
-		e := invalid("path", "%d entries, at most %d allowed", len(req.Path), lim.MaxPath)
-		e.Limit = LimitPathEntries
-		return r, e
-	}
-	for i, p := range req.Path {
-		if err := checkPathEntry(p, lim); err != nil {
-			return r, inList("path", i, err)
-		}
-	}
-	r.Path = slices.Clone(req.Path)
 
 	if req.Wildcard {
 		// §10.3 step 6: "*" is only valid alone and with Expires: 0.
@@ -153,6 +131,36 @@ func Check(req Request, lim Limits) (Registration, error) {
 		r.Contacts = append(r.Contacts, u)
 	}
 	return r, nil
+}
+
+// checkRoute checks how the phone is reached (transport, source, Path)
+// and copies it into r.
+func checkRoute(req Request, lim Limits, r *Registration) error {
+	if req.Transport != "" {
+		t := strings.ToLower(req.Transport)
+		if !slices.Contains(transports, t) {
+			return invalid("transport", "unknown transport %q", req.Transport)
+		}
+		r.Transport = t
+	}
+	if req.Received != "" {
+		if err := checkReceived(req.Received, lim); err != nil {
+			return err
+		}
+		r.Received = req.Received
+	}
+	if len(req.Path) > lim.MaxPath {
+		e := invalid("path", "%d entries, at most %d allowed", len(req.Path), lim.MaxPath)
+		e.Limit = LimitPathEntries
+		return e
+	}
+	for i, p := range req.Path {
+		if err := checkPathEntry(p, lim); err != nil {
+			return inList("path", i, err)
+		}
+	}
+	r.Path = slices.Clone(req.Path)
+	return nil
 }
 
 // inList names the field of err, an *Error about entry i of list, in full:
