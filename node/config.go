@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -228,18 +227,18 @@ func (c *Config) validateSIP() []error {
 			errs = append(errs, errors.New("--sip-tls needs --sip: it adds a listener to the SIP front end"))
 		}
 	}
-	if c.SIPMaxMessage < sipfront.MinMaxMessageSize || c.SIPMaxMessage > sipfront.MaxMaxMessageSize {
-		errs = append(errs, fmt.Errorf("--sip-max-message: must lie between %d and %d bytes, got %d",
-			sipfront.MinMaxMessageSize, sipfront.MaxMaxMessageSize, c.SIPMaxMessage))
+	if err := sipfront.CheckMaxMessageSize(c.SIPMaxMessage); err != nil {
+		errs = append(errs, fmt.Errorf("--sip-max-message: %w", err))
 	}
-	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) {
-		errs = append(errs, fmt.Errorf("--register-rate: must be 0 (no limit) or positive, got %v", c.RegisterRate))
+	for _, err := range sipfront.CheckRegisterRate(c.RegisterRate, c.RegisterBurst) {
+		var fe *sipfront.FieldError
+		if errors.As(err, &fe) {
+			err = fmt.Errorf("%s: %w", sipFlags[fe.Field], fe.Err)
+		}
+		errs = append(errs, err)
 	}
 	if c.SIPRequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--sip-request-timeout: must be positive, got %v", c.SIPRequestTimeout))
-	}
-	if c.RegisterBurst < 0 {
-		errs = append(errs, fmt.Errorf("--register-burst: must not be negative, got %d", c.RegisterBurst))
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
@@ -247,9 +246,11 @@ func (c *Config) validateSIP() []error {
 	return errs
 }
 
-// CheckHostPort reports whether addr is host:port with a valid port.
-func CheckHostPort(addr string) error { return checkHostPort(addr) }
+// sipFlags are the flags of the sipfront.Config fields whose checks
+// sipfront owns.
+var sipFlags = map[string]string{"RegisterRate": "--register-rate", "RegisterBurst": "--register-burst"}
 
+// checkHostPort reports whether addr is host:port with a valid port.
 func checkHostPort(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -177,15 +177,48 @@ func (c *Config) validate() error {
 	if c.UDPReaders < 0 || c.MaxInFlight < 0 || c.MaxTCPConns < 0 || c.TxCacheSize < 0 {
 		errs = append(errs, errors.New("sizes must not be negative"))
 	}
-	if c.MaxMessageSize != 0 && (c.MaxMessageSize < MinMaxMessageSize || c.MaxMessageSize > MaxMaxMessageSize) {
-		errs = append(errs, fmt.Errorf("max message size %d is outside %d to %d bytes", c.MaxMessageSize,
-			MinMaxMessageSize, MaxMaxMessageSize))
+	if c.MaxMessageSize != 0 {
+		if err := CheckMaxMessageSize(c.MaxMessageSize); err != nil {
+			errs = append(errs, fmt.Errorf("MaxMessageSize: %w", err))
+		}
 	}
-	if c.RegisterRate < 0 || math.IsNaN(c.RegisterRate) || math.IsInf(c.RegisterRate, 0) || c.RegisterBurst < 0 {
-		errs = append(errs, fmt.Errorf("register rate %v and burst %d must be finite and not negative", c.RegisterRate, c.RegisterBurst))
-	}
+	errs = append(errs, CheckRegisterRate(c.RegisterRate, c.RegisterBurst)...)
 	return errors.Join(errs...)
 }
+
+// CheckMaxMessageSize reports whether n bytes is a message size limit the
+// front end accepts. Callers that name their settings otherwise (the
+// node names flags) prefix the name; the rule lives only here.
+func CheckMaxMessageSize(n int) error {
+	if n < MinMaxMessageSize || n > MaxMaxMessageSize {
+		return fmt.Errorf("must lie between %d and %d bytes, got %d", MinMaxMessageSize, MaxMaxMessageSize, n)
+	}
+	return nil
+}
+
+// CheckRegisterRate reports what is wrong with a per-source REGISTER
+// rate and burst, each error prefixed with the field's name here
+// (RegisterRate, RegisterBurst) as a *FieldError, so that a caller may
+// name them its own way.
+func CheckRegisterRate(rate float64, burst int) []error {
+	var errs []error
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		errs = append(errs, &FieldError{Field: "RegisterRate", Err: fmt.Errorf("must be 0 (no limit) or positive, got %v", rate)})
+	}
+	if burst < 0 {
+		errs = append(errs, &FieldError{Field: "RegisterBurst", Err: fmt.Errorf("must not be negative, got %d", burst)})
+	}
+	return errs
+}
+
+// FieldError is a bad Config field: Field names it, Err says why.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // fillDefaults gives every zero field its default.
 func (c *Config) fillDefaults() {
