@@ -175,11 +175,7 @@ func (e emitter) sip(st sipfront.Stats) {
 		e.counter(descSIPLimited, n, limit)
 	}
 	for method, h := range st.AnswerTimes {
-		buckets := make(map[float64]uint64, len(h.Buckets))
-		for i, n := range h.Buckets {
-			buckets[sipfront.AnswerBuckets[i].Seconds()] = n
-		}
-		e.ch <- prometheus.MustNewConstHistogram(descSIPAnswer, h.Count, h.Sum.Seconds(), buckets, method)
+		e.histogram(descSIPAnswer, h, method)
 	}
 }
 

@@ -82,6 +82,7 @@ const rateLimitKeys = 65536
 // New makes a core answering with loc.
 func New(loc Locator, cfg Config) *Core {
 	c := &Core{loc: loc, cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	c.Stats.init()
 	if c.now == nil {
 		c.now = time.Now
 	}

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/locsvc/locsvc/internal/histogram"
 	"github.com/locsvc/locsvc/locsvc"
 )
 
@@ -39,43 +40,20 @@ type Stats struct {
 	AnswerTimes map[string]Histogram
 }
 
-// Histogram counts durations into AnswerBuckets.
-type Histogram struct {
-	Count uint64
-	Sum   time.Duration
-	// Buckets[i] counts durations <= AnswerBuckets[i] (cumulative, as
-	// Prometheus wants them).
-	Buckets []uint64
-}
+// Histogram is one method's answer times (internal/histogram: one way of
+// timing things for every component).
+type Histogram = histogram.Snapshot
 
 // AnswerBuckets are the upper bounds of the answer-time histogram: from a
 // fast in-memory answer to a memcached call that hit its timeout.
-var AnswerBuckets = [...]time.Duration{250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond,
+var AnswerBuckets = []time.Duration{250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond,
 	2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
 	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second}
 
-type histogram struct {
-	buckets [len(AnswerBuckets) + 1]atomic.Uint64 // the last: above every bound
-	sum     atomic.Int64                          // nanoseconds
-}
-
-func (h *histogram) observe(d time.Duration) {
-	i := 0
-	for i < len(AnswerBuckets) && d > AnswerBuckets[i] {
-		i++
-	}
-	h.buckets[i].Add(1)
-	h.sum.Add(int64(d))
-}
-
-func (h *histogram) snapshot() (Histogram, bool) {
-	out := Histogram{Sum: time.Duration(h.sum.Load()), Buckets: make([]uint64, len(AnswerBuckets))}
-	for i := range h.buckets {
-		out.Count += h.buckets[i].Load()
-		if i < len(AnswerBuckets) {
-			out.Buckets[i] = out.Count
-		}
-	}
+// answerSnapshot reads h, and whether it counted anything: methods never
+// answered stay out of Stats.
+func answerSnapshot(h *histogram.Histogram) (Histogram, bool) {
+	out := h.Snapshot()
 	return out, out.Count > 0
 }
 
@@ -118,13 +96,20 @@ type Counters struct {
 	Panics          atomic.Uint64
 	TCPConns        atomic.Int64
 	limited         [len(limitNames)]atomic.Uint64
-	answerTimes     [len(knownMethods)]histogram
+	answerTimes     [len(knownMethods)]*histogram.Histogram
+}
+
+// init makes the histograms (New calls it).
+func (c *Counters) init() {
+	for i := range c.answerTimes {
+		c.answerTimes[i] = histogram.New(AnswerBuckets)
+	}
 }
 
 // Answered records how long a request of this method waited for its final
 // answer.
 func (c *Counters) Answered(method string, d time.Duration) {
-	c.answerTimes[methodIndex(method)].observe(d)
+	c.answerTimes[methodIndex(method)].Observe(d)
 }
 
 // Limit counts a hit of the named limit (one of the Limit names).
@@ -173,7 +158,7 @@ func (c *Counters) Snapshot() Stats {
 		AnswerTimes:     make(map[string]Histogram),
 	}
 	for i := range c.answerTimes {
-		if h, ok := c.answerTimes[i].snapshot(); ok {
+		if h, ok := answerSnapshot(c.answerTimes[i]); ok {
 			s.AnswerTimes[knownMethods[i]] = h
 		}
 	}

@@ -3,14 +3,16 @@ package core
 import (
 	"testing"
 	"time"
+
+	"github.com/locsvc/locsvc/internal/histogram"
 )
 
 func TestHistogramBuckets(t *testing.T) {
-	var h histogram
+	h := histogram.New(AnswerBuckets)
 	for _, d := range []time.Duration{0, 250 * time.Microsecond, 300 * time.Microsecond, 7 * time.Millisecond, 3 * time.Second} {
-		h.observe(d)
+		h.Observe(d)
 	}
-	got, ok := h.snapshot()
+	got, ok := answerSnapshot(h)
 	if !ok || got.Count != 5 || got.Sum != 3*time.Second+7*time.Millisecond+550*time.Microsecond {
 		t.Fatalf("count %d sum %v", got.Count, got.Sum)
 	}
@@ -20,7 +22,7 @@ func TestHistogramBuckets(t *testing.T) {
 			t.Errorf("bucket <= %v: %d, want %d", AnswerBuckets[i], got.Buckets[i], want)
 		}
 	}
-	if _, ok := new(histogram).snapshot(); ok {
+	if _, ok := answerSnapshot(histogram.New(AnswerBuckets)); ok {
 		t.Error("an empty histogram reported")
 	}
 }
