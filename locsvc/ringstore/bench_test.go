@@ -64,7 +64,7 @@ func BenchmarkLookupVsRawGet(b *testing.B) {
 }
 
 // BenchmarkRestoreShard measures what a peer project reports as "a few
-// seconds" for 100k contacts over 4 nodes (user-pain.md): 100,000 AoRs on
+// seconds" for 100k contacts over 4 nodes (Kamailio pull request #1054, DMQ usrloc sync): 100,000 AoRs on
 // 3 shards (R=2), one shard restarted empty, then the repair passes of
 // the two other nodes (each scanning its own shard, as `locsvc serve`
 // does) bring every record it should hold back to it. Once at the
