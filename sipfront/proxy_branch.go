@@ -91,16 +91,7 @@ func (b *branch) start(events chan<- event, stop <-chan struct{}) error {
 	return nil
 }
 
-func (b *branch) gotProvisional() {
-	b.mu.Lock()
-	b.provisional = true
-	send := b.cancelWant && !b.cancelSent && !b.done
-	b.cancelSent = b.cancelSent || send
-	b.mu.Unlock()
-	if send {
-		b.sendCancel()
-	}
-}
+func (b *branch) gotProvisional() { b.mark(func() { b.provisional = true }) }
 
 func (b *branch) finish() {
 	b.mu.Lock()
@@ -114,9 +105,16 @@ func (b *branch) cancel() {
 	if b.req.Method != sip.INVITE {
 		return
 	}
+	b.mark(func() { b.cancelWant = true })
+}
+
+// mark sets one of the branch's flags under its lock and sends the CANCEL
+// once both halves are in, in either order: a 1xx arrived and the fork
+// wants the branch cancelled (and it was not sent, nor the branch done).
+func (b *branch) mark(set func()) {
 	b.mu.Lock()
-	b.cancelWant = true
-	send := b.provisional && !b.cancelSent && !b.done
+	set()
+	send := b.provisional && b.cancelWant && !b.cancelSent && !b.done
 	b.cancelSent = b.cancelSent || send
 	b.mu.Unlock()
 	if send {

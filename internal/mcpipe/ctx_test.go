@@ -13,59 +13,10 @@ import (
 	"github.com/locsvc/locsvc/internal/mcpipe"
 )
 
-// silentServer accepts connections and never answers; it reports how many
-// bytes reached it.
-func silentServer(t *testing.T) (addr string, received func() int) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	n := 0
-	var conns []net.Conn
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					k, err := nc.Read(buf)
-					mu.Lock()
-					n += k
-					mu.Unlock()
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, nc := range conns {
-			_ = nc.Close()
-		}
-	})
-	return ln.Addr().String(), func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return n
-	}
-}
-
 // A context deadline sooner than Timeout bounds the call, and the error
 // says the context's deadline passed, not that the server is slow.
 func TestContextDeadlineBeforeTimeout(t *testing.T) {
-	addr, _ := silentServer(t)
+	addr, _ := integration.SilentServer(t)
 	c := newClient(t, addr, mcpipe.Config{Conns: 1, Timeout: 5 * time.Second})
 	for _, tc := range []struct {
 		name string
@@ -97,7 +48,7 @@ func TestContextDeadlineBeforeTimeout(t *testing.T) {
 // When Timeout is the sooner bound, its expiry is the client's own timeout
 // error, as without a context deadline.
 func TestTimeoutBeforeContextDeadline(t *testing.T) {
-	addr, _ := silentServer(t)
+	addr, _ := integration.SilentServer(t)
 	c := newClient(t, addr, mcpipe.Config{Conns: 1, Timeout: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -111,7 +62,7 @@ func TestTimeoutBeforeContextDeadline(t *testing.T) {
 // Cancelling the context ends the wait at once with context.Canceled; a
 // context already done sends nothing.
 func TestContextCancelled(t *testing.T) {
-	addr, received := silentServer(t)
+	addr, received := integration.SilentServer(t)
 	c := newClient(t, addr, mcpipe.Config{Conns: 1, Timeout: 5 * time.Second})
 
 	done, cancel := context.WithCancel(context.Background())

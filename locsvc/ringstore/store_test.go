@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -470,34 +468,8 @@ func TestConnectionsBounded(t *testing.T) {
 // silentShard accepts connections and never answers, like a memcached
 // that hangs.
 func silentShard(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, nc) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, nc := range conns {
-			_ = nc.Close()
-		}
-	})
-	return ln.Addr().String()
+	addr, _ := integration.SilentServer(t)
+	return addr
 }
 
 // A node with two shards, one silent: a call whose deadline passes while
