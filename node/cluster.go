@@ -26,16 +26,16 @@ type cluster struct {
 	repairDone  chan struct{}
 	unsubscribe func()
 
-	stopPoll context.CancelFunc
-	pollDone chan struct{}
-	mu       sync.Mutex
-	records  map[string]uint64 // items per local shard, from the last poll
+	// The local shards' item counts for locsvc_shard_records, read on
+	// demand and kept for shardFresh (records.go).
+	polls      sync.WaitGroup
+	stopPolls  context.CancelFunc
+	pollCtx    context.Context
+	mu         sync.Mutex
+	records    map[string]uint64
+	recordsAt  time.Time
+	refreshing chan struct{} // closed when the refresh under way ends
 }
-
-// shardPollInterval is how often the items of the local shards are read
-// for locsvc_shard_records: a scrape reads the last figures instead of
-// dialling every shard while Prometheus waits.
-const shardPollInterval = 15 * time.Second
 
 // openCluster joins the ring and starts repair. addrs are what the node
 // serves on, announced in its gossip metadata.
@@ -77,10 +77,7 @@ func openCluster(cfg *Config, addrs announced, log *slog.Logger) (*cluster, erro
 	go func() { defer close(c.repairDone); c.rep.Run(ctx, changes) }()
 	c.rep.Trigger() // a node that (re)starts brings its shards' records to their owners
 
-	var pctx context.Context
-	pctx, c.stopPoll = context.WithCancel(context.Background())
-	c.pollDone = make(chan struct{})
-	go func() { defer close(c.pollDone); c.pollShards(pctx) }()
+	c.pollCtx, c.stopPolls = context.WithCancel(context.Background())
 
 	log.Info("joined the ring", "gossip", mship.LocalAddr(), "members", len(mship.Members()), "shards", mship.Ring().Len())
 	return c, nil
@@ -139,43 +136,11 @@ func (c *cluster) close(ctx context.Context) {
 	}
 	c.stopRepair()
 	<-c.repairDone
-	c.stopPoll()
-	<-c.pollDone
+	c.stopPolls()
+	c.polls.Wait()
 	c.unsubscribe()
 	if err := c.mship.Leave(5 * time.Second); err != nil {
 		c.log.Warn("leave gossip", "err", err)
 	}
 	_ = c.store.Close()
-}
-
-// pollShards reads the item count of every local shard now and then.
-func (c *cluster) pollShards(ctx context.Context) {
-	t := time.NewTicker(shardPollInterval)
-	defer t.Stop()
-	for {
-		got := make(map[string]uint64, len(c.cfg.Memcached))
-		for _, addr := range c.cfg.Memcached {
-			cctx, cancel := context.WithTimeout(ctx, c.cfg.MemcachedTimeout)
-			st, err := ringstore.ServerStats(cctx, addr, "", c.cfg.MemcachedTimeout)
-			cancel()
-			if err == nil { // a shard that does not answer shows in locsvc_ring_shards
-				got[addr] = st["curr_items"]
-			}
-		}
-		c.mu.Lock()
-		c.records = got
-		c.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// shardRecords are the local shards' item counts from the last poll.
-func (c *cluster) shardRecords() map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.records
 }

@@ -12,7 +12,9 @@
 //   - the core service over it, and the gRPC and HTTP APIs;
 //   - the SIP front end, on the service or the remote client;
 //   - a Prometheus registry that reads the components' snapshots at
-//     scrape time (and never dials a shard while Prometheus waits).
+//     scrape time; the shards' item counts are the one figure that needs
+//     a dial, shared by the scrapes of a second and bounded by one
+//     memcached timeout (records.go).
 //
 // Ready reports whether the node can serve, Status what it sees, Drain
 // turns readiness off, and Stop ends it in the order that loses nothing:

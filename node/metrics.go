@@ -19,8 +19,8 @@ import (
 // collector turns the counters each component already keeps into
 // Prometheus metrics at scrape time, from the components' value
 // snapshots, so the hot paths count once, in their own atomics, and
-// nothing is kept twice. It never does I/O: the shards' item counts come
-// from the cluster's last poll.
+// nothing is kept twice. The only I/O is the shards' item counts, read
+// through cluster.shardRecords' shared, bounded reading.
 type collector struct {
 	n    *Node
 	grpc *api.GRPCCalls
@@ -50,7 +50,7 @@ var (
 		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
 		[]string{"limit"}, nil)
 	descShardRecords = prometheus.NewDesc("locsvc_shard_records",
-		"AoR records (memcached items) held by each memcached shard this node fronts, as last polled.",
+		"AoR records (memcached items) held by each memcached shard this node fronts, read at most once a second.",
 		[]string{"shard"}, nil)
 	descMemcachedCommands = prometheus.NewDesc("locsvc_memcached_commands_total",
 		"Commands this node sent to each memcached shard.", []string{"shard"}, nil)

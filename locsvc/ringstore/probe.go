@@ -37,7 +37,14 @@ func ServerStats(ctx context.Context, addr, group string, timeout time.Duration)
 		return nil, err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
+	// The sooner of the two bounds; a cancelled ctx ends the wait at once.
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
 	cmd := "stats\r\n"
 	if group != "" {
 		cmd = "stats " + group + "\r\n"
