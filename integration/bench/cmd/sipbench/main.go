@@ -403,93 +403,122 @@ func (r *runner) preload(ctx context.Context, srv *server, reg *search) (string,
 
 // search finds the highest sustainable rate for one request type.
 func (r *runner) search(ctx context.Context, srv *server, req request) (*search, error) {
-	s := &search{target: srv.name, req: req}
 	defer func() { r.left-- }()
-	c := r.c
-	if c.smoke {
-		st, err := r.runStep(ctx, srv, req, c.smokeRate, c.users, "")
-		if err != nil {
-			return s, err
-		}
-		s.steps = append(s.steps, st)
-		if st.failed == 0 && st.ok == st.calls {
-			s.best = st
-		} else {
-			s.note = st.verdict
-		}
-		return s, nil
+	if r.c.smoke {
+		return r.smokeSearch(ctx, srv, req)
 	}
+	s := &search{target: srv.name, req: req}
+	c := r.c
 	// This search's share of the remaining budget.
 	share := (c.budget - time.Since(r.start)) / time.Duration(max(r.left, 1))
 	deadline := time.Now().Add(share)
 	stepCost := c.step + 2*c.cooldown + 3*time.Second
-
-	lo, hi := 0, 0 // highest sustainable and lowest failed offered rates (0: none yet)
-	rate := c.startRate
-	bisections := 0
+	b := bisector{rate: c.startRate}
 	for {
 		if len(s.steps) > 0 && time.Now().Add(stepCost).After(deadline) {
 			s.bounded = true
 			s.note = "time budget"
-			break
+			return s, nil
 		}
-		calls := max(int(float64(rate)*c.step.Seconds()), 1)
-		st, err := r.runStep(ctx, srv, req, rate, calls, "")
+		st, err := r.measure(ctx, srv, s, b.rate)
 		if err != nil {
 			return s, err
 		}
-		s.steps = append(s.steps, st)
-		if st.senderLimited {
-			// The server kept up with what sipp sent, but sipp did not
-			// get the CPU to send at the offered rate (a busy machine):
-			// no verdict on the server. Once more.
-			logf("         sipp could not send at %d/s with no sign of server overload: repeating the step", rate)
-			if err := sleepCtx(ctx, c.cooldown); err != nil {
-				return s, err
-			}
-			if st, err = r.runStep(ctx, srv, req, rate, calls, ""); err != nil {
-				return s, err
-			}
-			s.steps = append(s.steps, st)
-		}
-		if st.pass {
-			lo = rate
-			if s.best == nil || st.rate > s.best.rate {
-				s.best = st
-			}
-		} else {
-			hi = rate
+		if st.pass && (s.best == nil || st.rate > s.best.rate) {
+			s.best = st
 		}
 		if err := sleepCtx(ctx, cooldown(c, st)); err != nil {
 			return s, err
 		}
-		switch {
-		case hi == 0: // doubling
-			if rate >= c.maxRate {
-				s.bounded = true
-				s.note = "reached -max-rate"
-				return s, nil
-			}
-			rate = min(rate*2, c.maxRate)
-			continue
-		case lo == 0: // even the first rate failed: halve
-			rate /= 2
-			if rate < c.minRate {
-				s.note = fmt.Sprintf("not sustainable even at %d/s", hi)
-				return s, nil
-			}
-			continue
-		}
-		if bisections >= c.bisect || float64(hi-lo) <= 0.05*float64(lo) {
-			return s, nil
-		}
-		bisections++
-		rate = roundRate((lo + hi) / 2)
-		if rate <= lo || rate >= hi {
+		if b.next(c, s, st.pass) {
 			return s, nil
 		}
 	}
+}
+
+// smokeSearch is one step at -smoke-rate: it passes only if every call
+// succeeded.
+func (r *runner) smokeSearch(ctx context.Context, srv *server, req request) (*search, error) {
+	s := &search{target: srv.name, req: req}
+	st, err := r.runStep(ctx, srv, req, r.c.smokeRate, r.c.users, "")
+	if err != nil {
+		return s, err
+	}
+	s.steps = append(s.steps, st)
+	if st.failed == 0 && st.ok == st.calls {
+		s.best = st
+	} else {
+		s.note = st.verdict
+	}
 	return s, nil
+}
+
+// measure runs one step of s at rate, and once more if sipp rather than
+// the server was the limit. The steps are added to s.
+func (r *runner) measure(ctx context.Context, srv *server, s *search, rate int) (*step, error) {
+	calls := max(int(float64(rate)*r.c.step.Seconds()), 1)
+	st, err := r.runStep(ctx, srv, s.req, rate, calls, "")
+	if err != nil {
+		return nil, err
+	}
+	s.steps = append(s.steps, st)
+	if !st.senderLimited {
+		return st, nil
+	}
+	// The server kept up with what sipp sent, but sipp did not get the
+	// CPU to send at the offered rate (a busy machine): no verdict on the
+	// server. Once more.
+	logf("         sipp could not send at %d/s with no sign of server overload: repeating the step", rate)
+	if err := sleepCtx(ctx, r.c.cooldown); err != nil {
+		return nil, err
+	}
+	if st, err = r.runStep(ctx, srv, s.req, rate, calls, ""); err != nil {
+		return nil, err
+	}
+	s.steps = append(s.steps, st)
+	return st, nil
+}
+
+// bisector picks the next offered rate of a search: doubling until a step
+// fails (halving if the first one does), then bisecting.
+type bisector struct {
+	lo, hi     int // highest sustainable and lowest failed offered rates (0: none yet)
+	rate       int // the rate being tried
+	bisections int
+}
+
+// next records whether the step at b.rate passed and moves to the next
+// rate; true when the search is over (s.bounded and s.note say why, if
+// not because the limit was found).
+func (b *bisector) next(c config, s *search, pass bool) bool {
+	if pass {
+		b.lo = b.rate
+	} else {
+		b.hi = b.rate
+	}
+	switch {
+	case b.hi == 0: // doubling
+		if b.rate >= c.maxRate {
+			s.bounded = true
+			s.note = "reached -max-rate"
+			return true
+		}
+		b.rate = min(b.rate*2, c.maxRate)
+		return false
+	case b.lo == 0: // even the first rate failed: halve
+		b.rate /= 2
+		if b.rate < c.minRate {
+			s.note = fmt.Sprintf("not sustainable even at %d/s", b.hi)
+			return true
+		}
+		return false
+	}
+	if b.bisections >= c.bisect || float64(b.hi-b.lo) <= 0.05*float64(b.lo) {
+		return true
+	}
+	b.bisections++
+	b.rate = roundRate((b.lo + b.hi) / 2)
+	return b.rate <= b.lo || b.rate >= b.hi
 }
 
 func cooldown(c config, st *step) time.Duration {
@@ -536,61 +565,100 @@ type step struct {
 	verdict             string
 }
 
+// runStep runs one sipp step of calls at rate against srv and judges it;
+// label names its folder (default: request and rate).
 func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, calls int, label string) (*step, error) {
+	dir, err := r.stepDir(srv, req, rate, label)
+	if err != nil {
+		return nil, err
+	}
+	st := &step{target: srv.name, dir: dir, req: req, rate: rate, calls: calls}
+	exitErr, err := r.execSipp(ctx, srv, st)
+	if err != nil {
+		return st, err
+	}
+	if err := st.readResults(exitErr); err != nil {
+		return nil, err
+	}
+	st.judge()
+	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, cpu %s, rcvbuf errors %+d",
+		srv.name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
+		ms(st.p50), ms(st.p99), cpuString(st), st.rcvbufErrs)
+	if !st.pass {
+		logf("         %s", st.verdict)
+	}
+	fmt.Fprintln(r.steps, st.csv())
+	return st, nil
+}
+
+// stepDir creates the folder of a step. A rate tried twice keeps both
+// runs.
+func (r *runner) stepDir(srv *server, req request, rate int, label string) (string, error) {
 	if label == "" {
 		label = fmt.Sprintf("%s-%06d", req, rate)
 	}
 	dir := filepath.Join(r.dir, srv.name, label)
-	for i := 2; ; i++ { // a rate tried twice keeps both runs
+	for i := 2; ; i++ {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			break
 		}
 		dir = filepath.Join(r.dir, srv.name, fmt.Sprintf("%s-%d", label, i))
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// expectedDuration is how long the step's calls take at its rate, plus
+// slack. sipp gives up on a call after -recv_timeout, and on the whole
+// run well after the calls should have ended, so a saturated step ends.
+func (st *step) expectedDuration() time.Duration {
+	return time.Duration(float64(st.calls)/float64(st.rate)*float64(time.Second)) + 8*time.Second
+}
+
+func (r *runner) sippArgs(srv *server, st *step, port int) []string {
+	return []string{
+		"-sf", filepath.Join(r.c.assets, "sipp", scenarioFile[st.req]),
+		"-inf", r.usersCSV,
+		"-key", "domain", "localhost",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
+		"-r", strconv.Itoa(st.rate), "-rp", "1000", "-m", strconv.Itoa(st.calls),
+		"-l", strconv.Itoa(max(st.rate*4, 100)),
+		"-buff_size", "4194304",
+		"-recv_timeout", "4000",
+		"-timeout", strconv.Itoa(int(st.expectedDuration()/time.Second)) + "s",
+		"-nostdin",
+		"-trace_stat", "-stf", filepath.Join(st.dir, "stat.csv"), "-fd", "1",
+		"-trace_rtt", "-rtt_freq", strconv.Itoa(rttFreq(st.calls)),
+		"-trace_err", "-error_file", filepath.Join(st.dir, "errors.log"), "-max_log_size", "2000000",
+		srv.sip,
 	}
-	st := &step{target: srv.name, dir: dir, req: req, rate: rate, calls: calls}
+}
+
+// execSipp runs the step's sipp and records its wall time, the CPU time
+// of sipp and of the server, and the kernel's UDP receive-buffer drops.
+// exitErr is how sipp ended; err is set when it could not run or ctx
+// ended.
+func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, err error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	// sipp gives up on a call after -recv_timeout, and on the whole run
-	// well after the calls should have ended, so a saturated step ends.
-	expected := time.Duration(float64(calls)/float64(rate)*float64(time.Second)) + 8*time.Second
-	args := []string{
-		"-sf", filepath.Join(r.c.assets, "sipp", scenarioFile[req]),
-		"-inf", r.usersCSV,
-		"-key", "domain", "localhost",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
-		"-r", strconv.Itoa(rate), "-rp", "1000", "-m", strconv.Itoa(calls),
-		"-l", strconv.Itoa(max(rate*4, 100)),
-		"-buff_size", "4194304",
-		"-recv_timeout", "4000",
-		"-timeout", strconv.Itoa(int(expected/time.Second)) + "s",
-		"-nostdin",
-		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-fd", "1",
-		"-trace_rtt", "-rtt_freq", strconv.Itoa(rttFreq(calls)),
-		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"), "-max_log_size", "2000000",
-		srv.sip,
-	}
-	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
+	args := r.sippArgs(srv, st, port)
+	_ = os.WriteFile(filepath.Join(st.dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
 	before := readRcvbufErrors()
 	cpu0 := srv.cpuTicks()
 	t0 := time.Now()
-	p, err := procs.start("sipp", filepath.Join(dir, "sipp.out"), dir, "sipp", args...)
+	p, err := procs.start("sipp", filepath.Join(st.dir, "sipp.out"), st.dir, "sipp", args...)
 	if err != nil {
 		return nil, err
 	}
 	sippCPU := 0.0
-	var exitErr error
 	select {
 	case <-p.done:
 		exitErr = p.err
 	case <-ctx.Done():
 		p.stop()
-		return st, ctx.Err()
-	case <-time.After(expected + 20*time.Second):
+		return nil, ctx.Err()
+	case <-time.After(st.expectedDuration() + 20*time.Second):
 		p.stop()
 		exitErr = errors.New("sipp did not end: killed")
 	}
@@ -605,29 +673,41 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	for k, v := range cpu1 {
 		st.cpu[k] = float64(v-cpu0[k]) / clkTck
 	}
+	return exitErr, nil
+}
 
-	stats, err := readStat(filepath.Join(dir, "stat.csv"))
+// readResults reads the counts, the achieved rate and the response times
+// from sipp's files.
+func (st *step) readResults(exitErr error) error {
+	stats, err := readStat(filepath.Join(st.dir, "stat.csv"))
 	if err != nil {
-		return nil, fmt.Errorf("sipp %s at %d/s gave no statistics (%v; exit: %v); see %s", req, rate, err, exitErr, dir)
+		return fmt.Errorf("sipp %s at %d/s gave no statistics (%v; exit: %v); see %s", st.req, st.rate, err, exitErr, st.dir)
 	}
 	st.ok, st.failed, st.retrans = int(stats["SuccessfulCall(C)"]), int(stats["FailedCall(C)"]), int(stats["Retransmissions(C)"])
 	st.sent = stats["CallRate(C)"]
-	if lost := calls - st.ok - st.failed; lost > 0 { // never answered before sipp gave up
+	if lost := st.calls - st.ok - st.failed; lost > 0 { // never answered before sipp gave up
 		st.failed += lost
 	}
-	rtts, span, err := readRTT(dir)
+	rtts, span, err := readRTT(st.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(rtts) > 0 {
 		st.p50, st.p99, st.max = percentile(rtts, 50), percentile(rtts, 99), rtts[len(rtts)-1]
 	}
 	switch {
-	case req == preload: // no response times: over the whole run
+	case st.req == preload: // no response times: over the whole run
 		st.achieved = float64(st.ok) / st.wall.Seconds()
 	case st.ok > 0:
-		st.achieved = float64(st.ok) / (span.Seconds() + 1/float64(rate))
+		st.achieved = float64(st.ok) / (span.Seconds() + 1/float64(st.rate))
 	}
+	return nil
+}
+
+// judge sets pass, senderLimited and verdict by the package doc's rule
+// of a sustainable step.
+func (st *step) judge() {
+	calls, rate := st.calls, st.rate
 	var why []string
 	if st.failed > 0 {
 		why = append(why, fmt.Sprintf("%d failed", st.failed))
@@ -638,7 +718,7 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	if st.achieved < 0.97*float64(rate) {
 		why = append(why, fmt.Sprintf("achieved %.0f/s < 97%%", st.achieved))
 	}
-	if req == preload { // only that every user is registered
+	if st.req == preload { // only that every user is registered
 		why = nil
 		if st.failed > 0 || st.ok < calls {
 			why = []string{fmt.Sprintf("%d of %d not registered", calls-st.ok, calls)}
@@ -653,14 +733,6 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	if !st.pass {
 		st.verdict = strings.Join(why, ", ")
 	}
-	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, cpu %s, rcvbuf errors %+d",
-		srv.name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
-		ms(st.p50), ms(st.p99), cpuString(st), st.rcvbufErrs)
-	if !st.pass {
-		logf("         %s", st.verdict)
-	}
-	fmt.Fprintln(r.steps, st.csv())
-	return st, nil
 }
 
 // rttFreq is how many response times sipp buffers before it writes them:
