@@ -24,6 +24,15 @@
 // wrote, the server logs, a CSV of all steps and the table go to
 // -out/sipbench-<UTC time>/; the table is also copied to -out/sipbench.md.
 //
+// -baseline BIN adds the target "baseline": another locsvc binary (say
+// the previous release) started exactly as -locsvc is (same shards, same
+// flags; sipbench checks first that its `serve -h` lists them all). The
+// table then gives, per request type, locsvc/baseline ratios of the
+// sustainable rates and of p50/p99, so that a change's speed is a ratio
+// measured on the same machine at the same time. The baseline and locsvc
+// searches interleave: per request type one runs right after the other,
+// the order alternating between request types (see schedule).
+//
 // -smoke runs one short low-rate step of each request type against each
 // target and exits non-zero unless every call succeeded
 // (integration/bench_smoke_test.go runs it inside `make test`).
@@ -37,6 +46,7 @@
 //
 //	go build -o bin/locsvc ./cmd/locsvc
 //	go run ./integration/bench/cmd/sipbench -locsvc bin/locsvc -out results
+//	go run ./integration/bench/cmd/sipbench -locsvc bin/locsvc -baseline /tmp/locsvc-base.bin -out results
 package main
 
 import (
@@ -65,6 +75,7 @@ import (
 
 type config struct {
 	locsvc      string
+	baseline    string
 	assets      string
 	out         string
 	users       int
@@ -84,43 +95,7 @@ type config struct {
 }
 
 func main() {
-	var c config
-	var targets, requests string
-	flag.StringVar(&c.locsvc, "locsvc", "bin/locsvc", "locsvc binary (build it without -race: go build -o bin/locsvc ./cmd/locsvc)")
-	flag.StringVar(&c.assets, "assets", "", "folder with kamailio-ref.cfg and sipp/ (default: integration/bench, found from the source or the working directory)")
-	flag.StringVar(&c.out, "out", "results", "folder for raw sipp output, logs and the table")
-	flag.IntVar(&c.users, "users", 20000, "distinct users in the injection file")
-	flag.DurationVar(&c.step, "step", 10*time.Second, "length of one rate step")
-	flag.IntVar(&c.startRate, "start-rate", 1000, "first offered rate (calls/s)")
-	flag.IntVar(&c.maxRate, "max-rate", 64000, "highest offered rate: the search stops there")
-	flag.IntVar(&c.minRate, "min-rate", 50, "lowest offered rate: below it the search gives up")
-	flag.IntVar(&c.bisect, "bisect", 3, "bisection steps after the doubling phase")
-	flag.DurationVar(&c.budget, "budget", 8*time.Minute, "time for the whole run; each search gets a share and stops early (reported with >=) when it runs out")
-	flag.DurationVar(&c.cooldown, "cooldown", 2*time.Second, "pause after each step so the server drains (doubled after a failed step)")
-	flag.IntVar(&c.kamChildren, "kam-children", 4, "Kamailio UDP worker processes")
-	flag.StringVar(&targets, "targets", "locsvc,kamailio", "targets to measure, in order")
-	flag.StringVar(&requests, "requests", "register,invite", "request types to search")
-	flag.IntVar(&c.preloadRate, "preload-rate", 0, "rate of the registration of every user before the INVITE search (0: two thirds of the REGISTER rate found, else 1000/s)")
-	flag.BoolVar(&c.smoke, "smoke", false, "one short low-rate step of each request type per target; fail unless every call succeeded")
-	flag.IntVar(&c.smokeRate, "smoke-rate", 100, "offered rate of the -smoke steps")
-	flag.Parse()
-	c.targets = strings.Split(targets, ",")
-	for _, t := range c.targets {
-		if t != "locsvc" && t != "kamailio" {
-			fatalf("unknown target %q (want locsvc, kamailio)", t)
-		}
-	}
-	for _, q := range strings.Split(requests, ",") {
-		if q != string(register) && q != string(invite) {
-			fatalf("unknown request %q (want register, invite)", q)
-		}
-		c.requests = append(c.requests, request(q))
-	}
-	if c.smoke {
-		c.step = 2 * time.Second
-		c.users = c.smokeRate * 2
-	}
-
+	c := parseFlags()
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -143,6 +118,56 @@ func main() {
 		}
 		fatalf("%v", err)
 	}
+}
+
+func parseFlags() config {
+	var c config
+	var targets, requests string
+	flag.StringVar(&c.locsvc, "locsvc", "bin/locsvc", "locsvc binary (build it without -race: go build -o bin/locsvc ./cmd/locsvc)")
+	flag.StringVar(&c.baseline, "baseline", "", "another locsvc binary (e.g. the previous release), run as target \"baseline\" exactly as -locsvc is; the table gets the ratios locsvc/baseline")
+	flag.StringVar(&c.assets, "assets", "", "folder with kamailio-ref.cfg and sipp/ (default: integration/bench, found from the source or the working directory)")
+	flag.StringVar(&c.out, "out", "results", "folder for raw sipp output, logs and the table")
+	flag.IntVar(&c.users, "users", 20000, "distinct users in the injection file")
+	flag.DurationVar(&c.step, "step", 10*time.Second, "length of one rate step")
+	flag.IntVar(&c.startRate, "start-rate", 1000, "first offered rate (calls/s)")
+	flag.IntVar(&c.maxRate, "max-rate", 64000, "highest offered rate: the search stops there")
+	flag.IntVar(&c.minRate, "min-rate", 50, "lowest offered rate: below it the search gives up")
+	flag.IntVar(&c.bisect, "bisect", 3, "bisection steps after the doubling phase")
+	flag.DurationVar(&c.budget, "budget", 8*time.Minute, "time for the whole run; each search gets a share and stops early (reported with >=) when it runs out")
+	flag.DurationVar(&c.cooldown, "cooldown", 2*time.Second, "pause after each step so the server drains (doubled after a failed step)")
+	flag.IntVar(&c.kamChildren, "kam-children", 4, "Kamailio UDP worker processes")
+	flag.StringVar(&targets, "targets", "", "targets to measure, in order (default locsvc,kamailio; baseline,locsvc,kamailio with -baseline); baseline and locsvc searches interleave")
+	flag.StringVar(&requests, "requests", "register,invite", "request types to search")
+	flag.IntVar(&c.preloadRate, "preload-rate", 0, "rate of the registration of every user before the INVITE search (0: two thirds of the REGISTER rate found, else 1000/s)")
+	flag.BoolVar(&c.smoke, "smoke", false, "one short low-rate step of each request type per target; fail unless every call succeeded")
+	flag.IntVar(&c.smokeRate, "smoke-rate", 100, "offered rate of the -smoke steps")
+	flag.Parse()
+	if targets == "" {
+		targets = "locsvc,kamailio"
+		if c.baseline != "" {
+			targets = "baseline,locsvc,kamailio"
+		}
+	}
+	c.targets = strings.Split(targets, ",")
+	for _, t := range c.targets {
+		switch {
+		case t != "locsvc" && t != "kamailio" && t != "baseline":
+			fatalf("unknown target %q (want locsvc, baseline, kamailio)", t)
+		case t == "baseline" && c.baseline == "":
+			fatalf("target baseline needs -baseline BIN")
+		}
+	}
+	for _, q := range strings.Split(requests, ",") {
+		if q != string(register) && q != string(invite) {
+			fatalf("unknown request %q (want register, invite)", q)
+		}
+		c.requests = append(c.requests, request(q))
+	}
+	if c.smoke {
+		c.step = 2 * time.Second
+		c.users = c.smokeRate * 2
+	}
+	return c
 }
 
 func logf(format string, args ...any) {
@@ -200,6 +225,12 @@ func run(ctx context.Context, c config) error {
 	}
 	c.assets, _ = filepath.Abs(c.assets)
 	c.locsvc, _ = filepath.Abs(c.locsvc)
+	if c.baseline != "" {
+		c.baseline, _ = filepath.Abs(c.baseline)
+	}
+	if err := checkServeFlags(ctx, c); err != nil {
+		return err
+	}
 
 	stamp := time.Now().UTC().Format("20060102-150405")
 	name := "sipbench-" + stamp
@@ -213,7 +244,7 @@ func run(ctx context.Context, c config) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	r := &runner{c: c, dir: dir, start: time.Now(), left: len(c.requests) * len(c.targets)}
+	r := &runner{c: c, dir: dir, start: time.Now()}
 	logf("writing to %s", dir)
 	if err := r.writeUsers(); err != nil {
 		return err
@@ -225,16 +256,7 @@ func run(ctx context.Context, c config) error {
 	defer r.steps.Close()
 	fmt.Fprintln(r.steps, stepCSVHeader)
 
-	var results []*search
-	var runErr error
-	for _, t := range c.targets {
-		res, err := r.target(ctx, t)
-		results = append(results, res...)
-		if err != nil {
-			runErr = fmt.Errorf("%s: %w", t, err)
-			break
-		}
-	}
+	results, runErr := r.runJobs(ctx, schedule(c.targets, c.requests))
 	table := r.table(results)
 	fmt.Print(table)
 	_ = os.WriteFile(filepath.Join(dir, "table.md"), []byte(table), 0o644)
@@ -270,6 +292,60 @@ func checkTools(c config) error {
 	if st, err := os.Stat(c.locsvc); err != nil || st.IsDir() {
 		return fmt.Errorf("locsvc binary %q not found: build it without -race (make build) or pass -locsvc", c.locsvc)
 	}
+	if c.baseline == "" {
+		return nil
+	}
+	if st, err := os.Stat(c.baseline); err != nil || st.IsDir() {
+		return fmt.Errorf("baseline binary %q not found (docs/BENCHMARKS.md, SIP path, builds one from a git revision)", c.baseline)
+	}
+	return nil
+}
+
+// checkServeFlags fails unless every locsvc binary of the run knows every
+// flag sipbench passes to it: an older baseline would otherwise fail only
+// when its turn comes, possibly minutes into the run. It reads the flag
+// list of `BIN serve -h`; a binary whose help lists no flags at all is
+// let through (its start-up will tell).
+func checkServeFlags(ctx context.Context, c config) error {
+	bins := map[string]string{}
+	for _, t := range c.targets {
+		switch t {
+		case "locsvc":
+			bins[t] = c.locsvc
+		case "baseline":
+			bins[t] = c.baseline
+		}
+	}
+	var want []string
+	for _, a := range locsvcArgs(nil, "", "", "", "") {
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			want = append(want, name)
+		}
+	}
+	for t, bin := range bins {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput() // -h may exit non-zero
+		cancel()
+		have := map[string]bool{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(line, "  -") {
+				have[strings.TrimLeft(f[0], "-")] = true
+			}
+		}
+		if len(have) == 0 {
+			logf("%s: %s serve -h lists no flags; not checking them", t, bin)
+			continue
+		}
+		var missing []string
+		for _, name := range want {
+			if !have[name] {
+				missing = append(missing, "--"+name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%s binary %s has no %s (sipbench passes them to every locsvc target)", t, bin, strings.Join(missing, ", "))
+		}
+	}
 	return nil
 }
 
@@ -297,50 +373,132 @@ func (r *runner) writeUsers() error {
 	return os.WriteFile(r.usersCSV, []byte(b.String()), 0o644)
 }
 
-// target measures one target. Each search runs on freshly started
-// processes, so that the overload that ends one search does not weigh on
-// the next; before the INVITE search every user is registered once, so
-// that each INVITE finds a binding. In -smoke mode one set of processes
-// serves both steps (the REGISTER step registers every user).
-func (r *runner) target(ctx context.Context, name string) ([]*search, error) {
-	var out []*search
-	var srv *server
-	stop := func() {
-		if srv != nil {
-			t0 := time.Now()
-			srv.stop()
-			logf("%s stopped (%s)", name, time.Since(t0).Round(100*time.Millisecond))
-			srv = nil
+// job is one search of a run.
+type job struct {
+	target string
+	req    request
+}
+
+// schedule orders the searches: each target's requests in turn, in the
+// order of targets, except that baseline and locsvc, when both run,
+// interleave: for each request type the two searches run one after the
+// other (where the first of them stands in targets), so the ratio of a
+// request type compares searches a few minutes apart rather than the
+// whole run apart, and the order of the two alternates from one request
+// type to the next (baseline, locsvc for REGISTER; locsvc, baseline for
+// INVITE), so that running first or second (drift of the machine's load
+// over the run) does not favour the same binary in every row.
+func schedule(targets []string, requests []request) []job {
+	var pair []string
+	for _, t := range targets {
+		if t == "baseline" || t == "locsvc" {
+			pair = append(pair, t)
 		}
 	}
-	defer stop()
-	var reg *search
-	for _, req := range r.c.requests {
-		if srv == nil {
-			var err error
-			if srv, err = r.startServer(ctx, name, filepath.Join(r.dir, name, "server-"+string(req))); err != nil {
-				return out, err
+	paired := len(pair) == 2
+	var jobs []job
+	for _, t := range targets {
+		if !paired || t != pair[0] && t != pair[1] {
+			for _, q := range requests {
+				jobs = append(jobs, job{t, q})
 			}
+			continue
 		}
-		if req == invite && (!r.c.smoke || !slices.Contains(r.c.requests, register)) {
-			if note, err := r.preload(ctx, srv, reg); err != nil || note != "" {
-				r.left--
-				return append(out, &search{target: name, req: invite, note: note}), err
+		if t != pair[0] {
+			continue // scheduled with pair[0]
+		}
+		for i, q := range requests {
+			first, second := pair[0], pair[1]
+			if i%2 == 1 {
+				first, second = second, first
 			}
+			jobs = append(jobs, job{first, q}, job{second, q})
 		}
-		s, err := r.search(ctx, srv, req)
-		out = append(out, s)
+	}
+	return jobs
+}
+
+// targetState is what a target's searches share.
+type targetState struct {
+	srv        *server
+	registered bool    // every user registered on srv (by a -smoke REGISTER step)
+	reg        *search // its REGISTER search, if it ran
+	abandoned  bool    // a preload failed: its later searches do not run
+	lastJob    int     // index of its last job
+}
+
+// runJobs runs the searches in order. Each search runs on freshly started
+// processes, so that the overload that ends one search does not weigh on
+// the next; before an INVITE search every user is registered once, so
+// that each INVITE finds a binding. In -smoke mode one set of processes
+// serves all of a target's steps (the REGISTER step registers every user).
+func (r *runner) runJobs(ctx context.Context, jobs []job) ([]*search, error) {
+	r.left = len(jobs)
+	states := map[string]*targetState{}
+	for i, j := range jobs {
+		if states[j.target] == nil {
+			states[j.target] = &targetState{}
+		}
+		states[j.target].lastJob = i
+	}
+	defer func() {
+		for name, ts := range states {
+			r.stopServer(name, ts)
+		}
+	}()
+	var out []*search
+	for i, j := range jobs {
+		ts := states[j.target]
+		if ts.abandoned {
+			r.left--
+			continue
+		}
+		s, err := r.runJob(ctx, ts, j)
+		if s != nil {
+			out = append(out, s)
+		}
 		if err != nil {
-			return out, err
+			return out, fmt.Errorf("%s: %w", j.target, err)
 		}
-		if req == register {
-			reg = s
-		}
-		if !r.c.smoke {
-			stop()
+		if !r.c.smoke || i == ts.lastJob {
+			r.stopServer(j.target, ts)
 		}
 	}
 	return out, nil
+}
+
+// runJob runs one search, starting the target's processes if none run.
+func (r *runner) runJob(ctx context.Context, ts *targetState, j job) (*search, error) {
+	if ts.srv == nil {
+		srv, err := r.startServer(ctx, j.target, filepath.Join(r.dir, j.target, "server-"+string(j.req)))
+		if err != nil {
+			return nil, err
+		}
+		ts.srv, ts.registered = srv, false
+	}
+	if j.req == invite && !ts.registered {
+		if note, err := r.preload(ctx, ts.srv, ts.reg); err != nil || note != "" {
+			r.left--
+			ts.abandoned = true
+			return &search{target: j.target, req: invite, note: note}, err
+		}
+	}
+	s, err := r.search(ctx, ts.srv, j.req)
+	if j.req == register {
+		ts.reg = s
+		ts.registered = r.c.smoke && err == nil
+	}
+	return s, err
+}
+
+func (r *runner) stopServer(name string, ts *targetState) {
+	if ts.srv == nil {
+		return
+	}
+	t0 := time.Now()
+	ts.srv.stop()
+	logf("%s stopped (%s)", name, time.Since(t0).Round(100*time.Millisecond))
+	ts.srv = nil
 }
 
 // startServer starts a target's processes, logging to dir.
@@ -351,9 +509,12 @@ func (r *runner) startServer(ctx context.Context, name, dir string) (*server, er
 	var srv *server
 	var err error
 	for attempt := range 3 { // a port taken between picking and binding: retry
-		if name == "locsvc" {
-			srv, err = startLocsvc(ctx, r.c, dir)
-		} else {
+		switch name {
+		case "locsvc":
+			srv, err = startLocsvc(ctx, name, r.c.locsvc, dir)
+		case "baseline":
+			srv, err = startLocsvc(ctx, name, r.c.baseline, dir)
+		default:
 			srv, err = startKamailio(ctx, r.c, dir)
 		}
 		if err == nil || ctx.Err() != nil {
@@ -881,58 +1042,152 @@ func readRcvbufErrors() int64 {
 
 // ---- the table ----
 
+// column is one column of the table: its header and its cell per request
+// type.
+type column struct {
+	head string
+	cell func(q request) string
+}
+
 func (r *runner) table(results []*search) string {
-	find := func(t string, q request) *search {
-		for _, s := range results {
-			if s.target == t && s.req == q {
-				return s
+	find := func(t string) func(request) *search {
+		return func(q request) *search {
+			for _, s := range results {
+				if s.target == t && s.req == q {
+					return s
+				}
 			}
+			return nil
 		}
-		return nil
 	}
-	rate := func(s *search) string {
-		switch {
-		case s == nil:
-			return "not run"
-		case s.best == nil:
-			return "none (" + s.note + ")"
-		case s.bounded:
-			return fmt.Sprintf(">= %d/s", s.best.rate)
+	l, k, b := find("locsvc"), find("kamailio"), find("baseline")
+	cols := []column{{"request", func(q request) string {
+		return map[request]string{register: "REGISTER -> 200", invite: "INVITE -> 302 + ACK"}[q]
+	}}}
+	if slices.Contains(r.c.targets, "baseline") {
+		cols = append(cols,
+			column{"baseline", func(q request) string { return rateCell(b(q)) }},
+			column{"locsvc", func(q request) string { return rateCell(l(q)) }},
+			column{"locsvc / baseline", func(q request) string { return rateRatio(l(q), b(q)) }},
+			column{"Kamailio", func(q request) string { return rateCell(k(q)) }},
+			column{"locsvc / Kamailio", func(q request) string { return rateRatio(l(q), k(q)) }},
+			column{"baseline p50 / p99", func(q request) string { return latCell(b(q)) }},
+			column{"locsvc p50 / p99", func(q request) string { return latCell(l(q)) }},
+			column{"locsvc / baseline p50 / p99", func(q request) string { return latRatio(l(q), b(q)) }},
+			column{"Kamailio p50 / p99", func(q request) string { return latCell(k(q)) }},
+			column{"baseline CPU/req", func(q request) string { return cpuCell(b(q)) }},
+			column{"locsvc CPU/req", func(q request) string { return cpuCell(l(q)) }},
+			column{"Kamailio CPU/req", func(q request) string { return cpuCell(k(q)) }})
+	} else {
+		cols = append(cols,
+			column{"locsvc", func(q request) string { return rateCell(l(q)) }},
+			column{"Kamailio", func(q request) string { return rateCell(k(q)) }},
+			column{"ratio", func(q request) string { return rateRatio(l(q), k(q)) }},
+			column{"locsvc p50 / p99", func(q request) string { return latCell(l(q)) }},
+			column{"Kamailio p50 / p99", func(q request) string { return latCell(k(q)) }},
+			column{"locsvc CPU/req", func(q request) string { return cpuCell(l(q)) }},
+			column{"Kamailio CPU/req", func(q request) string { return cpuCell(k(q)) }})
+	}
+	var sb strings.Builder
+	r.tableHead(&sb)
+	row := func(cell func(column) string) {
+		var cells []string
+		for _, c := range cols {
+			cells = append(cells, cell(c))
 		}
-		return fmt.Sprintf("%d/s", s.best.rate)
+		fmt.Fprintf(&sb, "| %s |\n", strings.Join(cells, " | "))
 	}
-	lat := func(s *search) string {
-		if s == nil || s.best == nil {
-			return "-"
-		}
-		return ms(s.best.p50) + " / " + ms(s.best.p99)
+	row(func(c column) string { return c.head })
+	row(func(column) string { return "---" })
+	for _, q := range []request{register, invite} {
+		row(func(c column) string { return c.cell(q) })
 	}
-	cpu := func(s *search) string {
-		if s == nil || s.best == nil || s.best.ok == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.0f µs", s.best.serverCPU()/float64(s.best.ok)*1e6)
-	}
-	var b strings.Builder
+	r.tableFoot(&sb)
+	return sb.String()
+}
+
+func (r *runner) tableHead(b *strings.Builder) {
 	mode := fmt.Sprintf("sustainable rate: no failed call, retransmissions < 0.1 %% of calls, achieved >= 97 %% of offered; %s steps, %d users", r.c.step, r.c.users)
 	if r.c.smoke {
 		mode = fmt.Sprintf("smoke: one %s step at %d/s per row, %d users", r.c.step, r.c.smokeRate, r.c.users)
 	}
-	fmt.Fprintf(&b, "\n## sipbench %s\n\n%s. p50/p99: sipp response times (1 ms resolution) at that rate. CPU: server CPU time per answered request at that rate.\n\n",
+	fmt.Fprintf(b, "\n## sipbench %s\n\n%s. p50/p99: sipp response times (1 ms resolution) at that rate. CPU: server CPU time per answered request at that rate.",
 		time.Now().UTC().Format(time.RFC3339), mode)
-	fmt.Fprintf(&b, "| request | locsvc | Kamailio | ratio | locsvc p50 / p99 | Kamailio p50 / p99 | locsvc CPU/req | Kamailio CPU/req |\n")
-	fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, q := range []request{register, invite} {
-		l, k := find("locsvc", q), find("kamailio", q)
-		ratio := "-"
-		if l != nil && k != nil && l.best != nil && k.best != nil {
-			ratio = fmt.Sprintf("%.2f", float64(l.best.rate)/float64(k.best.rate))
-		}
-		name := map[request]string{register: "REGISTER -> 200", invite: "INVITE -> 302 + ACK"}[q]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", name, rate(l), rate(k), ratio, lat(l), lat(k), cpu(l), cpu(k))
+	fmt.Fprintf(b, " A ratio marked >= or <= is a bound (a search ran out of its budget or reached -max-rate first), ~ when both did.")
+	if slices.Contains(r.c.targets, "baseline") {
+		fmt.Fprintf(b, " Latency ratios compare each binary at its own sustainable rate; - where a time is under 1 ms.")
 	}
-	fmt.Fprintf(&b, "\nlocsvc: 1 node, --sip-mode redirect, 3 memcached shards (-t 1), --replicas 2. Kamailio: kamailio-ref.cfg, usrloc db_mode 0, %d UDP children. Raw data: %s\n", r.c.kamChildren, r.dir)
-	return b.String()
+	fmt.Fprintf(b, "\n\n")
+}
+
+func (r *runner) tableFoot(b *strings.Builder) {
+	fmt.Fprintf(b, "\nlocsvc: 1 node, --sip-mode redirect, 3 memcached shards (-t 1), --replicas 2. Kamailio: kamailio-ref.cfg, usrloc db_mode 0, %d UDP children. Raw data: %s\n", r.c.kamChildren, r.dir)
+	if slices.Contains(r.c.targets, "baseline") {
+		var order []string
+		for _, j := range schedule(r.c.targets, r.c.requests) {
+			order = append(order, j.target+" "+string(j.req))
+		}
+		fmt.Fprintf(b, "\nlocsvc: %s. baseline: %s, run the same way. Search order: %s.\n", r.c.locsvc, r.c.baseline, strings.Join(order, ", "))
+	}
+}
+
+func rateCell(s *search) string {
+	switch {
+	case s == nil:
+		return "not run"
+	case s.best == nil:
+		return "none (" + s.note + ")"
+	case s.bounded:
+		return fmt.Sprintf(">= %d/s", s.best.rate)
+	}
+	return fmt.Sprintf("%d/s", s.best.rate)
+}
+
+// rateRatio is a's sustainable rate over b's. A bounded search's true
+// limit is higher than its rate, so the ratio is a bound on one side.
+func rateRatio(a, b *search) string {
+	if a == nil || b == nil || a.best == nil || b.best == nil {
+		return "-"
+	}
+	v := fmt.Sprintf("%.2f", float64(a.best.rate)/float64(b.best.rate))
+	switch {
+	case a.bounded && b.bounded:
+		return "~" + v
+	case a.bounded:
+		return ">= " + v
+	case b.bounded:
+		return "<= " + v
+	}
+	return v
+}
+
+func latCell(s *search) string {
+	if s == nil || s.best == nil {
+		return "-"
+	}
+	return ms(s.best.p50) + " / " + ms(s.best.p99)
+}
+
+// latRatio is a's p50 and p99 over b's. sipp counts whole milliseconds, so
+// a ratio with a time under 1 ms would mean nothing.
+func latRatio(a, b *search) string {
+	if a == nil || b == nil || a.best == nil || b.best == nil {
+		return "-"
+	}
+	ratio := func(x, y float64) string {
+		if x < 1 || y < 1 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", x/y)
+	}
+	return ratio(a.best.p50, b.best.p50) + " / " + ratio(a.best.p99, b.best.p99)
+}
+
+func cpuCell(s *search) string {
+	if s == nil || s.best == nil || s.best.ok == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f µs", s.best.serverCPU()/float64(s.best.ok)*1e6)
 }
 
 // ---- servers ----
@@ -994,8 +1249,10 @@ func groupTicks(groups map[int]string) map[string]int64 {
 	return out
 }
 
-func startLocsvc(ctx context.Context, c config, dir string) (*server, error) {
-	s := &server{name: "locsvc"}
+// startLocsvc starts the locsvc binary bin as target name on three
+// memcached shards of its own.
+func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
+	s := &server{name: name}
 	stopAll := func() {
 		// locsvc first: it drains and leaves while its shards are still up.
 		for i := len(s.procs) - 1; i >= 0; i-- {
@@ -1037,16 +1294,11 @@ func startLocsvc(ctx context.Context, c config, dir string) (*server, error) {
 	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
 	s.sip = addr(ports[0])
 	httpAddr := addr(ports[2])
-	args := []string{"serve", "--node-id", "bench",
-		"--memcached", strings.Join(shards, ","), "--replicas", "2",
-		"--sip", s.sip, "--sip-mode", "redirect", "--domain", "localhost",
-		"--grpc", addr(ports[1]), "--http", httpAddr, "--gossip", addr(ports[3]),
-		"--log-level", "warn",
-		// sipp sends every REGISTER from one address: the per-source
-		// REGISTER limit would measure itself, not the server.
-		"--register-rate", "0"}
-	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(c.locsvc+" "+strings.Join(args, " ")+"\n"), 0o644)
-	p, err := procs.start("locsvc", filepath.Join(dir, "locsvc.log"), dir, c.locsvc, args...)
+	args := locsvcArgs(shards, s.sip, addr(ports[1]), httpAddr, addr(ports[3]))
+	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(bin+" "+strings.Join(args, " ")+"\n"), 0o644)
+	// The process is named after the program, not the target: CPU time is
+	// summed per program name.
+	p, err := procs.start("locsvc", filepath.Join(dir, "locsvc.log"), dir, bin, args...)
 	if err != nil {
 		stopAll()
 		return nil, err
@@ -1058,6 +1310,19 @@ func startLocsvc(ctx context.Context, c config, dir string) (*server, error) {
 	}
 	s.info = "memcached " + strings.Join(shards, ",")
 	return s, nil
+}
+
+// locsvcArgs is the command line of every locsvc target, baseline
+// included (checkServeFlags reads the flag names from it).
+func locsvcArgs(shards []string, sip, grpc, http, gossip string) []string {
+	return []string{"serve", "--node-id", "bench",
+		"--memcached", strings.Join(shards, ","), "--replicas", "2",
+		"--sip", sip, "--sip-mode", "redirect", "--domain", "localhost",
+		"--grpc", grpc, "--http", http, "--gossip", gossip,
+		"--log-level", "warn",
+		// sipp sends every REGISTER from one address: the per-source
+		// REGISTER limit would measure itself, not the server.
+		"--register-rate", "0"}
 }
 
 func startKamailio(ctx context.Context, c config, dir string) (*server, error) {
