@@ -1127,8 +1127,22 @@ func (r *runner) tableFoot(b *strings.Builder) {
 		for _, j := range schedule(r.c.targets, r.c.requests) {
 			order = append(order, j.target+" "+string(j.req))
 		}
-		fmt.Fprintf(b, "\nlocsvc: %s. baseline: %s, run the same way. Search order: %s.\n", r.c.locsvc, r.c.baseline, strings.Join(order, ", "))
+		fmt.Fprintf(b, "\nlocsvc: %s (version %s). baseline: %s (version %s), run the same way. Search order: %s.\n",
+			r.c.locsvc, binVersion(r.c.locsvc), r.c.baseline, binVersion(r.c.baseline), strings.Join(order, ", "))
 	}
+}
+
+// binVersion is what `bin version` prints: `make bench-sip-vs` deletes
+// its baseline binary after the run, so the path alone would not say
+// which build it was.
+func binVersion(bin string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "version").Output()
+	if v := strings.TrimSpace(string(out)); err == nil && v != "" && !strings.Contains(v, "\n") {
+		return v
+	}
+	return "unknown"
 }
 
 func rateCell(s *search) string {
