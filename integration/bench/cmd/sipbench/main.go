@@ -31,7 +31,9 @@
 // sustainable rates and of p50/p99, so that a change's speed is a ratio
 // measured on the same machine at the same time. The baseline and locsvc
 // searches interleave: per request type one runs right after the other,
-// the order alternating between request types (see schedule).
+// the order alternating between request types (see schedule). In -smoke
+// mode, which measures nothing, a target's processes stay up for all its
+// steps, so baseline's run beside locsvc's.
 //
 // -smoke runs one short low-rate step of each request type against each
 // target and exits non-zero unless every call succeeded
