@@ -13,7 +13,7 @@ FUZZTIME    ?= 10s
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip chaos clean
+.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs chaos clean
 
 all: build
 
@@ -77,9 +77,24 @@ bench:
 # REGISTER and INVITE->302 rates, under 10 minutes. Needs sipp, memcached and
 # kamailio. Table in results/sipbench.md, raw data in results/sipbench-*/.
 # SIPBENCH_FLAGS passes more flags (e.g. -step 5s -targets locsvc).
+# BASELINE=path/to/old/locsvc also runs that binary the same way, its
+# searches interleaved with bin/locsvc's, and the table gives the ratios
+# locsvc/baseline (docs/BENCHMARKS.md, SIP path).
 bench-sip: build
 	mkdir -p results
-	$(GO) run ./integration/bench/cmd/sipbench -locsvc $(BIN)/locsvc -out results $(SIPBENCH_FLAGS)
+	$(GO) run ./integration/bench/cmd/sipbench -locsvc $(BIN)/locsvc $(if $(BASELINE),-baseline '$(BASELINE)') -out results $(SIPBENCH_FLAGS)
+
+# bench-sip with BASELINE built from git revision REV (e.g. the last
+# release tag): built in a temporary worktree that is removed before the
+# run, so the run sees only the two binaries.
+bench-sip-vs:
+	@test -n '$(REV)' || { echo 'usage: make bench-sip-vs REV=<git revision> [SIPBENCH_FLAGS=...]'; exit 2; }
+	tmp=$$(mktemp -d /tmp/locsvc-base.XXXXXX) && \
+	trap '[ ! -d "$$tmp/src" ] || git worktree remove --force "$$tmp/src"; rm -rf "$$tmp"' EXIT && \
+	git worktree add --detach "$$tmp/src" '$(REV)' && \
+	(cd "$$tmp/src" && $(GO) build -ldflags "-X main.version=$$(git describe --always)" -o "$$tmp/locsvc" ./cmd/locsvc) && \
+	git worktree remove --force "$$tmp/src" && \
+	$(MAKE) --no-print-directory bench-sip BASELINE="$$tmp/locsvc"
 
 # The long chaos test: 3 nodes and 3 memcached shards (R=2) under sipp
 # REGISTER and INVITE load for a few minutes while a memcached and then a

@@ -148,108 +148,160 @@ func (l *chaosLoad) Confirmed() []int {
 func (l *chaosLoad) run(ctx context.Context) {
 	defer close(l.finished)
 	for k := 0; ctx.Err() == nil; k++ {
-		l.mu.Lock()
-		if l.stopping {
-			l.mu.Unlock()
+		plan, ok := l.planRound()
+		if !ok {
 			return
 		}
-		var targets []int
-		for i := range l.sip {
-			if !l.paused[i] {
-				targets = append(targets, i)
-				l.inFlight[i] = true
-			}
-		}
-		phase := l.phases[len(l.phases)-1]
-		perNode := int(float64(l.regRate) * l.round.Seconds())
-		regs := make([][]int, len(targets))
-		for j := range targets {
-			for range perNode {
-				regs[j] = append(regs[j], l.nextUser)
-				l.nextUser++
-			}
-		}
-		invs := l.pickInvites(len(targets), int(float64(l.invRate)*l.round.Seconds()))
-		l.mu.Unlock()
+		results := l.sendRound(ctx, k, plan)
+		l.recordRound(ctx, plan, results)
+	}
+}
 
-		type result struct {
-			kind string
-			out  chaosSippOutcome
+// chaosRound is what one round sends: to each target node, the fresh
+// users to register and the confirmed users to call.
+type chaosRound struct {
+	phase   *chaosPhase
+	targets []int   // nodes not paused
+	regs    [][]int // per target
+	invs    [][]int // per target
+}
+
+// chaosRoundResult is one sipp run of a round.
+type chaosRoundResult struct {
+	kind string // "register" or "invite"
+	out  chaosSippOutcome
+}
+
+// planRound marks the nodes not paused as in flight and picks the round's
+// users; false when the load is stopping. The users are picked under l.mu
+// so that the INVITEs only go to users confirmed by rounds already over.
+func (l *chaosLoad) planRound() (chaosRound, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopping {
+		return chaosRound{}, false
+	}
+	var p chaosRound
+	for i := range l.sip {
+		if !l.paused[i] {
+			p.targets = append(p.targets, i)
+			l.inFlight[i] = true
 		}
-		results := make(chan result, 2*len(targets))
-		var wg sync.WaitGroup
-		for j, node := range targets {
+	}
+	p.phase = l.phases[len(l.phases)-1]
+	perNode := int(float64(l.regRate) * l.round.Seconds())
+	p.regs = make([][]int, len(p.targets))
+	for j := range p.targets {
+		for range perNode {
+			p.regs[j] = append(p.regs[j], l.nextUser)
+			l.nextUser++
+		}
+	}
+	p.invs = l.pickInvites(len(p.targets), int(float64(l.invRate)*l.round.Seconds()))
+	return p, true
+}
+
+// sendRound runs round k's sipp runs, all at once, and waits for them.
+func (l *chaosLoad) sendRound(ctx context.Context, k int, p chaosRound) []chaosRoundResult {
+	results := make(chan chaosRoundResult, 2*len(p.targets))
+	var wg sync.WaitGroup
+	for j, node := range p.targets {
+		wg.Go(func() {
+			results <- chaosRoundResult{"register", l.runSipp(ctx, "chaos_register.xml", fmt.Sprintf("r%04d-node%d-reg", k, node+1), l.sip[node], l.regRate, p.regs[j])}
+		})
+		if len(p.invs[j]) > 0 {
 			wg.Go(func() {
-				results <- result{"register", l.runSipp(ctx, "chaos_register.xml", fmt.Sprintf("r%04d-node%d-reg", k, node+1), l.sip[node], l.regRate, regs[j])}
+				results <- chaosRoundResult{"invite", l.runSipp(ctx, "chaos_invite.xml", fmt.Sprintf("r%04d-node%d-inv", k, node+1), l.sip[node], l.invRate, p.invs[j])}
 			})
-			if len(invs[j]) > 0 {
-				wg.Go(func() {
-					results <- result{"invite", l.runSipp(ctx, "chaos_invite.xml", fmt.Sprintf("r%04d-node%d-inv", k, node+1), l.sip[node], l.invRate, invs[j])}
-				})
-			}
 		}
-		wg.Wait()
-		close(results)
+	}
+	wg.Wait()
+	close(results)
+	var out []chaosRoundResult
+	for r := range results {
+		out = append(out, r)
+	}
+	return out
+}
 
-		l.mu.Lock()
-		var confirmed []int
-		for r := range results {
-			if r.out.err != nil {
-				if ctx.Err() == nil {
-					l.harness = append(l.harness, r.out.err)
-				}
-				continue
+// recordRound counts a round's answers into its phase, adds the users it
+// registered to the confirmed ones and lets Pause waiters go on.
+func (l *chaosLoad) recordRound(ctx context.Context, p chaosRound, results []chaosRoundResult) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var confirmed []int
+	for _, r := range results {
+		if r.out.err != nil {
+			// A sipp that did not run because the load was cancelled is
+			// not a harness failure.
+			if ctx.Err() == nil {
+				l.harness = append(l.harness, r.out.err)
 			}
-			switch r.kind {
-			case "register":
-				for _, u := range r.out.users {
-					if !r.out.sent[u] {
-						continue
-					}
-					phase.RegSent++
-					switch a := r.out.answer[u]; {
-					case a == "200":
-						phase.Reg200++
-						confirmed = append(confirmed, u)
-					case a == "":
-						phase.RegSilent++
-					default:
-						phase.RegOther++
-						if phase.RegCodes == nil {
-							phase.RegCodes = map[string]int{}
-						}
-						phase.RegCodes[a]++
-					}
-				}
-			case "invite":
-				for _, u := range r.out.users {
-					if !r.out.sent[u] {
-						continue
-					}
-					phase.InvSent++
-					a := r.out.answer[u]
-					if a == "302 "+chaosContact(u) {
-						phase.InvOK++
-						continue
-					}
-					phase.InvFailed++
-					if len(l.failures) < 10 {
-						if a == "" {
-							a = "no answer logged; sipp errors: " + excerpt(r.out.errors, chaosUser(u)+"@")
-						}
-						l.failures = append(l.failures, fmt.Sprintf("+%v %s INVITE %s (contact %s): %s",
-							time.Since(l.began).Round(time.Millisecond), r.out.name, chaosUser(u), chaosContact(u), a))
-					}
-				}
+			continue
+		}
+		switch r.kind {
+		case "register":
+			confirmed = append(confirmed, p.phase.countRegisters(r.out)...)
+		case "invite":
+			l.countInvites(p.phase, r.out)
+		}
+	}
+	l.confirmed = append(l.confirmed, confirmed...)
+	l.lastRound = confirmed
+	for _, i := range p.targets {
+		l.inFlight[i] = false
+	}
+	l.cond.Broadcast()
+}
+
+// countRegisters counts one REGISTER run's answers and returns the users
+// that got 200 OK. Users sipp never sent to are not counted: the run was
+// cut short, which says nothing about the server.
+func (ph *chaosPhase) countRegisters(out chaosSippOutcome) []int {
+	var confirmed []int
+	for _, u := range out.users {
+		if !out.sent[u] {
+			continue
+		}
+		ph.RegSent++
+		switch a := out.answer[u]; {
+		case a == "200":
+			ph.Reg200++
+			confirmed = append(confirmed, u)
+		case a == "":
+			ph.RegSilent++
+		default:
+			ph.RegOther++
+			if ph.RegCodes == nil {
+				ph.RegCodes = map[string]int{}
 			}
+			ph.RegCodes[a]++
 		}
-		l.confirmed = append(l.confirmed, confirmed...)
-		l.lastRound = confirmed
-		for _, i := range targets {
-			l.inFlight[i] = false
+	}
+	return confirmed
+}
+
+// countInvites counts one INVITE run's answers into ph and describes the
+// first failures. Called with l.mu held.
+func (l *chaosLoad) countInvites(ph *chaosPhase, out chaosSippOutcome) {
+	for _, u := range out.users {
+		if !out.sent[u] {
+			continue
 		}
-		l.cond.Broadcast()
-		l.mu.Unlock()
+		ph.InvSent++
+		a := out.answer[u]
+		if a == "302 "+chaosContact(u) {
+			ph.InvOK++
+			continue
+		}
+		ph.InvFailed++
+		if len(l.failures) < 10 {
+			if a == "" {
+				a = "no answer logged; sipp errors: " + excerpt(out.errors, chaosUser(u)+"@")
+			}
+			l.failures = append(l.failures, fmt.Sprintf("+%v %s INVITE %s (contact %s): %s",
+				time.Since(l.began).Round(time.Millisecond), out.name, chaosUser(u), chaosContact(u), a))
+		}
 	}
 }
 
@@ -298,17 +350,8 @@ type chaosSippOutcome struct {
 func (l *chaosLoad) runSipp(ctx context.Context, scenario, name, target string, rate int, users []int) chaosSippOutcome {
 	out := chaosSippOutcome{name: name, users: users, sent: map[int]bool{}, answer: map[int]string{}}
 	dir := filepath.Join(l.dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		out.err = err
-		return out
-	}
-	var inf strings.Builder
-	inf.WriteString("SEQUENTIAL\n")
-	for _, u := range users {
-		fmt.Fprintf(&inf, "%s;%s\n", chaosUser(u), chaosHostPort(u))
-	}
-	injection, logFile, errFile := filepath.Join(dir, "users.csv"), filepath.Join(dir, "calls.log"), filepath.Join(dir, "errors.log")
-	if err := os.WriteFile(injection, []byte(inf.String()), 0o644); err != nil {
+	injection, err := writeChaosInjection(dir, users)
+	if err != nil {
 		out.err = err
 		return out
 	}
@@ -317,15 +360,62 @@ func (l *chaosLoad) runSipp(ctx context.Context, scenario, name, target string, 
 		out.err = err
 		return out
 	}
+	logFile, errFile := filepath.Join(dir, "calls.log"), filepath.Join(dir, "errors.log")
 	// -timeout bounds the run well past its calls; -recv_timeout gives up
 	// on one call after 5 s (sipp retransmits over UDP meanwhile), which
 	// leaves its user without an answer line.
 	runFor := time.Duration(len(users))*time.Second/time.Duration(rate) + 15*time.Second
-	var output []byte
-	var runErr error
-	// A port found free can be taken before sipp binds it (several sipp
-	// start at once); sipp then exits at once, having sent nothing, and
-	// another port is tried.
+	args := func(port int) []string {
+		return []string{"-sf", sf, "-inf", injection, "-key", "domain", "localhost",
+			"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
+			"-r", strconv.Itoa(rate), "-rp", "1000", "-m", strconv.Itoa(len(users)),
+			"-recv_timeout", "5000", "-timeout", strconv.Itoa(int(runFor/time.Second)) + "s", "-nostdin",
+			"-trace_logs", "-log_file", logFile, "-trace_err", "-error_file", errFile,
+			target}
+	}
+	output, runErr, err := l.execSipp(ctx, dir, args, logFile, errFile)
+	if err != nil {
+		out.err = err
+		return out
+	}
+	if b, err := os.ReadFile(errFile); err == nil {
+		out.errors = string(b)
+	}
+	if err := out.readLog(logFile); err != nil {
+		out.err = err
+		return out
+	}
+	// sipp exits 1 when some call failed; that is the server's part and
+	// is judged per user by the caller. Anything else, with nothing sent,
+	// means sipp itself did not run.
+	var exit *exec.ExitError
+	if runErr != nil && len(out.sent) == 0 && (!errors.As(runErr, &exit) || exit.ExitCode() != 1) {
+		out.err = fmt.Errorf("sipp %s: %v\n%s", name, runErr, excerpt(string(output), ""))
+	}
+	return out
+}
+
+// writeChaosInjection creates dir and writes the sipp injection file of
+// users in it.
+func writeChaosInjection(dir string, users []int) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var inf strings.Builder
+	inf.WriteString("SEQUENTIAL\n")
+	for _, u := range users {
+		fmt.Fprintf(&inf, "%s;%s\n", chaosUser(u), chaosHostPort(u))
+	}
+	injection := filepath.Join(dir, "users.csv")
+	return injection, os.WriteFile(injection, []byte(inf.String()), 0o644)
+}
+
+// execSipp runs sipp with args(port) on a free local port and returns its
+// output and exit error; err is set only when no port could be found.
+// A port found free can be taken before sipp binds it (several sipp
+// start at once); sipp then exits at once, having sent nothing, and
+// another port is tried.
+func (l *chaosLoad) execSipp(ctx context.Context, dir string, args func(port int) []string, logFile, errFile string) (output []byte, runErr, err error) {
 	for attempt := 0; ; attempt++ {
 		os.Remove(logFile)
 		os.Remove(errFile)
@@ -334,31 +424,26 @@ func (l *chaosLoad) runSipp(ctx context.Context, scenario, name, target string, 
 			continue
 		}
 		if err != nil {
-			out.err = err
-			return out
+			return nil, nil, err
 		}
-		args := []string{"-sf", sf, "-inf", injection, "-key", "domain", "localhost",
-			"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
-			"-r", strconv.Itoa(rate), "-rp", "1000", "-m", strconv.Itoa(len(users)),
-			"-recv_timeout", "5000", "-timeout", strconv.Itoa(int(runFor/time.Second)) + "s", "-nostdin",
-			"-trace_logs", "-log_file", logFile, "-trace_err", "-error_file", errFile,
-			target}
-		cmd := exec.CommandContext(ctx, "sipp", args...)
+		cmd := exec.CommandContext(ctx, "sipp", args(port)...)
 		cmd.Dir = dir
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.WaitDelay = 5 * time.Second
 		output, runErr = cmd.CombinedOutput()
 		if runErr == nil || attempt >= 4 || !strings.Contains(string(output), "Unable to bind") {
-			break
+			return output, runErr, nil
 		}
 	}
-	if b, err := os.ReadFile(errFile); err == nil {
-		out.errors = string(b)
-	}
+}
+
+// readLog reads the scenario's log: "SENT user" when a request went out,
+// "<code> user [detail]" for its answer. A missing log means nothing was
+// sent, not an error.
+func (out *chaosSippOutcome) readLog(logFile string) error {
 	b, err := os.ReadFile(logFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		out.err = err
-		return out
+		return err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		code, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
@@ -373,14 +458,7 @@ func (l *chaosLoad) runSipp(ctx context.Context, scenario, name, target string, 
 			out.answer[u] = strings.TrimSpace(code + " " + detail)
 		}
 	}
-	// sipp exits 1 when some call failed; that is the server's part and
-	// is judged per user above. Anything else, with nothing sent, means
-	// sipp itself did not run.
-	var exit *exec.ExitError
-	if runErr != nil && len(out.sent) == 0 && (!errors.As(runErr, &exit) || exit.ExitCode() != 1) {
-		out.err = fmt.Errorf("sipp %s: %v\n%s", name, runErr, excerpt(string(output), ""))
-	}
-	return out
+	return nil
 }
 
 // freeUDPPort is a loopback UDP port that was free a moment ago, for a

@@ -24,6 +24,17 @@
 // wrote, the server logs, a CSV of all steps and the table go to
 // -out/sipbench-<UTC time>/; the table is also copied to -out/sipbench.md.
 //
+// -baseline BIN adds the target "baseline": another locsvc binary (say
+// the previous release) started exactly as -locsvc is (same shards, same
+// flags; sipbench checks first that its `serve -h` lists them all). The
+// table then gives, per request type, locsvc/baseline ratios of the
+// sustainable rates and of p50/p99, so that a change's speed is a ratio
+// measured on the same machine at the same time. The baseline and locsvc
+// searches interleave: per request type one runs right after the other,
+// the order alternating between request types (see schedule). In -smoke
+// mode, which measures nothing, a target's processes stay up for all its
+// steps, so baseline's run beside locsvc's.
+//
 // -smoke runs one short low-rate step of each request type against each
 // target and exits non-zero unless every call succeeded
 // (integration/bench_smoke_test.go runs it inside `make test`).
@@ -37,6 +48,7 @@
 //
 //	go build -o bin/locsvc ./cmd/locsvc
 //	go run ./integration/bench/cmd/sipbench -locsvc bin/locsvc -out results
+//	go run ./integration/bench/cmd/sipbench -locsvc bin/locsvc -baseline /tmp/locsvc-base.bin -out results
 package main
 
 import (
@@ -65,6 +77,7 @@ import (
 
 type config struct {
 	locsvc      string
+	baseline    string
 	assets      string
 	out         string
 	users       int
@@ -84,43 +97,7 @@ type config struct {
 }
 
 func main() {
-	var c config
-	var targets, requests string
-	flag.StringVar(&c.locsvc, "locsvc", "bin/locsvc", "locsvc binary (build it without -race: go build -o bin/locsvc ./cmd/locsvc)")
-	flag.StringVar(&c.assets, "assets", "", "folder with kamailio-ref.cfg and sipp/ (default: integration/bench, found from the source or the working directory)")
-	flag.StringVar(&c.out, "out", "results", "folder for raw sipp output, logs and the table")
-	flag.IntVar(&c.users, "users", 20000, "distinct users in the injection file")
-	flag.DurationVar(&c.step, "step", 10*time.Second, "length of one rate step")
-	flag.IntVar(&c.startRate, "start-rate", 1000, "first offered rate (calls/s)")
-	flag.IntVar(&c.maxRate, "max-rate", 64000, "highest offered rate: the search stops there")
-	flag.IntVar(&c.minRate, "min-rate", 50, "lowest offered rate: below it the search gives up")
-	flag.IntVar(&c.bisect, "bisect", 3, "bisection steps after the doubling phase")
-	flag.DurationVar(&c.budget, "budget", 8*time.Minute, "time for the whole run; each search gets a share and stops early (reported with >=) when it runs out")
-	flag.DurationVar(&c.cooldown, "cooldown", 2*time.Second, "pause after each step so the server drains (doubled after a failed step)")
-	flag.IntVar(&c.kamChildren, "kam-children", 4, "Kamailio UDP worker processes")
-	flag.StringVar(&targets, "targets", "locsvc,kamailio", "targets to measure, in order")
-	flag.StringVar(&requests, "requests", "register,invite", "request types to search")
-	flag.IntVar(&c.preloadRate, "preload-rate", 0, "rate of the registration of every user before the INVITE search (0: two thirds of the REGISTER rate found, else 1000/s)")
-	flag.BoolVar(&c.smoke, "smoke", false, "one short low-rate step of each request type per target; fail unless every call succeeded")
-	flag.IntVar(&c.smokeRate, "smoke-rate", 100, "offered rate of the -smoke steps")
-	flag.Parse()
-	c.targets = strings.Split(targets, ",")
-	for _, t := range c.targets {
-		if t != "locsvc" && t != "kamailio" {
-			fatalf("unknown target %q (want locsvc, kamailio)", t)
-		}
-	}
-	for _, q := range strings.Split(requests, ",") {
-		if q != string(register) && q != string(invite) {
-			fatalf("unknown request %q (want register, invite)", q)
-		}
-		c.requests = append(c.requests, request(q))
-	}
-	if c.smoke {
-		c.step = 2 * time.Second
-		c.users = c.smokeRate * 2
-	}
-
+	c := parseFlags()
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -143,6 +120,56 @@ func main() {
 		}
 		fatalf("%v", err)
 	}
+}
+
+func parseFlags() config {
+	var c config
+	var targets, requests string
+	flag.StringVar(&c.locsvc, "locsvc", "bin/locsvc", "locsvc binary (build it without -race: go build -o bin/locsvc ./cmd/locsvc)")
+	flag.StringVar(&c.baseline, "baseline", "", "another locsvc binary (e.g. the previous release), run as target \"baseline\" exactly as -locsvc is; the table gets the ratios locsvc/baseline")
+	flag.StringVar(&c.assets, "assets", "", "folder with kamailio-ref.cfg and sipp/ (default: integration/bench, found from the source or the working directory)")
+	flag.StringVar(&c.out, "out", "results", "folder for raw sipp output, logs and the table")
+	flag.IntVar(&c.users, "users", 20000, "distinct users in the injection file")
+	flag.DurationVar(&c.step, "step", 10*time.Second, "length of one rate step")
+	flag.IntVar(&c.startRate, "start-rate", 1000, "first offered rate (calls/s)")
+	flag.IntVar(&c.maxRate, "max-rate", 64000, "highest offered rate: the search stops there")
+	flag.IntVar(&c.minRate, "min-rate", 50, "lowest offered rate: below it the search gives up")
+	flag.IntVar(&c.bisect, "bisect", 3, "bisection steps after the doubling phase")
+	flag.DurationVar(&c.budget, "budget", 8*time.Minute, "time for the whole run; each search gets a share and stops early (reported with >=) when it runs out")
+	flag.DurationVar(&c.cooldown, "cooldown", 2*time.Second, "pause after each step so the server drains (doubled after a failed step)")
+	flag.IntVar(&c.kamChildren, "kam-children", 4, "Kamailio UDP worker processes")
+	flag.StringVar(&targets, "targets", "", "targets to measure, in order (default locsvc,kamailio; baseline,locsvc,kamailio with -baseline); baseline and locsvc searches interleave")
+	flag.StringVar(&requests, "requests", "register,invite", "request types to search")
+	flag.IntVar(&c.preloadRate, "preload-rate", 0, "rate of the registration of every user before the INVITE search (0: two thirds of the REGISTER rate found, else 1000/s)")
+	flag.BoolVar(&c.smoke, "smoke", false, "one short low-rate step of each request type per target; fail unless every call succeeded")
+	flag.IntVar(&c.smokeRate, "smoke-rate", 100, "offered rate of the -smoke steps")
+	flag.Parse()
+	if targets == "" {
+		targets = "locsvc,kamailio"
+		if c.baseline != "" {
+			targets = "baseline,locsvc,kamailio"
+		}
+	}
+	c.targets = strings.Split(targets, ",")
+	for _, t := range c.targets {
+		switch {
+		case t != "locsvc" && t != "kamailio" && t != "baseline":
+			fatalf("unknown target %q (want locsvc, baseline, kamailio)", t)
+		case t == "baseline" && c.baseline == "":
+			fatalf("target baseline needs -baseline BIN")
+		}
+	}
+	for _, q := range strings.Split(requests, ",") {
+		if q != string(register) && q != string(invite) {
+			fatalf("unknown request %q (want register, invite)", q)
+		}
+		c.requests = append(c.requests, request(q))
+	}
+	if c.smoke {
+		c.step = 2 * time.Second
+		c.users = c.smokeRate * 2
+	}
+	return c
 }
 
 func logf(format string, args ...any) {
@@ -200,6 +227,12 @@ func run(ctx context.Context, c config) error {
 	}
 	c.assets, _ = filepath.Abs(c.assets)
 	c.locsvc, _ = filepath.Abs(c.locsvc)
+	if c.baseline != "" {
+		c.baseline, _ = filepath.Abs(c.baseline)
+	}
+	if err := checkServeFlags(ctx, c); err != nil {
+		return err
+	}
 
 	stamp := time.Now().UTC().Format("20060102-150405")
 	name := "sipbench-" + stamp
@@ -213,7 +246,7 @@ func run(ctx context.Context, c config) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	r := &runner{c: c, dir: dir, start: time.Now(), left: len(c.requests) * len(c.targets)}
+	r := &runner{c: c, dir: dir, start: time.Now()}
 	logf("writing to %s", dir)
 	if err := r.writeUsers(); err != nil {
 		return err
@@ -225,16 +258,7 @@ func run(ctx context.Context, c config) error {
 	defer r.steps.Close()
 	fmt.Fprintln(r.steps, stepCSVHeader)
 
-	var results []*search
-	var runErr error
-	for _, t := range c.targets {
-		res, err := r.target(ctx, t)
-		results = append(results, res...)
-		if err != nil {
-			runErr = fmt.Errorf("%s: %w", t, err)
-			break
-		}
-	}
+	results, runErr := r.runJobs(ctx, schedule(c.targets, c.requests))
 	table := r.table(results)
 	fmt.Print(table)
 	_ = os.WriteFile(filepath.Join(dir, "table.md"), []byte(table), 0o644)
@@ -270,6 +294,60 @@ func checkTools(c config) error {
 	if st, err := os.Stat(c.locsvc); err != nil || st.IsDir() {
 		return fmt.Errorf("locsvc binary %q not found: build it without -race (make build) or pass -locsvc", c.locsvc)
 	}
+	if c.baseline == "" {
+		return nil
+	}
+	if st, err := os.Stat(c.baseline); err != nil || st.IsDir() {
+		return fmt.Errorf("baseline binary %q not found (docs/BENCHMARKS.md, SIP path, builds one from a git revision)", c.baseline)
+	}
+	return nil
+}
+
+// checkServeFlags fails unless every locsvc binary of the run knows every
+// flag sipbench passes to it: an older baseline would otherwise fail only
+// when its turn comes, possibly minutes into the run. It reads the flag
+// list of `BIN serve -h`; a binary whose help lists no flags at all is
+// let through (its start-up will tell).
+func checkServeFlags(ctx context.Context, c config) error {
+	bins := map[string]string{}
+	for _, t := range c.targets {
+		switch t {
+		case "locsvc":
+			bins[t] = c.locsvc
+		case "baseline":
+			bins[t] = c.baseline
+		}
+	}
+	var want []string
+	for _, a := range locsvcArgs(nil, "", "", "", "") {
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			want = append(want, name)
+		}
+	}
+	for t, bin := range bins {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput() // -h may exit non-zero
+		cancel()
+		have := map[string]bool{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(line, "  -") {
+				have[strings.TrimLeft(f[0], "-")] = true
+			}
+		}
+		if len(have) == 0 {
+			logf("%s: %s serve -h lists no flags; not checking them", t, bin)
+			continue
+		}
+		var missing []string
+		for _, name := range want {
+			if !have[name] {
+				missing = append(missing, "--"+name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%s binary %s has no %s (sipbench passes them to every locsvc target)", t, bin, strings.Join(missing, ", "))
+		}
+	}
 	return nil
 }
 
@@ -297,50 +375,132 @@ func (r *runner) writeUsers() error {
 	return os.WriteFile(r.usersCSV, []byte(b.String()), 0o644)
 }
 
-// target measures one target. Each search runs on freshly started
-// processes, so that the overload that ends one search does not weigh on
-// the next; before the INVITE search every user is registered once, so
-// that each INVITE finds a binding. In -smoke mode one set of processes
-// serves both steps (the REGISTER step registers every user).
-func (r *runner) target(ctx context.Context, name string) ([]*search, error) {
-	var out []*search
-	var srv *server
-	stop := func() {
-		if srv != nil {
-			t0 := time.Now()
-			srv.stop()
-			logf("%s stopped (%s)", name, time.Since(t0).Round(100*time.Millisecond))
-			srv = nil
+// job is one search of a run.
+type job struct {
+	target string
+	req    request
+}
+
+// schedule orders the searches: each target's requests in turn, in the
+// order of targets, except that baseline and locsvc, when both run,
+// interleave: for each request type the two searches run one after the
+// other (where the first of them stands in targets), so the ratio of a
+// request type compares searches a few minutes apart rather than the
+// whole run apart, and the order of the two alternates from one request
+// type to the next (baseline, locsvc for REGISTER; locsvc, baseline for
+// INVITE), so that running first or second (drift of the machine's load
+// over the run) does not favour the same binary in every row.
+func schedule(targets []string, requests []request) []job {
+	var pair []string
+	for _, t := range targets {
+		if t == "baseline" || t == "locsvc" {
+			pair = append(pair, t)
 		}
 	}
-	defer stop()
-	var reg *search
-	for _, req := range r.c.requests {
-		if srv == nil {
-			var err error
-			if srv, err = r.startServer(ctx, name, filepath.Join(r.dir, name, "server-"+string(req))); err != nil {
-				return out, err
+	paired := len(pair) == 2
+	var jobs []job
+	for _, t := range targets {
+		if !paired || t != pair[0] && t != pair[1] {
+			for _, q := range requests {
+				jobs = append(jobs, job{t, q})
 			}
+			continue
 		}
-		if req == invite && (!r.c.smoke || !slices.Contains(r.c.requests, register)) {
-			if note, err := r.preload(ctx, srv, reg); err != nil || note != "" {
-				r.left--
-				return append(out, &search{target: name, req: invite, note: note}), err
+		if t != pair[0] {
+			continue // scheduled with pair[0]
+		}
+		for i, q := range requests {
+			first, second := pair[0], pair[1]
+			if i%2 == 1 {
+				first, second = second, first
 			}
+			jobs = append(jobs, job{first, q}, job{second, q})
 		}
-		s, err := r.search(ctx, srv, req)
-		out = append(out, s)
+	}
+	return jobs
+}
+
+// targetState is what a target's searches share.
+type targetState struct {
+	srv        *server
+	registered bool    // every user registered on srv (by a -smoke REGISTER step)
+	reg        *search // its REGISTER search, if it ran
+	abandoned  bool    // a preload failed: its later searches do not run
+	lastJob    int     // index of its last job
+}
+
+// runJobs runs the searches in order. Each search runs on freshly started
+// processes, so that the overload that ends one search does not weigh on
+// the next; before an INVITE search every user is registered once, so
+// that each INVITE finds a binding. In -smoke mode one set of processes
+// serves all of a target's steps (the REGISTER step registers every user).
+func (r *runner) runJobs(ctx context.Context, jobs []job) ([]*search, error) {
+	r.left = len(jobs)
+	states := map[string]*targetState{}
+	for i, j := range jobs {
+		if states[j.target] == nil {
+			states[j.target] = &targetState{}
+		}
+		states[j.target].lastJob = i
+	}
+	defer func() {
+		for name, ts := range states {
+			r.stopServer(name, ts)
+		}
+	}()
+	var out []*search
+	for i, j := range jobs {
+		ts := states[j.target]
+		if ts.abandoned {
+			r.left--
+			continue
+		}
+		s, err := r.runJob(ctx, ts, j)
+		if s != nil {
+			out = append(out, s)
+		}
 		if err != nil {
-			return out, err
+			return out, fmt.Errorf("%s: %w", j.target, err)
 		}
-		if req == register {
-			reg = s
-		}
-		if !r.c.smoke {
-			stop()
+		if !r.c.smoke || i == ts.lastJob {
+			r.stopServer(j.target, ts)
 		}
 	}
 	return out, nil
+}
+
+// runJob runs one search, starting the target's processes if none run.
+func (r *runner) runJob(ctx context.Context, ts *targetState, j job) (*search, error) {
+	if ts.srv == nil {
+		srv, err := r.startServer(ctx, j.target, filepath.Join(r.dir, j.target, "server-"+string(j.req)))
+		if err != nil {
+			return nil, err
+		}
+		ts.srv, ts.registered = srv, false
+	}
+	if j.req == invite && !ts.registered {
+		if note, err := r.preload(ctx, ts.srv, ts.reg); err != nil || note != "" {
+			r.left--
+			ts.abandoned = true
+			return &search{target: j.target, req: invite, note: note}, err
+		}
+	}
+	s, err := r.search(ctx, ts.srv, j.req)
+	if j.req == register {
+		ts.reg = s
+		ts.registered = r.c.smoke && err == nil
+	}
+	return s, err
+}
+
+func (r *runner) stopServer(name string, ts *targetState) {
+	if ts.srv == nil {
+		return
+	}
+	t0 := time.Now()
+	ts.srv.stop()
+	logf("%s stopped (%s)", name, time.Since(t0).Round(100*time.Millisecond))
+	ts.srv = nil
 }
 
 // startServer starts a target's processes, logging to dir.
@@ -351,9 +511,12 @@ func (r *runner) startServer(ctx context.Context, name, dir string) (*server, er
 	var srv *server
 	var err error
 	for attempt := range 3 { // a port taken between picking and binding: retry
-		if name == "locsvc" {
-			srv, err = startLocsvc(ctx, r.c, dir)
-		} else {
+		switch name {
+		case "locsvc":
+			srv, err = startLocsvc(ctx, name, r.c.locsvc, dir)
+		case "baseline":
+			srv, err = startLocsvc(ctx, name, r.c.baseline, dir)
+		default:
 			srv, err = startKamailio(ctx, r.c, dir)
 		}
 		if err == nil || ctx.Err() != nil {
@@ -403,93 +566,122 @@ func (r *runner) preload(ctx context.Context, srv *server, reg *search) (string,
 
 // search finds the highest sustainable rate for one request type.
 func (r *runner) search(ctx context.Context, srv *server, req request) (*search, error) {
-	s := &search{target: srv.name, req: req}
 	defer func() { r.left-- }()
-	c := r.c
-	if c.smoke {
-		st, err := r.runStep(ctx, srv, req, c.smokeRate, c.users, "")
-		if err != nil {
-			return s, err
-		}
-		s.steps = append(s.steps, st)
-		if st.failed == 0 && st.ok == st.calls {
-			s.best = st
-		} else {
-			s.note = st.verdict
-		}
-		return s, nil
+	if r.c.smoke {
+		return r.smokeSearch(ctx, srv, req)
 	}
+	s := &search{target: srv.name, req: req}
+	c := r.c
 	// This search's share of the remaining budget.
 	share := (c.budget - time.Since(r.start)) / time.Duration(max(r.left, 1))
 	deadline := time.Now().Add(share)
 	stepCost := c.step + 2*c.cooldown + 3*time.Second
-
-	lo, hi := 0, 0 // highest sustainable and lowest failed offered rates (0: none yet)
-	rate := c.startRate
-	bisections := 0
+	b := bisector{rate: c.startRate}
 	for {
 		if len(s.steps) > 0 && time.Now().Add(stepCost).After(deadline) {
 			s.bounded = true
 			s.note = "time budget"
-			break
+			return s, nil
 		}
-		calls := max(int(float64(rate)*c.step.Seconds()), 1)
-		st, err := r.runStep(ctx, srv, req, rate, calls, "")
+		st, err := r.measure(ctx, srv, s, b.rate)
 		if err != nil {
 			return s, err
 		}
-		s.steps = append(s.steps, st)
-		if st.senderLimited {
-			// The server kept up with what sipp sent, but sipp did not
-			// get the CPU to send at the offered rate (a busy machine):
-			// no verdict on the server. Once more.
-			logf("         sipp could not send at %d/s with no sign of server overload: repeating the step", rate)
-			if err := sleepCtx(ctx, c.cooldown); err != nil {
-				return s, err
-			}
-			if st, err = r.runStep(ctx, srv, req, rate, calls, ""); err != nil {
-				return s, err
-			}
-			s.steps = append(s.steps, st)
-		}
-		if st.pass {
-			lo = rate
-			if s.best == nil || st.rate > s.best.rate {
-				s.best = st
-			}
-		} else {
-			hi = rate
+		if st.pass && (s.best == nil || st.rate > s.best.rate) {
+			s.best = st
 		}
 		if err := sleepCtx(ctx, cooldown(c, st)); err != nil {
 			return s, err
 		}
-		switch {
-		case hi == 0: // doubling
-			if rate >= c.maxRate {
-				s.bounded = true
-				s.note = "reached -max-rate"
-				return s, nil
-			}
-			rate = min(rate*2, c.maxRate)
-			continue
-		case lo == 0: // even the first rate failed: halve
-			rate /= 2
-			if rate < c.minRate {
-				s.note = fmt.Sprintf("not sustainable even at %d/s", hi)
-				return s, nil
-			}
-			continue
-		}
-		if bisections >= c.bisect || float64(hi-lo) <= 0.05*float64(lo) {
-			return s, nil
-		}
-		bisections++
-		rate = roundRate((lo + hi) / 2)
-		if rate <= lo || rate >= hi {
+		if b.next(c, s, st.pass) {
 			return s, nil
 		}
 	}
+}
+
+// smokeSearch is one step at -smoke-rate: it passes only if every call
+// succeeded.
+func (r *runner) smokeSearch(ctx context.Context, srv *server, req request) (*search, error) {
+	s := &search{target: srv.name, req: req}
+	st, err := r.runStep(ctx, srv, req, r.c.smokeRate, r.c.users, "")
+	if err != nil {
+		return s, err
+	}
+	s.steps = append(s.steps, st)
+	if st.failed == 0 && st.ok == st.calls {
+		s.best = st
+	} else {
+		s.note = st.verdict
+	}
 	return s, nil
+}
+
+// measure runs one step of s at rate, and once more if sipp rather than
+// the server was the limit. The steps are added to s.
+func (r *runner) measure(ctx context.Context, srv *server, s *search, rate int) (*step, error) {
+	calls := max(int(float64(rate)*r.c.step.Seconds()), 1)
+	st, err := r.runStep(ctx, srv, s.req, rate, calls, "")
+	if err != nil {
+		return nil, err
+	}
+	s.steps = append(s.steps, st)
+	if !st.senderLimited {
+		return st, nil
+	}
+	// The server kept up with what sipp sent, but sipp did not get the
+	// CPU to send at the offered rate (a busy machine): no verdict on the
+	// server. Once more.
+	logf("         sipp could not send at %d/s with no sign of server overload: repeating the step", rate)
+	if err := sleepCtx(ctx, r.c.cooldown); err != nil {
+		return nil, err
+	}
+	if st, err = r.runStep(ctx, srv, s.req, rate, calls, ""); err != nil {
+		return nil, err
+	}
+	s.steps = append(s.steps, st)
+	return st, nil
+}
+
+// bisector picks the next offered rate of a search: doubling until a step
+// fails (halving if the first one does), then bisecting.
+type bisector struct {
+	lo, hi     int // highest sustainable and lowest failed offered rates (0: none yet)
+	rate       int // the rate being tried
+	bisections int
+}
+
+// next records whether the step at b.rate passed and moves to the next
+// rate; true when the search is over (s.bounded and s.note say why, if
+// not because the limit was found).
+func (b *bisector) next(c config, s *search, pass bool) bool {
+	if pass {
+		b.lo = b.rate
+	} else {
+		b.hi = b.rate
+	}
+	switch {
+	case b.hi == 0: // doubling
+		if b.rate >= c.maxRate {
+			s.bounded = true
+			s.note = "reached -max-rate"
+			return true
+		}
+		b.rate = min(b.rate*2, c.maxRate)
+		return false
+	case b.lo == 0: // even the first rate failed: halve
+		b.rate /= 2
+		if b.rate < c.minRate {
+			s.note = fmt.Sprintf("not sustainable even at %d/s", b.hi)
+			return true
+		}
+		return false
+	}
+	if b.bisections >= c.bisect || float64(b.hi-b.lo) <= 0.05*float64(b.lo) {
+		return true
+	}
+	b.bisections++
+	b.rate = roundRate((b.lo + b.hi) / 2)
+	return b.rate <= b.lo || b.rate >= b.hi
 }
 
 func cooldown(c config, st *step) time.Duration {
@@ -536,61 +728,100 @@ type step struct {
 	verdict             string
 }
 
+// runStep runs one sipp step of calls at rate against srv and judges it;
+// label names its folder (default: request and rate).
 func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, calls int, label string) (*step, error) {
+	dir, err := r.stepDir(srv, req, rate, label)
+	if err != nil {
+		return nil, err
+	}
+	st := &step{target: srv.name, dir: dir, req: req, rate: rate, calls: calls}
+	exitErr, err := r.execSipp(ctx, srv, st)
+	if err != nil {
+		return st, err
+	}
+	if err := st.readResults(exitErr); err != nil {
+		return nil, err
+	}
+	st.judge()
+	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, cpu %s, rcvbuf errors %+d",
+		srv.name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
+		ms(st.p50), ms(st.p99), cpuString(st), st.rcvbufErrs)
+	if !st.pass {
+		logf("         %s", st.verdict)
+	}
+	fmt.Fprintln(r.steps, st.csv())
+	return st, nil
+}
+
+// stepDir creates the folder of a step. A rate tried twice keeps both
+// runs.
+func (r *runner) stepDir(srv *server, req request, rate int, label string) (string, error) {
 	if label == "" {
 		label = fmt.Sprintf("%s-%06d", req, rate)
 	}
 	dir := filepath.Join(r.dir, srv.name, label)
-	for i := 2; ; i++ { // a rate tried twice keeps both runs
+	for i := 2; ; i++ {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			break
 		}
 		dir = filepath.Join(r.dir, srv.name, fmt.Sprintf("%s-%d", label, i))
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// expectedDuration is how long the step's calls take at its rate, plus
+// slack. sipp gives up on a call after -recv_timeout, and on the whole
+// run well after the calls should have ended, so a saturated step ends.
+func (st *step) expectedDuration() time.Duration {
+	return time.Duration(float64(st.calls)/float64(st.rate)*float64(time.Second)) + 8*time.Second
+}
+
+func (r *runner) sippArgs(srv *server, st *step, port int) []string {
+	return []string{
+		"-sf", filepath.Join(r.c.assets, "sipp", scenarioFile[st.req]),
+		"-inf", r.usersCSV,
+		"-key", "domain", "localhost",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
+		"-r", strconv.Itoa(st.rate), "-rp", "1000", "-m", strconv.Itoa(st.calls),
+		"-l", strconv.Itoa(max(st.rate*4, 100)),
+		"-buff_size", "4194304",
+		"-recv_timeout", "4000",
+		"-timeout", strconv.Itoa(int(st.expectedDuration()/time.Second)) + "s",
+		"-nostdin",
+		"-trace_stat", "-stf", filepath.Join(st.dir, "stat.csv"), "-fd", "1",
+		"-trace_rtt", "-rtt_freq", strconv.Itoa(rttFreq(st.calls)),
+		"-trace_err", "-error_file", filepath.Join(st.dir, "errors.log"), "-max_log_size", "2000000",
+		srv.sip,
 	}
-	st := &step{target: srv.name, dir: dir, req: req, rate: rate, calls: calls}
+}
+
+// execSipp runs the step's sipp and records its wall time, the CPU time
+// of sipp and of the server, and the kernel's UDP receive-buffer drops.
+// exitErr is how sipp ended; err is set when it could not run or ctx
+// ended.
+func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, err error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	// sipp gives up on a call after -recv_timeout, and on the whole run
-	// well after the calls should have ended, so a saturated step ends.
-	expected := time.Duration(float64(calls)/float64(rate)*float64(time.Second)) + 8*time.Second
-	args := []string{
-		"-sf", filepath.Join(r.c.assets, "sipp", scenarioFile[req]),
-		"-inf", r.usersCSV,
-		"-key", "domain", "localhost",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
-		"-r", strconv.Itoa(rate), "-rp", "1000", "-m", strconv.Itoa(calls),
-		"-l", strconv.Itoa(max(rate*4, 100)),
-		"-buff_size", "4194304",
-		"-recv_timeout", "4000",
-		"-timeout", strconv.Itoa(int(expected/time.Second)) + "s",
-		"-nostdin",
-		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-fd", "1",
-		"-trace_rtt", "-rtt_freq", strconv.Itoa(rttFreq(calls)),
-		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"), "-max_log_size", "2000000",
-		srv.sip,
-	}
-	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
+	args := r.sippArgs(srv, st, port)
+	_ = os.WriteFile(filepath.Join(st.dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
 	before := readRcvbufErrors()
 	cpu0 := srv.cpuTicks()
 	t0 := time.Now()
-	p, err := procs.start("sipp", filepath.Join(dir, "sipp.out"), dir, "sipp", args...)
+	p, err := procs.start("sipp", filepath.Join(st.dir, "sipp.out"), st.dir, "sipp", args...)
 	if err != nil {
 		return nil, err
 	}
 	sippCPU := 0.0
-	var exitErr error
 	select {
 	case <-p.done:
 		exitErr = p.err
 	case <-ctx.Done():
 		p.stop()
-		return st, ctx.Err()
-	case <-time.After(expected + 20*time.Second):
+		return nil, ctx.Err()
+	case <-time.After(st.expectedDuration() + 20*time.Second):
 		p.stop()
 		exitErr = errors.New("sipp did not end: killed")
 	}
@@ -605,29 +836,41 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	for k, v := range cpu1 {
 		st.cpu[k] = float64(v-cpu0[k]) / clkTck
 	}
+	return exitErr, nil
+}
 
-	stats, err := readStat(filepath.Join(dir, "stat.csv"))
+// readResults reads the counts, the achieved rate and the response times
+// from sipp's files.
+func (st *step) readResults(exitErr error) error {
+	stats, err := readStat(filepath.Join(st.dir, "stat.csv"))
 	if err != nil {
-		return nil, fmt.Errorf("sipp %s at %d/s gave no statistics (%v; exit: %v); see %s", req, rate, err, exitErr, dir)
+		return fmt.Errorf("sipp %s at %d/s gave no statistics (%v; exit: %v); see %s", st.req, st.rate, err, exitErr, st.dir)
 	}
 	st.ok, st.failed, st.retrans = int(stats["SuccessfulCall(C)"]), int(stats["FailedCall(C)"]), int(stats["Retransmissions(C)"])
 	st.sent = stats["CallRate(C)"]
-	if lost := calls - st.ok - st.failed; lost > 0 { // never answered before sipp gave up
+	if lost := st.calls - st.ok - st.failed; lost > 0 { // never answered before sipp gave up
 		st.failed += lost
 	}
-	rtts, span, err := readRTT(dir)
+	rtts, span, err := readRTT(st.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(rtts) > 0 {
 		st.p50, st.p99, st.max = percentile(rtts, 50), percentile(rtts, 99), rtts[len(rtts)-1]
 	}
 	switch {
-	case req == preload: // no response times: over the whole run
+	case st.req == preload: // no response times: over the whole run
 		st.achieved = float64(st.ok) / st.wall.Seconds()
 	case st.ok > 0:
-		st.achieved = float64(st.ok) / (span.Seconds() + 1/float64(rate))
+		st.achieved = float64(st.ok) / (span.Seconds() + 1/float64(st.rate))
 	}
+	return nil
+}
+
+// judge sets pass, senderLimited and verdict by the package doc's rule
+// of a sustainable step.
+func (st *step) judge() {
+	calls, rate := st.calls, st.rate
 	var why []string
 	if st.failed > 0 {
 		why = append(why, fmt.Sprintf("%d failed", st.failed))
@@ -638,7 +881,7 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	if st.achieved < 0.97*float64(rate) {
 		why = append(why, fmt.Sprintf("achieved %.0f/s < 97%%", st.achieved))
 	}
-	if req == preload { // only that every user is registered
+	if st.req == preload { // only that every user is registered
 		why = nil
 		if st.failed > 0 || st.ok < calls {
 			why = []string{fmt.Sprintf("%d of %d not registered", calls-st.ok, calls)}
@@ -653,14 +896,6 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	if !st.pass {
 		st.verdict = strings.Join(why, ", ")
 	}
-	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, cpu %s, rcvbuf errors %+d",
-		srv.name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
-		ms(st.p50), ms(st.p99), cpuString(st), st.rcvbufErrs)
-	if !st.pass {
-		logf("         %s", st.verdict)
-	}
-	fmt.Fprintln(r.steps, st.csv())
-	return st, nil
 }
 
 // rttFreq is how many response times sipp buffers before it writes them:
@@ -809,58 +1044,166 @@ func readRcvbufErrors() int64 {
 
 // ---- the table ----
 
+// column is one column of the table: its header and its cell per request
+// type.
+type column struct {
+	head string
+	cell func(q request) string
+}
+
 func (r *runner) table(results []*search) string {
-	find := func(t string, q request) *search {
-		for _, s := range results {
-			if s.target == t && s.req == q {
-				return s
+	find := func(t string) func(request) *search {
+		return func(q request) *search {
+			for _, s := range results {
+				if s.target == t && s.req == q {
+					return s
+				}
 			}
+			return nil
 		}
-		return nil
 	}
-	rate := func(s *search) string {
-		switch {
-		case s == nil:
-			return "not run"
-		case s.best == nil:
-			return "none (" + s.note + ")"
-		case s.bounded:
-			return fmt.Sprintf(">= %d/s", s.best.rate)
+	l, k, b := find("locsvc"), find("kamailio"), find("baseline")
+	cols := []column{{"request", func(q request) string {
+		return map[request]string{register: "REGISTER -> 200", invite: "INVITE -> 302 + ACK"}[q]
+	}}}
+	if slices.Contains(r.c.targets, "baseline") {
+		cols = append(cols,
+			column{"baseline", func(q request) string { return rateCell(b(q)) }},
+			column{"locsvc", func(q request) string { return rateCell(l(q)) }},
+			column{"locsvc / baseline", func(q request) string { return rateRatio(l(q), b(q)) }},
+			column{"Kamailio", func(q request) string { return rateCell(k(q)) }},
+			column{"locsvc / Kamailio", func(q request) string { return rateRatio(l(q), k(q)) }},
+			column{"baseline p50 / p99", func(q request) string { return latCell(b(q)) }},
+			column{"locsvc p50 / p99", func(q request) string { return latCell(l(q)) }},
+			column{"locsvc / baseline p50 / p99", func(q request) string { return latRatio(l(q), b(q)) }},
+			column{"Kamailio p50 / p99", func(q request) string { return latCell(k(q)) }},
+			column{"baseline CPU/req", func(q request) string { return cpuCell(b(q)) }},
+			column{"locsvc CPU/req", func(q request) string { return cpuCell(l(q)) }},
+			column{"Kamailio CPU/req", func(q request) string { return cpuCell(k(q)) }})
+	} else {
+		cols = append(cols,
+			column{"locsvc", func(q request) string { return rateCell(l(q)) }},
+			column{"Kamailio", func(q request) string { return rateCell(k(q)) }},
+			column{"ratio", func(q request) string { return rateRatio(l(q), k(q)) }},
+			column{"locsvc p50 / p99", func(q request) string { return latCell(l(q)) }},
+			column{"Kamailio p50 / p99", func(q request) string { return latCell(k(q)) }},
+			column{"locsvc CPU/req", func(q request) string { return cpuCell(l(q)) }},
+			column{"Kamailio CPU/req", func(q request) string { return cpuCell(k(q)) }})
+	}
+	var sb strings.Builder
+	r.tableHead(&sb)
+	row := func(cell func(column) string) {
+		var cells []string
+		for _, c := range cols {
+			cells = append(cells, cell(c))
 		}
-		return fmt.Sprintf("%d/s", s.best.rate)
+		fmt.Fprintf(&sb, "| %s |\n", strings.Join(cells, " | "))
 	}
-	lat := func(s *search) string {
-		if s == nil || s.best == nil {
-			return "-"
-		}
-		return ms(s.best.p50) + " / " + ms(s.best.p99)
+	row(func(c column) string { return c.head })
+	row(func(column) string { return "---" })
+	for _, q := range []request{register, invite} {
+		row(func(c column) string { return c.cell(q) })
 	}
-	cpu := func(s *search) string {
-		if s == nil || s.best == nil || s.best.ok == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.0f µs", s.best.serverCPU()/float64(s.best.ok)*1e6)
-	}
-	var b strings.Builder
+	r.tableFoot(&sb)
+	return sb.String()
+}
+
+func (r *runner) tableHead(b *strings.Builder) {
 	mode := fmt.Sprintf("sustainable rate: no failed call, retransmissions < 0.1 %% of calls, achieved >= 97 %% of offered; %s steps, %d users", r.c.step, r.c.users)
 	if r.c.smoke {
 		mode = fmt.Sprintf("smoke: one %s step at %d/s per row, %d users", r.c.step, r.c.smokeRate, r.c.users)
 	}
-	fmt.Fprintf(&b, "\n## sipbench %s\n\n%s. p50/p99: sipp response times (1 ms resolution) at that rate. CPU: server CPU time per answered request at that rate.\n\n",
+	fmt.Fprintf(b, "\n## sipbench %s\n\n%s. p50/p99: sipp response times (1 ms resolution) at that rate. CPU: server CPU time per answered request at that rate.",
 		time.Now().UTC().Format(time.RFC3339), mode)
-	fmt.Fprintf(&b, "| request | locsvc | Kamailio | ratio | locsvc p50 / p99 | Kamailio p50 / p99 | locsvc CPU/req | Kamailio CPU/req |\n")
-	fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, q := range []request{register, invite} {
-		l, k := find("locsvc", q), find("kamailio", q)
-		ratio := "-"
-		if l != nil && k != nil && l.best != nil && k.best != nil {
-			ratio = fmt.Sprintf("%.2f", float64(l.best.rate)/float64(k.best.rate))
-		}
-		name := map[request]string{register: "REGISTER -> 200", invite: "INVITE -> 302 + ACK"}[q]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", name, rate(l), rate(k), ratio, lat(l), lat(k), cpu(l), cpu(k))
+	fmt.Fprintf(b, " A ratio marked >= or <= is a bound (a search ran out of its budget or reached -max-rate first), ~ when both did.")
+	if slices.Contains(r.c.targets, "baseline") {
+		fmt.Fprintf(b, " Latency ratios compare each binary at its own sustainable rate; - where a time is under 1 ms.")
 	}
-	fmt.Fprintf(&b, "\nlocsvc: 1 node, --sip-mode redirect, 3 memcached shards (-t 1), --replicas 2. Kamailio: kamailio-ref.cfg, usrloc db_mode 0, %d UDP children. Raw data: %s\n", r.c.kamChildren, r.dir)
-	return b.String()
+	fmt.Fprintf(b, "\n\n")
+}
+
+func (r *runner) tableFoot(b *strings.Builder) {
+	fmt.Fprintf(b, "\nlocsvc: 1 node, --sip-mode redirect, 3 memcached shards (-t 1), --replicas 2. Kamailio: kamailio-ref.cfg, usrloc db_mode 0, %d UDP children. Raw data: %s\n", r.c.kamChildren, r.dir)
+	if slices.Contains(r.c.targets, "baseline") {
+		var order []string
+		for _, j := range schedule(r.c.targets, r.c.requests) {
+			order = append(order, j.target+" "+string(j.req))
+		}
+		fmt.Fprintf(b, "\nlocsvc: %s (version %s). baseline: %s (version %s), run the same way. Search order: %s.\n",
+			r.c.locsvc, binVersion(r.c.locsvc), r.c.baseline, binVersion(r.c.baseline), strings.Join(order, ", "))
+	}
+}
+
+// binVersion is what `bin version` prints: `make bench-sip-vs` deletes
+// its baseline binary after the run, so the path alone would not say
+// which build it was.
+func binVersion(bin string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "version").Output()
+	if v := strings.TrimSpace(string(out)); err == nil && v != "" && !strings.Contains(v, "\n") {
+		return v
+	}
+	return "unknown"
+}
+
+func rateCell(s *search) string {
+	switch {
+	case s == nil:
+		return "not run"
+	case s.best == nil:
+		return "none (" + s.note + ")"
+	case s.bounded:
+		return fmt.Sprintf(">= %d/s", s.best.rate)
+	}
+	return fmt.Sprintf("%d/s", s.best.rate)
+}
+
+// rateRatio is a's sustainable rate over b's. A bounded search's true
+// limit is higher than its rate, so the ratio is a bound on one side.
+func rateRatio(a, b *search) string {
+	if a == nil || b == nil || a.best == nil || b.best == nil {
+		return "-"
+	}
+	v := fmt.Sprintf("%.2f", float64(a.best.rate)/float64(b.best.rate))
+	switch {
+	case a.bounded && b.bounded:
+		return "~" + v
+	case a.bounded:
+		return ">= " + v
+	case b.bounded:
+		return "<= " + v
+	}
+	return v
+}
+
+func latCell(s *search) string {
+	if s == nil || s.best == nil {
+		return "-"
+	}
+	return ms(s.best.p50) + " / " + ms(s.best.p99)
+}
+
+// latRatio is a's p50 and p99 over b's. sipp counts whole milliseconds, so
+// a ratio with a time under 1 ms would mean nothing.
+func latRatio(a, b *search) string {
+	if a == nil || b == nil || a.best == nil || b.best == nil {
+		return "-"
+	}
+	ratio := func(x, y float64) string {
+		if x < 1 || y < 1 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", x/y)
+	}
+	return ratio(a.best.p50, b.best.p50) + " / " + ratio(a.best.p99, b.best.p99)
+}
+
+func cpuCell(s *search) string {
+	if s == nil || s.best == nil || s.best.ok == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f µs", s.best.serverCPU()/float64(s.best.ok)*1e6)
 }
 
 // ---- servers ----
@@ -922,8 +1265,10 @@ func groupTicks(groups map[int]string) map[string]int64 {
 	return out
 }
 
-func startLocsvc(ctx context.Context, c config, dir string) (*server, error) {
-	s := &server{name: "locsvc"}
+// startLocsvc starts the locsvc binary bin as target name on three
+// memcached shards of its own.
+func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
+	s := &server{name: name}
 	stopAll := func() {
 		// locsvc first: it drains and leaves while its shards are still up.
 		for i := len(s.procs) - 1; i >= 0; i-- {
@@ -965,16 +1310,11 @@ func startLocsvc(ctx context.Context, c config, dir string) (*server, error) {
 	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
 	s.sip = addr(ports[0])
 	httpAddr := addr(ports[2])
-	args := []string{"serve", "--node-id", "bench",
-		"--memcached", strings.Join(shards, ","), "--replicas", "2",
-		"--sip", s.sip, "--sip-mode", "redirect", "--domain", "localhost",
-		"--grpc", addr(ports[1]), "--http", httpAddr, "--gossip", addr(ports[3]),
-		"--log-level", "warn",
-		// sipp sends every REGISTER from one address: the per-source
-		// REGISTER limit would measure itself, not the server.
-		"--register-rate", "0"}
-	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(c.locsvc+" "+strings.Join(args, " ")+"\n"), 0o644)
-	p, err := procs.start("locsvc", filepath.Join(dir, "locsvc.log"), dir, c.locsvc, args...)
+	args := locsvcArgs(shards, s.sip, addr(ports[1]), httpAddr, addr(ports[3]))
+	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(bin+" "+strings.Join(args, " ")+"\n"), 0o644)
+	// The process is named after the program, not the target: CPU time is
+	// summed per program name.
+	p, err := procs.start("locsvc", filepath.Join(dir, "locsvc.log"), dir, bin, args...)
 	if err != nil {
 		stopAll()
 		return nil, err
@@ -986,6 +1326,19 @@ func startLocsvc(ctx context.Context, c config, dir string) (*server, error) {
 	}
 	s.info = "memcached " + strings.Join(shards, ",")
 	return s, nil
+}
+
+// locsvcArgs is the command line of every locsvc target, baseline
+// included (checkServeFlags reads the flag names from it).
+func locsvcArgs(shards []string, sip, grpc, http, gossip string) []string {
+	return []string{"serve", "--node-id", "bench",
+		"--memcached", strings.Join(shards, ","), "--replicas", "2",
+		"--sip", sip, "--sip-mode", "redirect", "--domain", "localhost",
+		"--grpc", grpc, "--http", http, "--gossip", gossip,
+		"--log-level", "warn",
+		// sipp sends every REGISTER from one address: the per-source
+		// REGISTER limit would measure itself, not the server.
+		"--register-rate", "0"}
 }
 
 func startKamailio(ctx context.Context, c config, dir string) (*server, error) {
