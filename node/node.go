@@ -50,7 +50,8 @@ type announced struct{ grpc, http, sip string }
 // Start validates cfg, opens the listeners, builds the store (the embedded
 // one, the memcached ring, or a remote cluster's client), the service, the
 // APIs and the SIP front end, and serves until Stop. ctx bounds start-up
-// only: cancelling it later does not stop the node.
+// only (a ctx that ended by the time the store is open fails Start);
+// cancelling it later does not stop the node.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, &ConfigError{err}
@@ -68,8 +69,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
-	loc, err := n.openStore(ctx)
+	loc, err := n.openStore()
 	if err != nil {
+		return nil, err
+	}
+	// Joining the ring is the slow step; a caller that gave up meanwhile
+	// gets no node.
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if n.sip, err = startSIP(&n.cfg, loc, log); err != nil {
@@ -118,7 +124,7 @@ func (n *Node) listen() error {
 
 // openStore builds what the node serves from and returns it as the SIP
 // front end's Locator.
-func (n *Node) openStore(ctx context.Context) (sipfront.Locator, error) {
+func (n *Node) openStore() (sipfront.Locator, error) {
 	if n.cfg.Locator != "" {
 		return n.openRemote()
 	}
