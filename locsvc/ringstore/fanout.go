@@ -77,7 +77,16 @@ func (s *Store) fanOut(ctx context.Context, p placement, tol tolerance, fn func(
 	if tol.decide(0, 0, len(p.shards)) == failed {
 		return 0, fmt.Errorf("the ring has %d healthy shard(s) for this key, %d needed", len(p.shards), tol.need)
 	}
-	callCtx, cancel := context.WithCancel(ctx)
+	// Only a fan-out that needs two or more successes can fail with calls
+	// still in flight (failing means ok+pending+untried < need), so only
+	// such a fan-out, a write, derives a context it can cancel. A read
+	// (need 1) fails only once every call has ended and hands its calls
+	// the caller's context as it is: the derived context and its done
+	// channel were the largest part of what the context cost a lookup.
+	callCtx, cancel := ctx, context.CancelFunc(func() {})
+	if tol.need > 1 {
+		callCtx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel() // on success nothing is in flight; otherwise what is, is pointless
 	f := fanOuts.Get().(*fanOut)
 	f.s, f.replicas, f.tol, f.fn, f.ctx, f.cancel = s, p.replicas, tol, fn, callCtx, cancel
