@@ -178,20 +178,24 @@ func (m *Membership) SetState(s State) error {
 	if s > StateLeaving {
 		return errors.New("ring: unknown state " + s.String())
 	}
-	if m.closed() {
-		return errClosed
-	}
-	m.metaMu.Lock()
-	meta := m.meta
-	meta.State = s
-	err := m.setMetaLocked(meta)
-	m.metaMu.Unlock()
-	if err != nil {
+	if err := m.setState(s); err != nil {
 		return err
 	}
 	m.wakeBuilder()
 	m.announce(announceTimeout)
 	return nil
+}
+
+// setState records s in this node's metadata, not yet gossiped.
+func (m *Membership) setState(s State) error {
+	if m.closed() {
+		return errClosed
+	}
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	meta := m.meta
+	meta.State = s
+	return m.setMetaLocked(meta)
 }
 
 // announceTimeout bounds how long SetState and health changes wait for the
@@ -233,14 +237,10 @@ func (m *Membership) setMetaLocked(meta Meta) error {
 // (memberlist Leave, so peers drop it at once instead of after failure
 // detection) and shuts down. timeout bounds each of the two broadcasts.
 func (m *Membership) Leave(timeout time.Duration) error {
-	if m.closed() {
-		return errClosed
+	err := m.setState(StateLeaving)
+	if errors.Is(err, errClosed) {
+		return err
 	}
-	m.metaMu.Lock()
-	meta := m.meta
-	meta.State = StateLeaving
-	err := m.setMetaLocked(meta)
-	m.metaMu.Unlock()
 	if err == nil {
 		m.announce(timeout)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/api/locsvcv1"
+	"github.com/locsvc/locsvc/node"
 )
 
 // clientFlags are shared by the subcommands that call a running node.
@@ -32,7 +33,7 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", "127.0.0.1:7070", "gRPC address of a locsvc node (env LOCSVC_GRPC)")
+	fs.StringVar(&c.server, "server", node.DefaultConfig().GRPC, "gRPC address of a locsvc node (env LOCSVC_GRPC)")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "call timeout")
 	fs.BoolVar(&c.json, "json", false, "print the answer as JSON")
 	fs.StringVar(&c.ca, "ca", "", "PEM CA bundle verifying the node's certificate: connect over TLS (env LOCSVC_CA)")
@@ -45,8 +46,23 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 // change what a script calling locsvc lookup prints.
 var clientEnvFlags = []string{"ca", "cert", "key"}
 
+// call dials the node and runs fn on the connection with the call's
+// context (--timeout); a failed call is explained by callError.
+func (c *clientFlags) call(fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	conn, ctx, cancel, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer cancel()
+	if err := fn(ctx, conn); err != nil {
+		return c.callError(err)
+	}
+	return nil
+}
+
 func (c *clientFlags) dial() (*grpc.ClientConn, context.Context, context.CancelFunc, error) {
-	if c.server == "127.0.0.1:7070" {
+	if c.server == node.DefaultConfig().GRPC {
 		if env := os.Getenv("LOCSVC_GRPC"); env != "" {
 			c.server = env
 		}
@@ -122,15 +138,12 @@ func registerCmd(args []string) error {
 	for _, ct := range rest[1:] {
 		req.Contacts = append(req.Contacts, &locsvcv1.Contact{Uri: strings.Trim(ct, "<>")})
 	}
-	conn, ctx, cancel, err := c.dial()
-	if err != nil {
+	var res *locsvcv1.RegisterResponse
+	if err := c.call(func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		res, err = locsvcv1.NewLocationServiceClient(conn).Register(ctx, req)
 		return err
-	}
-	defer conn.Close()
-	defer cancel()
-	res, err := locsvcv1.NewLocationServiceClient(conn).Register(ctx, req)
-	if err != nil {
-		return c.callError(err)
+	}); err != nil {
+		return err
 	}
 	return printBindings(c, res, res.Aor, res.Bindings)
 }
@@ -143,15 +156,12 @@ func lookupCmd(args []string) error {
 	if len(rest) != 1 {
 		return usageError{errors.New("lookup: need exactly one AOR")}
 	}
-	conn, ctx, cancel, err := c.dial()
-	if err != nil {
+	var res *locsvcv1.LookupResponse
+	if err := c.call(func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		res, err = locsvcv1.NewLocationServiceClient(conn).Lookup(ctx, &locsvcv1.LookupRequest{Aor: rest[0]})
 		return err
-	}
-	defer conn.Close()
-	defer cancel()
-	res, err := locsvcv1.NewLocationServiceClient(conn).Lookup(ctx, &locsvcv1.LookupRequest{Aor: rest[0]})
-	if err != nil {
-		return c.callError(err)
+	}); err != nil {
+		return err
 	}
 	return printBindings(c, res, res.Aor, res.Bindings)
 }
@@ -192,15 +202,12 @@ func statusCmd(args []string) error {
 	if len(rest) != 0 {
 		return usageError{errors.New("status: takes no arguments")}
 	}
-	conn, ctx, cancel, err := c.dial()
-	if err != nil {
+	var st *locsvcv1.StatusResponse
+	if err := c.call(func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		st, err = locsvcv1.NewClusterServiceClient(conn).Status(ctx, &locsvcv1.StatusRequest{})
 		return err
-	}
-	defer conn.Close()
-	defer cancel()
-	st, err := locsvcv1.NewClusterServiceClient(conn).Status(ctx, &locsvcv1.StatusRequest{})
-	if err != nil {
-		return c.callError(err)
+	}); err != nil {
+		return err
 	}
 	if c.json {
 		return printJSON(st)
