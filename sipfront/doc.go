@@ -81,6 +81,13 @@
 // same tag; only the key of each INVITE is remembered, so that a CANCEL can
 // be answered 200 (transaction known) or 481 (unknown).
 //
+// Flow keepalives (RFC 5626 §4.4) are answered by the transports, never
+// reaching the core: on TCP and TLS a double CRLF gets a CRLF back, and on
+// UDP a STUN Binding request gets a Binding success response naming the
+// source address (internal/stun), so that a phone behind NAT sees its
+// mapping and can tell when it changes. In proxy mode sipgo's transports
+// read the sockets; keepalives there are not answered yet.
+//
 // A message over Config.MaxMessageSize gets 513 (§21.5.14) when its header
 // can be parsed, and over TCP the connection is then closed (limits.go,
 // docs/limits.md); each hit is counted in Stats.Limited.

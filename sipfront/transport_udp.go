@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/locsvc/locsvc/internal/stun"
 )
 
 // udpBufSize holds the largest UDP payload; larger datagrams cannot exist.
@@ -53,6 +55,12 @@ func (t *udpTransport) read() {
 			// Nothing a reader can fix (e.g. ENOBUFS): do not spin on it.
 			t.fe.log.Warn("sip: UDP read failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		// A STUN Binding request is a UDP flow's keepalive (RFC 5626
+		// §4.4.2); it cannot be taken for SIP, which starts with a letter.
+		if stun.IsBindingRequest(buf[:n]) {
+			_ = t.send(stun.BindingResponse(buf[:n], src), src)
 			continue
 		}
 		t.fe.receiveDatagram(buf[:n], src, t)
