@@ -105,6 +105,9 @@ type Config struct {
 	RegisterBurst int
 
 	now   func() time.Time // tests set the clock
+	// wsPing and wsPingTimeout replace wsPingInterval and wsPingTimeout
+	// when set: tests do not wait 30 s for a dead peer.
+	wsPing, wsPingTimeout time.Duration
 	realm string           // the first domain as given
 }
 

@@ -48,7 +48,8 @@ type wsTransport struct {
 	ln        net.Listener
 	proto     string // "ws" or "wss": the transport bindings record
 	srv       *http.Server
-	pingEvery time.Duration // tests shorten it
+	pingEvery time.Duration
+	pingWait  time.Duration
 
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
@@ -61,7 +62,11 @@ type wsTransport struct {
 
 // newWSTransport serves ws on ln, or wss with tlsConf set.
 func newWSTransport(fe *stateless, ln *net.TCPListener, tlsConf *tls.Config) *wsTransport {
-	t := &wsTransport{fe: fe, ln: ln, proto: "ws", pingEvery: wsPingInterval, conns: make(map[*wsConn]struct{})}
+	t := &wsTransport{fe: fe, ln: ln, proto: "ws", pingEvery: wsPingInterval, pingWait: wsPingTimeout,
+		conns: make(map[*wsConn]struct{})}
+	if fe.cfg.wsPing > 0 {
+		t.pingEvery, t.pingWait = fe.cfg.wsPing, fe.cfg.wsPingTimeout
+	}
 	if tlsConf != nil {
 		conf := tlsConf.Clone()
 		// The upgrade is HTTP/1.1 only; offering h2 would invite clients
@@ -299,7 +304,7 @@ func (c *wsConn) pingLoop(done <-chan struct{}) {
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), wsPingTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), c.t.pingWait)
 		err := c.ws.Ping(ctx)
 		cancel()
 		if err != nil {

@@ -335,3 +335,48 @@ func TestWebSocketConfig(t *testing.T) {
 		})
 	}
 }
+
+// A peer that answers no Ping (its client reads nothing, so its library
+// sends no Pong) is closed once a Ping times out; one that answers stays.
+func TestWebSocketDeadPeer(t *testing.T) {
+	e := wsEnv(t, ModeRegistrar, func(c *Config) { c.wsPing, c.wsPingTimeout = 50*time.Millisecond, 100*time.Millisecond })
+	live := e.wsClient()
+	reading := make(chan error, 1)
+	go func() {
+		_, _, err := live.c.Read(context.Background())
+		reading <- err
+	}()
+	dead := e.wsClient()
+	waitFor(t, "both connections to be counted", func() bool { return e.srv.Stats().WSConns == 2 })
+	waitFor(t, "the dead peer to be closed", func() bool { return e.srv.Stats().WSConns == 1 })
+	if _, _, err := dead.read(); err == nil {
+		t.Error("the dead peer's connection still carries messages")
+	}
+	time.Sleep(300 * time.Millisecond) // several pings answered
+	if n := e.srv.Stats().WSConns; n != 1 {
+		t.Errorf("WSConns %d: the live peer was closed too", n)
+	}
+	select {
+	case err := <-reading:
+		t.Errorf("live peer's connection ended: %v", err)
+	default:
+	}
+}
+
+// A connection that sends nothing for the idle timeout is closed even
+// though it answers Pings, as over TCP.
+func TestWebSocketIdle(t *testing.T) {
+	e := wsEnv(t, ModeRegistrar, func(c *Config) { c.TCPIdleTimeout = 200 * time.Millisecond })
+	c := e.wsClient()
+	wantCode(t, c.do(msg{method: "OPTIONS"}), 200)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, _, err := c.c.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("idle connection not closed: %v", err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("closed after %v, before the idle timeout", d)
+	}
+	waitFor(t, "the connection to be counted closed", func() bool { return e.srv.Stats().WSConns == 0 })
+}
