@@ -104,11 +104,11 @@ type Config struct {
 	// the rate (default twice RegisterRate, at least 1).
 	RegisterBurst int
 
-	now   func() time.Time // tests set the clock
+	now func() time.Time // tests set the clock
 	// wsPing and wsPingTimeout replace wsPingInterval and wsPingTimeout
 	// when set: tests do not wait 30 s for a dead peer.
 	wsPing, wsPingTimeout time.Duration
-	realm string           // the first domain as given
+	realm                 string // the first domain as given
 }
 
 const (
