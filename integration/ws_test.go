@@ -11,6 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/testcerts"
 )
 
 // wsUA is a browser-style UA on one SIP over WebSocket connection: a
@@ -21,13 +23,17 @@ type wsUA struct {
 	host string
 }
 
-func dialWS(t *testing.T, addr string) *wsUA {
+func dialWS(t *testing.T, addr string) *wsUA { return dialWSWith(t, "ws://"+addr, nil) }
+
+// dialWSWith upgrades at url; hc (nil: the default client) carries the
+// TLS configuration of wss.
+func dialWSWith(t *testing.T, url string, hc *http.Client) *wsUA {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+addr, &websocket.DialOptions{Subprotocols: []string{"sip"}})
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"sip"}, HTTPClient: hc})
 	if err != nil {
-		t.Fatalf("WebSocket upgrade at %s: %v", addr, err)
+		t.Fatalf("WebSocket upgrade at %s: %v", url, err)
 	}
 	t.Cleanup(func() { c.CloseNow() })
 	return &wsUA{t: t, c: c, host: "df7jal23ls0d.invalid"}
@@ -140,5 +146,31 @@ func TestWebSocketSIP(t *testing.T) {
 	}
 	if out := n.Output(); !strings.Contains(out, "sip_ws="+ws) {
 		t.Errorf("serving log line names no ws address:\n%s", out)
+	}
+}
+
+// TestWebSocketSIPSecure: --sip-wss with the node's certificate; the
+// binding records transport wss.
+func TestWebSocketSIPSecure(t *testing.T) {
+	certs := testcerts.Generate(t)
+	wss := FreeAddr(t)
+	n := StartNode(t, NodeOptions{ID: "sipwss", TLS: certs, Args: []string{"--sip-mode", "registrar", "--sip-wss", wss}})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: certs.ClientTLS(t, false)}}
+	u := dialWSWith(t, "wss://"+wss, hc)
+	contact := "sip:k3l8ch2s@" + u.host + ";transport=ws"
+	if res := u.exchange(u.request("REGISTER", "bob", 1, "Contact: <"+contact+">\r\n")); res.StatusCode != 200 {
+		t.Fatalf("REGISTER over wss: %d %s", res.StatusCode, res.Reason)
+	}
+	if bs := n.Bindings(t, "sip:bob@localhost"); len(bs) != 1 || bs[0].Transport != "wss" || bs[0].Uri != contact {
+		t.Fatalf("bindings %v", bs)
+	}
+	// A UA reads, so it answers the close at SIGTERM at once (one that
+	// does not holds the stop up to the library's 5 s close handshake).
+	go u.c.Read(context.Background())
+	if err := n.Stop(10 * time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, n.Output())
+	}
+	if out := n.Output(); strings.Contains(out, "panic") || strings.Contains(out, "DATA RACE") {
+		t.Errorf("node output:\n%s", out)
 	}
 }

@@ -51,7 +51,8 @@
 // prove the peer alive, not that it still uses the connection).
 // Connections are bounded by MaxTCPConns apart from TCP's, counted in
 // Stats.WSConns. Close stops the upgrades, lets each connection's answers
-// in hand go out, then closes it with 1001 (going away). Proxy mode
+// in hand go out, then closes it with 1001 (going away), waiting at most
+// the library's 5 s for the peer's close frame. Proxy mode
 // refuses WSAddr and WSSAddr for now: sipgo's own WebSocket transport
 // sends no Pong and drops binary and fragmented messages, so serving it
 // there means relaying over connections of our own.
