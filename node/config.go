@@ -28,8 +28,14 @@ type Config struct {
 	// Listen addresses. SIP empty: no SIP front end.
 	GRPC, HTTP, SIP string
 	SIPTLS          string // --sip-tls: SIP over TLS, beside SIP
-	SIPAdvertise    string // --sip-advertise: host:port the node names itself by in a stored Path
-	SIPMode         string // registrar, redirect or proxy
+	// SIP over WebSocket (RFC 7118), beside SIP, registrar and redirect
+	// modes only: --sip-ws plain, --sip-wss over TLS (SIPTLSConfig).
+	SIPWS, SIPWSS string
+	// WSOrigins (--ws-origins) are the Origins a WebSocket upgrade may
+	// carry; empty: any, or none.
+	WSOrigins    []string
+	SIPAdvertise string // --sip-advertise: host:port the node names itself by in a stored Path
+	SIPMode      string // registrar, redirect or proxy
 
 	// Storage: no Memcached and no Join is the embedded store.
 	Memcached        []string // shards this node fronts
@@ -74,7 +80,8 @@ type Config struct {
 	DrainTimeout, HandoffTimeout time.Duration
 
 	// TLS, built by the caller from its certificate files (nil: plain).
-	// ServerTLS serves gRPC and HTTP; SIPTLSConfig the SIPTLS listener;
+	// ServerTLS serves gRPC and HTTP; SIPTLSConfig the SIPTLS and SIPWSS
+	// listeners;
 	// LocatorTLS dials Locator.
 	ServerTLS, SIPTLSConfig, LocatorTLS *tls.Config
 
@@ -227,6 +234,7 @@ func (c *Config) validateSIP() []error {
 			errs = append(errs, errors.New("--sip-tls needs --sip: it adds a listener to the SIP front end"))
 		}
 	}
+	errs = append(errs, c.validateWS()...)
 	if err := sipfront.CheckMaxMessageSize(c.SIPMaxMessage); err != nil {
 		errs = append(errs, fmt.Errorf("--sip-max-message: %w", err))
 	}
@@ -242,6 +250,35 @@ func (c *Config) validateSIP() []error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	return errs
+}
+
+// validateWS checks the WebSocket listeners. Proxy mode is refused here
+// as well as in sipfront so that the error names the flag.
+func (c *Config) validateWS() []error {
+	var errs []error
+	for _, l := range []struct{ flag, addr string }{{"--sip-ws", c.SIPWS}, {"--sip-wss", c.SIPWSS}} {
+		if l.addr == "" {
+			continue
+		}
+		if err := checkHostPort(l.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", l.flag, err))
+		}
+		if c.SIP == "" {
+			errs = append(errs, fmt.Errorf("%s needs --sip: it adds a listener to the SIP front end", l.flag))
+		}
+		if c.SIPMode == "proxy" {
+			errs = append(errs, fmt.Errorf("%s: not yet served in proxy mode (registrar and redirect only)", l.flag))
+		}
+	}
+	for _, o := range c.WSOrigins {
+		if strings.TrimSpace(o) == "" {
+			errs = append(errs, errors.New("--ws-origins: empty origin"))
+		}
+	}
+	if len(c.WSOrigins) > 0 && c.SIPWS == "" && c.SIPWSS == "" {
+		errs = append(errs, errors.New("--ws-origins needs --sip-ws or --sip-wss"))
 	}
 	return errs
 }

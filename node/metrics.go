@@ -44,8 +44,9 @@ var (
 	descSIPResponses = prometheus.NewDesc("locsvc_sip_responses_total",
 		"SIP responses sent, by status code.", []string{"code"}, nil)
 	descSIPEvents = prometheus.NewDesc("locsvc_sip_events_total",
-		"SIP front-end events, by kind (retransmission, parse_error, dropped, panic).", []string{"kind"}, nil)
-	descSIPTCP     = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections.", nil, nil)
+		"SIP front-end events, by kind (retransmission, parse_error, dropped, panic, ws_refused).", []string{"kind"}, nil)
+	descSIPTCP     = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections (TLS included).", nil, nil)
+	descSIPWS      = prometheus.NewDesc("locsvc_sip_ws_connections", "Open SIP WebSocket connections (ws and wss).", nil, nil)
 	descSIPLimited = prometheus.NewDesc("locsvc_sip_limited_total",
 		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
 		[]string{"limit"}, nil)
@@ -171,6 +172,8 @@ func (e emitter) sip(st sipfront.Stats) {
 	e.counter(descSIPEvents, st.Dropped, "dropped")
 	e.counter(descSIPEvents, st.Panics, "panic")
 	e.gauge(descSIPTCP, float64(st.TCPConns))
+	e.gauge(descSIPWS, float64(st.WSConns))
+	e.counter(descSIPEvents, st.WSRefused, "ws_refused")
 	for limit, n := range st.Limited {
 		e.counter(descSIPLimited, n, limit)
 	}

@@ -84,14 +84,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n.metrics = newMetrics(n)
 	n.serveAPI()
 	ok = true
-	sipAddr, sipTLSAddr := "", ""
+	var sipAddr, sipTLSAddr, sipWSAddr, sipWSSAddr string
 	if n.sip != nil {
-		sipAddr, sipTLSAddr = n.sip.Addr(), n.sip.TLSAddr()
+		sipAddr, sipTLSAddr, sipWSAddr, sipWSSAddr = n.sip.Addr(), n.sip.TLSAddr(), n.sip.WSAddr(), n.sip.WSSAddr()
 	}
 	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "locator", cfg.Locator,
 		"grpc", n.info.GRPCAddr, "http", n.info.HTTPAddr, "tls", cfg.ServerTLS != nil,
 		"mtls", cfg.ServerTLS != nil && cfg.ServerTLS.ClientCAs != nil,
-		"sip", sipAddr, "sip_tls", sipTLSAddr, "sip_mode", cfg.SIPMode)
+		"sip", sipAddr, "sip_tls", sipTLSAddr, "sip_ws", sipWSAddr, "sip_wss", sipWSSAddr, "sip_mode", cfg.SIPMode)
 	return n, nil
 }
 
@@ -211,13 +211,28 @@ func (n *Node) Err() <-chan error { return n.errc }
 // Info is what the node reports about itself, with the bound addresses.
 func (n *Node) Info() api.Info { return n.info }
 
-// SIPAddr and SIPTLSAddr are the SIP front end's bound addresses ("" when
-// not served).
+// SIPAddr, SIPWSAddr and SIPWSSAddr are the SIP front end's bound
+// addresses: UDP and TCP, WebSocket, secure WebSocket ("" when not
+// served).
 func (n *Node) SIPAddr() string {
 	if n.sip == nil {
 		return ""
 	}
 	return n.sip.Addr()
+}
+
+func (n *Node) SIPWSAddr() string {
+	if n.sip == nil {
+		return ""
+	}
+	return n.sip.WSAddr()
+}
+
+func (n *Node) SIPWSSAddr() string {
+	if n.sip == nil {
+		return ""
+	}
+	return n.sip.WSSAddr()
 }
 
 // Ready reports whether the node can serve requests now: nil, or why not.

@@ -18,6 +18,7 @@ func startSIP(cfg *Config, loc sipfront.Locator, log *slog.Logger) (*sipfront.Se
 		Trusted: cfg.Trusted, AllowOpen: cfg.AllowOpen, AuthAll: cfg.SIPAuthAll, Logger: log.With("component", "sip"),
 		MaxMessageSize: cfg.SIPMaxMessage, RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
 		TLSAddr: cfg.SIPTLS, TLSConfig: cfg.SIPTLSConfig, RequestTimeout: cfg.SIPRequestTimeout,
+		WSAddr: cfg.SIPWS, WSSAddr: cfg.SIPWSS, WSOrigins: cfg.WSOrigins,
 	}
 	if cfg.Credentials != "" {
 		creds, err := sipfront.LoadCredentials(cfg.Credentials)

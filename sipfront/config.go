@@ -28,6 +28,20 @@ type Config struct {
 	// TLSConfig holds its certificate (Certificates or GetCertificate).
 	TLSAddr   string
 	TLSConfig *tls.Config
+	// WSAddr and WSSAddr, when set, add SIP over WebSocket listeners
+	// (RFC 7118; host:port, port 0 picks one, Server.WSAddr and
+	// Server.WSSAddr report them): plain and over TLS (TLSConfig's
+	// certificate). Bindings record transport "ws" or "wss". Registrar
+	// and redirect modes only. WebSocket connections are bounded by
+	// MaxTCPConns and TCPIdleTimeout apart from TCP's.
+	WSAddr, WSSAddr string
+	// WSOrigins, when set, are the Origin header values a WebSocket
+	// upgrade may carry (compared case-insensitively, e.g.
+	// "https://phone.example.com"); any other, or none, gets 403. A
+	// browser always sends Origin and cannot forge it, so this is what
+	// keeps other web sites' pages off the registrar; clients that send
+	// no Origin need the list empty. Empty: any Origin, or none.
+	WSOrigins []string
 	// Advertise is the host:port this node names itself by in the Path
 	// entry it stores with each binding (calls go home). Default: the
 	// listen address, which must then not be a wildcard (0.0.0.0, ::).
@@ -90,8 +104,11 @@ type Config struct {
 	// the rate (default twice RegisterRate, at least 1).
 	RegisterBurst int
 
-	now   func() time.Time // tests set the clock
-	realm string           // the first domain as given
+	now func() time.Time // tests set the clock
+	// wsPing and wsPingTimeout replace wsPingInterval and wsPingTimeout
+	// when set: tests do not wait 30 s for a dead peer.
+	wsPing, wsPingTimeout time.Duration
+	realm                 string // the first domain as given
 }
 
 const (
@@ -155,6 +172,7 @@ func (c *Config) validate() error {
 			errs = append(errs, errors.New("TLS addr set without a TLS certificate"))
 		}
 	}
+	errs = append(errs, c.validateWS()...)
 	var domains []string
 	for _, d := range c.Domains {
 		if n := sipuri.NormalizeHost(d); n != "" {
@@ -184,6 +202,31 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, CheckRegisterRate(c.RegisterRate, c.RegisterBurst)...)
 	return errors.Join(errs...)
+}
+
+// validateWS checks the WebSocket listeners' settings.
+func (c *Config) validateWS() []error {
+	var errs []error
+	for _, l := range []struct{ name, addr string }{{"WS", c.WSAddr}, {"WSS", c.WSSAddr}} {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s addr %q: %v", l.name, l.addr, err))
+		}
+	}
+	if c.WSSAddr != "" && (c.TLSConfig == nil || (len(c.TLSConfig.Certificates) == 0 && c.TLSConfig.GetCertificate == nil)) {
+		errs = append(errs, errors.New("WSS addr set without a TLS certificate"))
+	}
+	if (c.WSAddr != "" || c.WSSAddr != "") && c.Mode == ModeProxy {
+		errs = append(errs, errors.New("WebSocket (WSAddr, WSSAddr) is not yet served in proxy mode (registrar and redirect only)"))
+	}
+	for _, o := range c.WSOrigins {
+		if strings.TrimSpace(o) == "" {
+			errs = append(errs, errors.New("WSOrigins: empty origin"))
+		}
+	}
+	return errs
 }
 
 // CheckMaxMessageSize reports whether n bytes is a message size limit the
@@ -282,11 +325,13 @@ func (c *Config) checkProtected() error {
 		return nil
 	}
 	host, _, _ := net.SplitHostPort(c.Addr)
-	if c.TLSAddr != "" {
-		// TLS encrypts but authenticates no client: the same rule holds.
-		if tlsHost, _, _ := net.SplitHostPort(c.TLSAddr); !isLoopbackHost(tlsHost) {
-			return fmt.Errorf("sipfront: refusing to serve SIP over TLS on %q without authentication: "+
-				"give credentials (digest auth), listen on loopback, or allow open serving explicitly (--allow-open)", c.TLSAddr)
+	// TLS encrypts but authenticates no client, and an Origin check keeps
+	// only browsers in line: the same rule holds for every listener.
+	for _, l := range []struct{ what, addr string }{{"SIP over TLS", c.TLSAddr}, {"SIP over WebSocket", c.WSAddr},
+		{"SIP over secure WebSocket", c.WSSAddr}} {
+		if h, _, _ := net.SplitHostPort(l.addr); l.addr != "" && !isLoopbackHost(h) {
+			return fmt.Errorf("sipfront: refusing to serve %s on %q without authentication: "+
+				"give credentials (digest auth), listen on loopback, or allow open serving explicitly (--allow-open)", l.what, l.addr)
 		}
 	}
 	if isLoopbackHost(host) {

@@ -2,7 +2,8 @@
 // Path per RFC 3327, the reg-id/instance part of RFC 5626), a redirect
 // server (302 with the AoR's contacts) and a stateful forking proxy
 // (RFC 3261 §16), with digest authentication (RFC 7616/8760: SHA-256 and
-// MD5, qop=auth), over UDP, TCP and TLS. It talks to the location service
+// MD5, qop=auth), over UDP, TCP and TLS, and in registrar and redirect
+// modes over WebSocket (RFC 7118). It talks to the location service
 // only through Locator, so it runs in-process or in front of a remote
 // cluster unchanged.
 //
@@ -23,26 +24,38 @@
 //
 //   - stateless (stateless.go) in registrar and redirect modes: locsvc's
 //     own transports (transport_udp.go, transport_tcp.go,
-//     transport_tls.go), a retransmission table (txcache.go) in place of
+//     transport_tls.go, transport_ws.go), a retransmission table (txcache.go) in place of
 //     transactions, and a bounded handler pool.
 //   - proxy (proxy.go) in proxy mode: sipgo's transports and transactions;
 //     REGISTER, auth, limits and lookups go to the core, forwarding is its
 //     own.
 //
-// A WebSocket transport (RFC 7118) is one more transport of the stateless
-// front end, and touches neither the core nor the other transports: a
-// listener type implementing transport (start, stopReading, close) that
-// accepts the HTTP upgrade (Sec-WebSocket-Protocol: sip), and per
-// connection a sink (send, name: "ws" or "wss", which bindings record)
-// that writes each answer as one text frame. Each frame holds exactly one
-// message, so the reader parses it with the front end's parser, as UDP
-// does a datagram, and hands it to receive with that sink; serve appends
-// the listener to the front end's transports. Its source address is the
-// TCP peer, and as for TCP the answers go back on the connection. Outside
-// the new file only Config (a listen address), Start (opening it into
-// listeners) and stateless.serve (one append) change; locsvc already
-// accepts "ws" and "wss" bindings. In proxy mode sipgo's own WebSocket
-// transport would be served next to its UDP, TCP and TLS ones.
+// SIP over WebSocket (RFC 7118; transport_ws.go, Config.WSAddr and
+// WSSAddr) is one more transport of the stateless front end, touching
+// neither the core nor the other transports. coder/websocket does the
+// framing (Pongs, fragments, text and binary messages, close frames); an
+// http.Server takes the upgrade, bounded by a 10 s header deadline. The
+// upgrade must offer the "sip" subprotocol (else 400) and, with
+// Config.WSOrigins set, carry one of those Origins (else, or with no
+// Origin at all, 403); refusals are counted in Stats.WSRefused. Each
+// message is exactly one SIP message (§5), text or binary: it is parsed
+// with the front end's parser as a datagram is and handed to receive
+// with the connection as its sink (name "ws" or "wss", which bindings
+// record), and each answer goes back as one text message. A broken
+// message gets its 400 and the connection goes on, since framing cannot
+// be lost; a message over MaxMessageSize ends the connection with 1009.
+// A message of only CRLFs is a keep-alive, a double CRLF among it a ping
+// answered "\r\n" (streamKeepAlive, shared with TCP). The server Pings
+// every 30 s and closes a peer that answers none in 10 s; a connection
+// that sends no message for TCPIdleTimeout is closed, as over TCP (Pongs
+// prove the peer alive, not that it still uses the connection).
+// Connections are bounded by MaxTCPConns apart from TCP's, counted in
+// Stats.WSConns. Close stops the upgrades, lets each connection's answers
+// in hand go out, then closes it with 1001 (going away), waiting at most
+// the library's 5 s for the peer's close frame. Proxy mode
+// refuses WSAddr and WSSAddr for now: sipgo's own WebSocket transport
+// sends no Pong and drops binary and fragmented messages, so serving it
+// there means relaying over connections of our own.
 //
 // # Wire handling
 //
@@ -177,7 +190,8 @@
 // hop (Request-URI naming this node) is not handled; Path entries with
 // ;ob get no flow token (the received address stands in for it); requests
 // the node relays for others (ACK, in-dialog, routed) are not counted per
-// target; WebSocket (RFC 7118) is not served yet (see Front ends).
+// target; WebSocket (RFC 7118) is not served in proxy mode yet (see
+// Layers).
 //
 // Without credentials the server runs open. New refuses that on a
 // listen address that is not loopback unless Config.AllowOpen is set (like

@@ -131,3 +131,47 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// wsRecorder is a recorder that names itself as a WebSocket connection
+// does, so that requests take the ws path (no UDP destination).
+type wsRecorder struct{ *recorder }
+
+func (wsRecorder) name() string { return "ws" }
+
+// FuzzWSMessage feeds raw bytes as one WebSocket message through the path
+// a ws connection's reader takes. Nothing may panic, every message must be
+// released exactly once, and whatever is sent must be a CRLF pong or
+// parse as a final SIP response.
+func FuzzWSMessage(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add([]byte(strings.ReplaceAll(s, "SIP/2.0/UDP", "SIP/2.0/WS")))
+	}
+	f.Add([]byte("\r\n\r\n"))
+	f.Add([]byte(""))
+	s := fuzzServer(f, func(c *Config) { c.Mode = ModeRedirect })
+	src := netip.MustParseAddrPort("127.0.0.1:40000")
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec := &recorder{}
+		released := 0
+		s.receiveWSMessage(data, src, wsRecorder{rec}, func() { released++ })
+		if released != 1 {
+			t.Fatalf("released %d times", released)
+		}
+		if n := s.core.Stats.Panics.Load(); n != 0 {
+			t.Fatalf("%d panics recovered", n)
+		}
+		for _, out := range rec.out {
+			if string(out) == "\r\n" {
+				continue
+			}
+			m, err := sip.ParseMessage(out)
+			if err != nil {
+				t.Fatalf("sent something unparseable (%v):\n%q", err, out)
+			}
+			if res, ok := m.(*sip.Response); !ok || res.StatusCode < 200 || res.StatusCode > 699 {
+				t.Fatalf("sent a non-final or non-response:\n%q", out)
+			}
+		}
+	})
+}

@@ -12,7 +12,7 @@ import (
 )
 
 // Server is the SIP front end: UDP and TCP listeners on one address, and
-// optionally a TLS listener on another, put on the wire by one of two
+// optionally TLS and WebSocket listeners on others, put on the wire by one of two
 // front ends (stateless.go for registrar and redirect modes, proxy*.go for
 // proxy mode) around one transport-free core (internal/core).
 type Server struct {
@@ -26,6 +26,8 @@ type Server struct {
 	closed  bool
 	addr    string
 	tlsAddr string
+	wsAddr  string
+	wssAddr string
 }
 
 // frontEnd puts the core on the wire. serve takes the sockets Start
@@ -36,20 +38,35 @@ type frontEnd interface {
 	close() error
 }
 
-// listeners are the sockets a front end serves; tls is nil without
-// Config.TLSAddr.
+// listeners are the sockets a front end serves; tls, ws and wss are nil
+// without Config.TLSAddr, WSAddr and WSSAddr.
 type listeners struct {
-	udp *net.UDPConn
-	tcp *net.TCPListener
-	tls *net.TCPListener
+	udp     *net.UDPConn
+	tcp     *net.TCPListener
+	tls     *net.TCPListener
+	ws, wss *net.TCPListener
 }
 
 func (ls listeners) close() {
 	ls.udp.Close()
 	ls.tcp.Close()
-	if ls.tls != nil {
-		ls.tls.Close()
+	for _, l := range []*net.TCPListener{ls.tls, ls.ws, ls.wss} {
+		if l != nil {
+			l.Close()
+		}
 	}
+}
+
+// listenTCP opens one of the optional stream listeners; "" opens none.
+func listenTCP(addr string) (*net.TCPListener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return net.ListenTCP("tcp", ta)
 }
 
 // New checks cfg and prepares a server; Start listens.
@@ -88,16 +105,19 @@ func (s *Server) Start() error {
 		return fmt.Errorf("sipfront: listen %s: %w", s.cfg.Addr, err)
 	}
 	ls := listeners{udp: udp, tcp: tcp}
-	if s.cfg.TLSAddr != "" {
-		ta, err := net.ResolveTCPAddr("tcp", s.cfg.TLSAddr)
-		if err == nil {
-			ls.tls, err = net.ListenTCP("tcp", ta)
-		}
+	for _, l := range []struct {
+		name, addr string
+		ln         **net.TCPListener
+		bound      *string
+	}{{"TLS", s.cfg.TLSAddr, &ls.tls, &s.tlsAddr}, {"WS", s.cfg.WSAddr, &ls.ws, &s.wsAddr}, {"WSS", s.cfg.WSSAddr, &ls.wss, &s.wssAddr}} {
+		ln, err := listenTCP(l.addr)
 		if err != nil {
 			ls.close()
-			return fmt.Errorf("sipfront: listen TLS %s: %w", s.cfg.TLSAddr, err)
+			return fmt.Errorf("sipfront: listen %s %s: %w", l.name, l.addr, err)
 		}
-		s.tlsAddr = ls.tls.Addr().String()
+		if ln != nil {
+			*l.ln, *l.bound = ln, ln.Addr().String()
+		}
 	}
 	s.addr = udp.LocalAddr().String()
 	s.core.SetAddr(s.addr)
@@ -108,7 +128,7 @@ func (s *Server) Start() error {
 	// Only now: Close has nothing to stop on a front end that never
 	// served.
 	s.started = true
-	s.log.Info("SIP front end listening", "addr", s.addr, "tls", s.tlsAddr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
+	s.log.Info("SIP front end listening", "addr", s.addr, "tls", s.tlsAddr, "ws", s.wsAddr, "wss", s.wssAddr, "mode", s.cfg.Mode, "domains", s.cfg.Domains,
 		"auth", s.cfg.authEnabled(), "home", s.core.Home())
 	return nil
 }
@@ -119,6 +139,20 @@ func (s *Server) TLSAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tlsAddr
+}
+
+// WSAddr and WSSAddr are the SIP over WebSocket addresses listened on
+// (plain and TLS), once started; "" when there is none.
+func (s *Server) WSAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wsAddr
+}
+
+func (s *Server) WSSAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wssAddr
 }
 
 // listenBoth opens UDP and TCP on the same port. With port 0 the port UDP

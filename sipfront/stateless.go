@@ -1,6 +1,7 @@
 package sipfront
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -14,7 +15,7 @@ import (
 )
 
 // stateless is the front end of registrar and redirect modes: locsvc's
-// own transports (UDP, TCP, TLS; WebSocket would be one more) feeding the
+// own transports (UDP, TCP, TLS, WebSocket) feeding the
 // core, with a retransmission table in place of sipgo's transaction
 // layer, which keeps every UDP server transaction (and, for INVITE, a
 // goroutine) alive for up to 32 s and halves throughput.
@@ -57,7 +58,7 @@ type transport interface {
 // connection.
 type sink interface {
 	send(b []byte, to netip.AddrPort) error
-	name() string // "udp", "tcp" or "tls", as stored in bindings
+	name() string // "udp", "tcp", "tls", "ws" or "wss", as stored in bindings
 }
 
 func newStateless(c *core.Core, cfg *Config) *stateless {
@@ -78,6 +79,12 @@ func (fe *stateless) serve(ls listeners) error {
 	fe.transports = []transport{newUDPTransport(fe, ls.udp, fe.cfg.UDPReaders), newTCPTransport(fe, ls.tcp)}
 	if ls.tls != nil {
 		fe.transports = append(fe.transports, newTLSTransport(fe, ls.tls, fe.cfg.TLSConfig))
+	}
+	if ls.ws != nil {
+		fe.transports = append(fe.transports, newWSTransport(fe, ls.ws, nil))
+	}
+	if ls.wss != nil {
+		fe.transports = append(fe.transports, newWSTransport(fe, ls.wss, fe.cfg.TLSConfig))
 	}
 	fe.pool = workpool.New(handlerWorkers, fe.stop)
 	for _, t := range fe.transports {
@@ -322,6 +329,19 @@ func isKeepAlive(data []byte) bool {
 		}
 	}
 	return true
+}
+
+// crlf is the pong to a double-CRLF ping.
+var crlf = []byte("\r\n")
+
+// streamKeepAlive is the connection transports' keep-alive rule (RFC 5626
+// §3.5.1, §4.4.1): input that is only a keep-alive is no message, and a
+// double CRLF among it is a ping that gets a CRLF pong.
+func streamKeepAlive(data []byte) (keepAlive, pong bool) {
+	if !isKeepAlive(data) {
+		return false, false
+	}
+	return true, bytes.Contains(data, []byte("\r\n\r\n"))
 }
 
 func (fe *stateless) sweepLoop() {

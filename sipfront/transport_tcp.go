@@ -1,7 +1,6 @@
 package sipfront
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -152,12 +151,13 @@ func (c *tcpConn) serve() {
 // reports false when the stream cannot go on: its framing is lost.
 func (c *tcpConn) feed(ps *sip.ParserStream, data []byte, src netip.AddrPort) bool {
 	fe := c.t.fe
-	if ps.Buffer().Len() == 0 && isKeepAlive(data) {
-		// RFC 5626 §3.5.1: a double CRLF ping gets a CRLF pong.
-		if bytes.Contains(data, []byte("\r\n\r\n")) {
-			c.send([]byte("\r\n"), src)
+	if ps.Buffer().Len() == 0 {
+		if keepAlive, pong := streamKeepAlive(data); keepAlive {
+			if pong {
+				c.send(crlf, src)
+			}
+			return true
 		}
-		return true
 	}
 	ps.Write(data)
 	for ps.Buffer().Len() > 0 {

@@ -26,7 +26,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	d := node.DefaultConfig()
 	cfg.Config = d
 	lim := d.Limits
-	var memcached, join, domains, trusted, logLevel string
+	var memcached, join, domains, trusted, logLevel, wsOrigins string
 	var minExp, maxExp, defExp int
 	fs.String(configFlag, "", "YAML file of serve flags, keyed by flag name; command-line flags and LOCSVC_ variables override it")
 	fs.StringVar(&cfg.NodeID, "node-id", d.NodeID, "unique node name")
@@ -34,6 +34,9 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.StringVar(&cfg.HTTP, "http", d.HTTP, "HTTP listen address (health, readiness, status)")
 	fs.StringVar(&cfg.SIP, "sip", d.SIP, "SIP listen address, UDP and TCP (empty: no SIP front end)")
 	fs.StringVar(&cfg.SIPTLS, "sip-tls", d.SIPTLS, "SIP over TLS listen address (uses --tls-cert and --tls-key)")
+	fs.StringVar(&cfg.SIPWS, "sip-ws", d.SIPWS, "SIP over WebSocket (RFC 7118) listen address; registrar and redirect modes")
+	fs.StringVar(&cfg.SIPWSS, "sip-wss", d.SIPWSS, "SIP over secure WebSocket listen address (uses --tls-cert and --tls-key); registrar and redirect modes")
+	fs.StringVar(&wsOrigins, "ws-origins", strings.Join(d.WSOrigins, ","), "comma-separated Origins a WebSocket upgrade may carry (e.g. https://phone.example.com); any other, or none, gets 403 (empty: any)")
 	fs.StringVar(&cfg.SIPMode, "sip-mode", d.SIPMode, "SIP front end mode: "+strings.Join(node.SIPModes, ", "))
 	fs.StringVar(&memcached, "memcached", "", "comma-separated memcached shard address(es) this node fronts (empty: embedded store)")
 	fs.StringVar(&cfg.Gossip, "gossip", d.Gossip, "memberlist gossip bind address")
@@ -70,6 +73,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 
 	finish := func() error {
 		cfg.Memcached, cfg.Join, cfg.Domains = splitList(memcached), splitList(join), splitList(domains)
+		cfg.WSOrigins = splitList(wsOrigins)
 		lim.MinExpires = time.Duration(minExp) * time.Second
 		lim.MaxExpires = time.Duration(maxExp) * time.Second
 		lim.DefaultExpires = time.Duration(defExp) * time.Second

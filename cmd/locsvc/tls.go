@@ -60,6 +60,9 @@ func (s *security) validate(c *config) []error {
 	if c.SIPTLS != "" && s.CertFile == "" {
 		errs = append(errs, errors.New("--sip-tls needs --tls-cert and --tls-key"))
 	}
+	if c.SIPWSS != "" && s.CertFile == "" {
+		errs = append(errs, errors.New("--sip-wss needs --tls-cert and --tls-key"))
+	}
 	if s.LocatorCA != "" || s.LocatorCert != "" || s.LocatorKey != "" {
 		if c.Locator == "" {
 			errs = append(errs, errors.New("--locator-ca, --locator-cert and --locator-key need --locator"))
@@ -104,14 +107,14 @@ func (s *security) sipTLS(log *slog.Logger) (*tls.Config, error) {
 }
 
 // apply puts the TLS configurations the files describe into the node's
-// Config: the gRPC and HTTP listeners', the SIP TLS listener's, and the
+// Config: the gRPC and HTTP listeners', the SIP TLS and WSS listeners', and the
 // client side towards --locator.
 func (s *security) apply(c *config, log *slog.Logger) error {
 	var err error
 	if c.ServerTLS, err = s.serverTLS(log); err != nil {
 		return err
 	}
-	if c.SIPTLS != "" {
+	if c.SIPTLS != "" || c.SIPWSS != "" {
 		if c.SIPTLSConfig, err = s.sipTLS(log); err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,15 @@ func TestSecurityFlagValidation(t *testing.T) {
 		{"sip tls without cert", []string{"--sip-tls", "127.0.0.1:5061"}, "--sip-tls needs --tls-cert"},
 		{"sip tls without sip", []string{"--sip", "", "--sip-tls", "127.0.0.1:5061", "--tls-cert", c.ServerCert, "--tls-key", c.ServerKey}, "--sip-tls needs --sip"},
 		{"sip tls bad address", []string{"--sip-tls", "5061", "--tls-cert", c.ServerCert, "--tls-key", c.ServerKey}, "--sip-tls: "},
+		{"sip ws and wss", []string{"--sip-ws", "127.0.0.1:5080", "--sip-wss", "127.0.0.1:5081", "--ws-origins", "https://a.example, https://b.example",
+			"--tls-cert", c.ServerCert, "--tls-key", c.ServerKey}, ""},
+		{"sip wss without cert", []string{"--sip-wss", "127.0.0.1:5081"}, "--sip-wss needs --tls-cert"},
+		{"sip ws without sip", []string{"--sip", "", "--sip-ws", "127.0.0.1:5080"}, "--sip-ws needs --sip"},
+		{"sip ws bad address", []string{"--sip-ws", "5080"}, "--sip-ws: "},
+		{"sip ws in proxy mode", []string{"--sip-mode", "proxy", "--sip-ws", "127.0.0.1:5080"}, "--sip-ws: not yet served in proxy mode (registrar and redirect only)"},
+		{"sip wss in proxy mode", []string{"--sip-mode", "proxy", "--sip-wss", "127.0.0.1:5081", "--tls-cert", c.ServerCert, "--tls-key", c.ServerKey},
+			"--sip-wss: not yet served in proxy mode"},
+		{"ws origins without ws", []string{"--ws-origins", "https://a.example"}, "--ws-origins needs --sip-ws or --sip-wss"},
 		{"locator tls", []string{"--locator", "grpc://127.0.0.1:7070", "--locator-ca", c.CAFile, "--locator-cert", c.ClientCert, "--locator-key", c.ClientKey}, ""},
 		{"locator ca without locator", []string{"--locator-ca", c.CAFile}, "--locator-ca, --locator-cert and --locator-key need --locator"},
 		{"locator cert without key", []string{"--locator", "grpc://127.0.0.1:7070", "--locator-cert", c.ClientCert}, "--locator-cert needs --locator-key"},
@@ -195,5 +205,26 @@ func touch(t *testing.T, path string, at time.Time) {
 	t.Helper()
 	if err := os.Chtimes(path, at, at); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// --sip-wss gets the SIP TLS configuration even without --sip-tls, and
+// --ws-origins is split as the other lists are.
+func TestWebSocketFlags(t *testing.T) {
+	c := testcerts.Generate(t)
+	cfg, err := parseServe(t, "--sip-ws", "127.0.0.1:5080", "--sip-wss", "127.0.0.1:5081",
+		"--ws-origins", " https://a.example ,https://b.example", "--tls-cert", c.ServerCert, "--tls-key", c.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SIPWS != "127.0.0.1:5080" || cfg.SIPWSS != "127.0.0.1:5081" ||
+		!slices.Equal(cfg.WSOrigins, []string{"https://a.example", "https://b.example"}) {
+		t.Fatalf("parsed %q %q %q", cfg.SIPWS, cfg.SIPWSS, cfg.WSOrigins)
+	}
+	if err := cfg.Sec.apply(cfg, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SIPTLSConfig == nil || cfg.SIPTLSConfig.GetCertificate == nil {
+		t.Fatal("no SIP TLS configuration for --sip-wss")
 	}
 }

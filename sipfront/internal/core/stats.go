@@ -27,8 +27,15 @@ type Stats struct {
 	Dropped uint64
 	// Panics counts handler panics recovered; each is a bug.
 	Panics uint64
-	// TCPConns is the number of open TCP connections.
+	// TCPConns is the number of open TCP connections (TLS included).
 	TCPConns int64
+	// WSConns is the number of open WebSocket connections (ws and wss),
+	// counted apart from TCPConns: they are bounded apart too.
+	WSConns int64
+	// WSRefused counts WebSocket upgrades refused: no "sip" subprotocol,
+	// an Origin not allowed, not a WebSocket handshake, or over the
+	// connection limit.
+	WSRefused uint64
 	// Limited counts requests refused by a limit, by the limit's name
 	// (LimitRegisterRate, LimitMessageSize, ...; docs/limits.md). Every
 	// limit is present, hit or not, so that its metric exists from the
@@ -95,6 +102,8 @@ type Counters struct {
 	Dropped         atomic.Uint64
 	Panics          atomic.Uint64
 	TCPConns        atomic.Int64
+	WSConns         atomic.Int64
+	WSRefused       atomic.Uint64
 	limited         [len(limitNames)]atomic.Uint64
 	answerTimes     [len(knownMethods)]*histogram.Histogram
 }
@@ -154,6 +163,8 @@ func (c *Counters) Snapshot() Stats {
 		Dropped:         c.Dropped.Load(),
 		Panics:          c.Panics.Load(),
 		TCPConns:        c.TCPConns.Load(),
+		WSConns:         c.WSConns.Load(),
+		WSRefused:       c.WSRefused.Load(),
 		Limited:         make(map[string]uint64),
 		AnswerTimes:     make(map[string]Histogram),
 	}
