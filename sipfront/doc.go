@@ -95,7 +95,7 @@
 // be answered 200 (transaction known) or 481 (unknown).
 //
 // Flow keepalives (RFC 5626 §4.4) are answered by the transports, never
-// reaching the core: on TCP and TLS a double CRLF gets a CRLF back, and on
+// reaching the core: on TCP, TLS and WebSocket a double CRLF gets a CRLF back, and on
 // UDP a STUN Binding request gets a Binding success response naming the
 // source address (internal/stun), so that a phone behind NAT sees its
 // mapping and can tell when it changes. In proxy mode sipgo's transports
