@@ -70,8 +70,11 @@ type Config struct {
 	// SIPRequestTimeout bounds the work on one SIP request, counted from
 	// its arrival: its store calls get the rest as their deadline.
 	SIPRequestTimeout time.Duration
-	RegisterRate      float64
-	RegisterBurst     int
+	// FlowTimer is the Flow-Timer of outbound registrations (RFC 5626):
+	// how long a flow may go without a keepalive (0: none sent).
+	FlowTimer     time.Duration
+	RegisterRate  float64
+	RegisterBurst int
 
 	Pprof bool // serve Go's profiler on HTTP
 
@@ -106,6 +109,7 @@ func DefaultConfig() Config {
 		Limits:            locsvc.DefaultLimits(),
 		SIPMaxMessage:     sipfront.DefaultMaxMessageSize,
 		SIPRequestTimeout: 5 * time.Second,
+		FlowTimer:         120 * time.Second,
 		RegisterRate:      20,
 		DrainTimeout:      10 * time.Second,
 		HandoffTimeout:    60 * time.Second,
@@ -244,6 +248,9 @@ func (c *Config) validateSIP() []error {
 			err = fmt.Errorf("%s: %w", sipFlags[fe.Field], fe.Err)
 		}
 		errs = append(errs, err)
+	}
+	if c.FlowTimer != 0 && (c.FlowTimer < time.Second || c.FlowTimer%time.Second != 0) {
+		errs = append(errs, fmt.Errorf("--flow-timer: 0 (none) or whole seconds, got %v", c.FlowTimer))
 	}
 	if c.SIPRequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--sip-request-timeout: must be positive, got %v", c.SIPRequestTimeout))

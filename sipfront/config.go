@@ -75,6 +75,10 @@ type Config struct {
 	// arrival (time queued for a handler included), and so each Locator
 	// call (default 5 s).
 	RequestTimeout time.Duration
+	// FlowTimer, when at least a second, is the Flow-Timer (RFC 5626) the
+	// 200 of an outbound registration carries: how long a flow may go
+	// without a keepalive (0: no Flow-Timer).
+	FlowTimer time.Duration
 	// UDPReaders is the number of goroutines reading the UDP socket
 	// (default GOMAXPROCS, at least 2).
 	UDPReaders int
@@ -189,7 +193,7 @@ func (c *Config) validate() error {
 	if len(c.NonceKey) > 0 && len(c.NonceKey) < core.MinNonceKey {
 		errs = append(errs, fmt.Errorf("nonce key has %d bytes, at least %d needed", len(c.NonceKey), core.MinNonceKey))
 	}
-	if c.NonceLifetime < 0 || c.RequestTimeout < 0 || c.TCPIdleTimeout < 0 {
+	if c.NonceLifetime < 0 || c.RequestTimeout < 0 || c.TCPIdleTimeout < 0 || c.FlowTimer < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if c.UDPReaders < 0 || c.MaxInFlight < 0 || c.MaxTCPConns < 0 || c.TxCacheSize < 0 {
@@ -313,7 +317,7 @@ func (c *Config) core() core.Config {
 		Mode: c.Mode, Domains: c.Domains, Realm: c.realm, Trusted: c.Trusted,
 		Credentials: c.Credentials, AuthAll: c.AuthAll,
 		NonceKey: c.NonceKey, NonceLifetime: c.NonceLifetime,
-		Logger: c.Logger, RequestTimeout: c.RequestTimeout, Advertise: c.Advertise,
+		Logger: c.Logger, RequestTimeout: c.RequestTimeout, FlowTimer: c.FlowTimer, Advertise: c.Advertise,
 		RegisterRate: c.RegisterRate, RegisterBurst: c.RegisterBurst, Now: c.now,
 	}
 }

@@ -520,3 +520,32 @@ func (panicLocator) Register(context.Context, locsvc.Request) (locsvc.Result, er
 func (panicLocator) Lookup(context.Context, string) (locsvc.Result, error)           { panic("boom") }
 
 var _ = sip.REGISTER
+
+// An outbound registration's 200 carries Flow-Timer when one is set
+// (RFC 5626 §4.4.1), in whole seconds; other registrations never do.
+func TestFlowTimer(t *testing.T) {
+	inst := `"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>"`
+	outbound := msg{to: "<sip:dave@example.com>", callID: "ft1", hdrs: []string{
+		"Contact: <sip:dave@192.0.2.1;ob>;+sip.instance=" + inst + ";reg-id=1", "Supported: outbound"}}
+	plain := msg{to: "<sip:erin@example.com>", callID: "ft2", hdrs: []string{"Contact: <sip:erin@192.0.2.1>"}}
+
+	e := startEnv(t, func(c *Config) { c.FlowTimer = 120 * time.Second })
+	c := e.udpClient()
+	res := c.do(outbound)
+	wantCode(t, res, 200)
+	if got := values(res, "Flow-Timer"); !slices.Equal(got, []string{"120"}) {
+		t.Errorf("Flow-Timer = %q, want 120", got)
+	}
+	res = c.do(plain)
+	wantCode(t, res, 200)
+	if got := values(res, "Flow-Timer"); len(got) != 0 {
+		t.Errorf("Flow-Timer %q on a registration without outbound", got)
+	}
+
+	e = startEnv(t, nil)
+	res = e.udpClient().do(outbound)
+	wantCode(t, res, 200)
+	if got := values(res, "Flow-Timer"); len(got) != 0 {
+		t.Errorf("Flow-Timer %q with none configured", got)
+	}
+}

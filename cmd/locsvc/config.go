@@ -66,6 +66,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", d.MemcachedTimeout, "timeout of each memcached call")
 	fs.IntVar(&cfg.MemcachedConns, "memcached-conns", d.MemcachedConns, "connections to each memcached shard; concurrent requests' commands are pipelined over them")
 	fs.IntVar(&cfg.SIPMaxMessage, "sip-max-message", d.SIPMaxMessage, "largest SIP message accepted, bytes; larger gets 513 (TCP: then the connection closes)")
+	fs.DurationVar(&cfg.FlowTimer, "flow-timer", d.FlowTimer, "Flow-Timer of outbound registrations (RFC 5626): how long a flow may go without a keepalive, whole seconds (0: none)")
 	fs.DurationVar(&cfg.SIPRequestTimeout, "sip-request-timeout", d.SIPRequestTimeout, "time a SIP request may take from its arrival, store calls included; past it the answer is 503 (Retry-After)")
 	fs.Float64Var(&cfg.RegisterRate, "register-rate", d.RegisterRate, "REGISTER requests per second allowed per source IP (IPv6: per /64), --trusted exempt; over it gets 503 (0: no limit)")
 	fs.IntVar(&cfg.RegisterBurst, "register-burst", d.RegisterBurst, "REGISTER requests a source may send at once above --register-rate (0: twice the rate)")

@@ -38,6 +38,9 @@ type Config struct {
 	NonceLifetime  time.Duration
 	Logger         *slog.Logger
 	RequestTimeout time.Duration
+	// FlowTimer, when positive, is sent as Flow-Timer (whole seconds) in
+	// the 200 of every outbound registration (RFC 5626 §4.4.1, §6).
+	FlowTimer time.Duration
 	// Advertise is the host:port this node names itself by; "" takes the
 	// listen address given to SetAddr.
 	Advertise     string

@@ -58,6 +58,11 @@
 //     when it did; the echo is the full stored vector (this node's entry
 //     first in proxy mode), which is what RFC 3327 §5.3 asks a registrar
 //     to return.
+//   - Outbound registrations (reg-id with Supported: outbound) get
+//     Require: outbound and, when Config.FlowTimer is set (the node's
+//     --flow-timer, 120 s by default), Flow-Timer in whole seconds: the
+//     RFC lets a registrar send it or not, and sending it tells the UA how
+//     often to keep the flow alive instead of leaving it to guess.
 //   - Locator errors: a *locsvc.Error answers with its SIPCode and
 //     SIPReason (423 adds Min-Expires; 503 adds Retry-After); anything else
 //     is 500.

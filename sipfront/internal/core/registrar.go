@@ -75,6 +75,11 @@ func (c *Core) register(ctx context.Context, req *sip.Request, src netip.AddrPor
 	}
 	if outbound {
 		res.AppendHeader(sip.NewHeader("Require", "outbound"))
+		// How long the flow may go without a keepalive before the server
+		// may take it for dead: the UA keeps alive a little more often.
+		if c.cfg.FlowTimer >= time.Second {
+			res.AppendHeader(sip.NewHeader("Flow-Timer", strconv.Itoa(int(c.cfg.FlowTimer/time.Second))))
+		}
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(httpDate)))
 	return res
