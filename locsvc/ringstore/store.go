@@ -266,7 +266,8 @@ func (s *Store) Update(ctx context.Context, key string, change func(locsvc.Bindi
 	if err := ctx.Err(); err != nil {
 		return locsvc.BindingSet{}, fmt.Errorf("ended before the write: %w", err)
 	}
-	if quorum := s.quorum(r); len(reads) < quorum {
+	quorum := s.quorum(r)
+	if len(reads) < quorum {
 		s.stats.writeFailures.Add(1)
 		return locsvc.BindingSet{}, fmt.Errorf("%d shard(s) answered the read, %d needed to write: nothing written", len(reads), quorum)
 	}
@@ -274,7 +275,7 @@ func (s *Store) Update(ctx context.Context, key string, change func(locsvc.Bindi
 	if err != nil {
 		return locsvc.BindingSet{}, err
 	}
-	return s.write(ctx, key, next, reads, p, s.quorum(r))
+	return s.write(ctx, key, next, reads, p, quorum)
 }
 
 // read gets key from the R replicas of p in parallel (falling over past
