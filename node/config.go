@@ -242,13 +242,7 @@ func (c *Config) validateSIP() []error {
 	if err := sipfront.CheckMaxMessageSize(c.SIPMaxMessage); err != nil {
 		errs = append(errs, fmt.Errorf("--sip-max-message: %w", err))
 	}
-	for _, err := range sipfront.CheckRegisterRate(c.RegisterRate, c.RegisterBurst) {
-		var fe *sipfront.FieldError
-		if errors.As(err, &fe) {
-			err = fmt.Errorf("%s: %w", sipFlags[fe.Field], fe.Err)
-		}
-		errs = append(errs, err)
-	}
+	errs = append(errs, flagNamed(sipfront.CheckRegisterRate(c.RegisterRate, c.RegisterBurst))...)
 	if c.FlowTimer != 0 && (c.FlowTimer < time.Second || c.FlowTimer%time.Second != 0) {
 		errs = append(errs, fmt.Errorf("--flow-timer: 0 (none) or whole seconds, got %v", c.FlowTimer))
 	}
@@ -275,15 +269,8 @@ func (c *Config) validateWS() []error {
 		if c.SIP == "" {
 			errs = append(errs, fmt.Errorf("%s needs --sip: it adds a listener to the SIP front end", l.flag))
 		}
-		if c.SIPMode == "proxy" {
-			errs = append(errs, fmt.Errorf("%s: not yet served in proxy mode (registrar and redirect only)", l.flag))
-		}
 	}
-	for _, o := range c.WSOrigins {
-		if strings.TrimSpace(o) == "" {
-			errs = append(errs, errors.New("--ws-origins: empty origin"))
-		}
-	}
+	errs = append(errs, flagNamed(sipfront.CheckWebSocket(c.SIPMode, c.SIPWS, c.SIPWSS, c.WSOrigins))...)
 	if len(c.WSOrigins) > 0 && c.SIPWS == "" && c.SIPWSS == "" {
 		errs = append(errs, errors.New("--ws-origins needs --sip-ws or --sip-wss"))
 	}
@@ -292,7 +279,19 @@ func (c *Config) validateWS() []error {
 
 // sipFlags are the flags of the sipfront.Config fields whose checks
 // sipfront owns.
-var sipFlags = map[string]string{"RegisterRate": "--register-rate", "RegisterBurst": "--register-burst"}
+var sipFlags = map[string]string{"RegisterRate": "--register-rate", "RegisterBurst": "--register-burst",
+	"WSAddr": "--sip-ws", "WSSAddr": "--sip-wss", "WSOrigins": "--ws-origins"}
+
+// flagNamed renames sipfront's field errors by the node's flags.
+func flagNamed(errs []error) []error {
+	for i, err := range errs {
+		var fe *sipfront.FieldError
+		if errors.As(err, &fe) {
+			errs[i] = fmt.Errorf("%s: %w", sipFlags[fe.Field], fe.Err)
+		}
+	}
+	return errs
+}
 
 // checkHostPort reports whether addr is host:port with a valid port.
 func checkHostPort(addr string) error {

@@ -222,12 +222,24 @@ func (c *Config) validateWS() []error {
 	if c.WSSAddr != "" && (c.TLSConfig == nil || (len(c.TLSConfig.Certificates) == 0 && c.TLSConfig.GetCertificate == nil)) {
 		errs = append(errs, errors.New("WSS addr set without a TLS certificate"))
 	}
-	if (c.WSAddr != "" || c.WSSAddr != "") && c.Mode == ModeProxy {
-		errs = append(errs, errors.New("WebSocket (WSAddr, WSSAddr) is not yet served in proxy mode (registrar and redirect only)"))
+	return append(errs, CheckWebSocket(c.Mode, c.WSAddr, c.WSSAddr, c.WSOrigins)...)
+}
+
+// CheckWebSocket reports what the WebSocket settings may not be in mode,
+// each error a *FieldError naming WSAddr, WSSAddr or WSOrigins, so that a
+// caller may name them its own way (the node names flags).
+func CheckWebSocket(mode, ws, wss string, origins []string) []error {
+	var errs []error
+	if mode == ModeProxy {
+		for _, l := range []struct{ field, addr string }{{"WSAddr", ws}, {"WSSAddr", wss}} {
+			if l.addr != "" {
+				errs = append(errs, &FieldError{Field: l.field, Err: errors.New("not yet served in proxy mode (registrar and redirect only)")})
+			}
+		}
 	}
-	for _, o := range c.WSOrigins {
+	for _, o := range origins {
 		if strings.TrimSpace(o) == "" {
-			errs = append(errs, errors.New("WSOrigins: empty origin"))
+			errs = append(errs, &FieldError{Field: "WSOrigins", Err: errors.New("empty origin")})
 		}
 	}
 	return errs
