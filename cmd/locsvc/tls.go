@@ -74,25 +74,28 @@ func (s *security) validate(c *config) []error {
 	return errs
 }
 
-// serverTLS is the configuration of the gRPC and HTTP listeners, nil
-// without --tls-cert.
-func (s *security) serverTLS(log *slog.Logger) (*tls.Config, error) {
+// listenerTLS is the configuration of the gRPC and HTTP listeners
+// (server) and of the SIP TLS and WSS ones (sip), both nil without
+// --tls-cert. They share one certificate reloader, so a renewal is read
+// once and every listener serves it together; only server demands client
+// certificates, with --tls-client-ca.
+func (s *security) listenerTLS(log *slog.Logger) (server, sip *tls.Config, err error) {
 	if s.CertFile == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
-	conf, err := s.sipTLS(log)
-	if err != nil {
-		return nil, err
+	if sip, err = s.sipTLS(log); err != nil {
+		return nil, nil, err
 	}
+	server = sip.Clone()
 	if s.ClientCAFile != "" {
 		pool, err := loadCAPool(s.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+			return nil, nil, fmt.Errorf("--tls-client-ca: %w", err)
 		}
-		conf.ClientCAs = pool
-		conf.ClientAuth = tls.RequireAndVerifyClientCert
+		server.ClientCAs = pool
+		server.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return conf, nil
+	return server, sip, nil
 }
 
 // sipTLS is the SIP TLS listener's configuration: the same certificate,
@@ -110,14 +113,13 @@ func (s *security) sipTLS(log *slog.Logger) (*tls.Config, error) {
 // Config: the gRPC and HTTP listeners', the SIP TLS and WSS listeners', and the
 // client side towards --locator.
 func (s *security) apply(c *config, log *slog.Logger) error {
-	var err error
-	if c.ServerTLS, err = s.serverTLS(log); err != nil {
+	server, sip, err := s.listenerTLS(log)
+	if err != nil {
 		return err
 	}
+	c.ServerTLS = server
 	if c.SIPTLS != "" || c.SIPWSS != "" {
-		if c.SIPTLSConfig, err = s.sipTLS(log); err != nil {
-			return err
-		}
+		c.SIPTLSConfig = sip
 	}
 	c.LocatorTLS, err = clientTLS(s.LocatorCA, s.LocatorCert, s.LocatorKey, "--locator-")
 	return err
