@@ -28,8 +28,8 @@ type Config struct {
 	// Listen addresses. SIP empty: no SIP front end.
 	GRPC, HTTP, SIP string
 	SIPTLS          string // --sip-tls: SIP over TLS, beside SIP
-	// SIP over WebSocket (RFC 7118), beside SIP, registrar and redirect
-	// modes only: --sip-ws plain, --sip-wss over TLS (SIPTLSConfig).
+	// SIP over WebSocket (RFC 7118), beside SIP, in every mode: --sip-ws
+	// plain, --sip-wss over TLS (SIPTLSConfig).
 	SIPWS, SIPWSS string
 	// WSOrigins (--ws-origins) are the Origins a WebSocket upgrade may
 	// carry; empty: any, or none.
@@ -255,8 +255,7 @@ func (c *Config) validateSIP() []error {
 	return errs
 }
 
-// validateWS checks the WebSocket listeners. Proxy mode is refused here
-// as well as in sipfront so that the error names the flag.
+// validateWS checks the WebSocket listeners.
 func (c *Config) validateWS() []error {
 	var errs []error
 	for _, l := range []struct{ flag, addr string }{{"--sip-ws", c.SIPWS}, {"--sip-wss", c.SIPWSS}} {
@@ -270,7 +269,7 @@ func (c *Config) validateWS() []error {
 			errs = append(errs, fmt.Errorf("%s needs --sip: it adds a listener to the SIP front end", l.flag))
 		}
 	}
-	errs = append(errs, flagNamed(sipfront.CheckWebSocket(c.SIPMode, c.SIPWS, c.SIPWSS, c.WSOrigins))...)
+	errs = append(errs, flagNamed(sipfront.CheckWebSocket(c.WSOrigins))...)
 	if len(c.WSOrigins) > 0 && c.SIPWS == "" && c.SIPWSS == "" {
 		errs = append(errs, errors.New("--ws-origins needs --sip-ws or --sip-wss"))
 	}
@@ -280,7 +279,7 @@ func (c *Config) validateWS() []error {
 // sipFlags are the flags of the sipfront.Config fields whose checks
 // sipfront owns.
 var sipFlags = map[string]string{"RegisterRate": "--register-rate", "RegisterBurst": "--register-burst",
-	"WSAddr": "--sip-ws", "WSSAddr": "--sip-wss", "WSOrigins": "--ws-origins"}
+	"WSOrigins": "--ws-origins"}
 
 // flagNamed renames sipfront's field errors by the node's flags.
 func flagNamed(errs []error) []error {

@@ -31,8 +31,9 @@ type Config struct {
 	// WSAddr and WSSAddr, when set, add SIP over WebSocket listeners
 	// (RFC 7118; host:port, port 0 picks one, Server.WSAddr and
 	// Server.WSSAddr report them): plain and over TLS (TLSConfig's
-	// certificate). Bindings record transport "ws" or "wss". Registrar
-	// and redirect modes only. WebSocket connections are bounded by
+	// certificate). Bindings record transport "ws" or "wss". In proxy
+	// mode calls reach the phones on the connection they registered
+	// over. WebSocket connections are bounded by
 	// MaxTCPConns and TCPIdleTimeout apart from TCP's.
 	WSAddr, WSSAddr string
 	// WSOrigins, when set, are the Origin header values a WebSocket
@@ -222,21 +223,14 @@ func (c *Config) validateWS() []error {
 	if c.WSSAddr != "" && (c.TLSConfig == nil || (len(c.TLSConfig.Certificates) == 0 && c.TLSConfig.GetCertificate == nil)) {
 		errs = append(errs, errors.New("WSS addr set without a TLS certificate"))
 	}
-	return append(errs, CheckWebSocket(c.Mode, c.WSAddr, c.WSSAddr, c.WSOrigins)...)
+	return append(errs, CheckWebSocket(c.WSOrigins)...)
 }
 
-// CheckWebSocket reports what the WebSocket settings may not be in mode,
-// each error a *FieldError naming WSAddr, WSSAddr or WSOrigins, so that a
-// caller may name them its own way (the node names flags).
-func CheckWebSocket(mode, ws, wss string, origins []string) []error {
+// CheckWebSocket reports what the WebSocket settings may not be, each
+// error a *FieldError naming WSOrigins, so that a caller may name it its
+// own way (the node names flags).
+func CheckWebSocket(origins []string) []error {
 	var errs []error
-	if mode == ModeProxy {
-		for _, l := range []struct{ field, addr string }{{"WSAddr", ws}, {"WSSAddr", wss}} {
-			if l.addr != "" {
-				errs = append(errs, &FieldError{Field: l.field, Err: errors.New("not yet served in proxy mode (registrar and redirect only)")})
-			}
-		}
-	}
 	for _, o := range origins {
 		if strings.TrimSpace(o) == "" {
 			errs = append(errs, &FieldError{Field: "WSOrigins", Err: errors.New("empty origin")})

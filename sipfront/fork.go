@@ -66,9 +66,9 @@ type forking struct {
 func (f *forking) runGroup(group []target) (answered bool) {
 	live := 0
 	for _, t := range group {
-		out, err := f.p.branchRequest(f.req, t, f.recordRoute)
+		out, wire, err := f.p.branchRequest(f.req, t, f.recordRoute)
 		if err == nil {
-			b := &branch{p: f.p, req: out}
+			b := &branch{p: f.p, caller: f.req, req: out, wire: wire}
 			if err = b.start(f.events, f.stop); err == nil {
 				f.started = append(f.started, b)
 				live++
@@ -81,7 +81,7 @@ func (f *forking) runGroup(group []target) (answered bool) {
 		select {
 		case e := <-f.events:
 			if !e.final {
-				f.p.respond(f.tx, upstream(e.res))
+				f.p.respond(f.tx, upstream(e.res, f.req))
 				continue
 			}
 			live--
@@ -107,7 +107,7 @@ func (f *forking) runGroup(group []target) (answered bool) {
 func (f *forking) final(e event) bool {
 	switch {
 	case e.res != nil && e.res.IsSuccess():
-		f.p.respond(f.tx, upstream(e.res))
+		f.p.respond(f.tx, upstream(e.res, f.req))
 		f.cancelAll()
 		return true
 	case e.res != nil:
@@ -131,7 +131,7 @@ func (f *forking) cancelAll() {
 func (f *forking) answerBest() {
 	var res *sip.Response
 	if i := bestFinal(f.codes); i >= 0 {
-		res = upstream(f.finals[i])
+		res = upstream(f.finals[i], f.req)
 		if res.StatusCode == 503 {
 			res.StatusCode, res.Reason = 500, "Server Internal Error"
 		}

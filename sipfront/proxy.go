@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,15 +23,21 @@ import (
 // limits go to the core; forwarding is the proxy's own (proxy_*.go,
 // fork.go, targets.go).
 type proxy struct {
-	core *core.Core
-	cfg  *Config
-	log  *slog.Logger
+	core  *core.Core
+	cfg   *Config
+	log   *slog.Logger
+	conns *connTable
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
 	ls     listeners
 	tls    net.Listener // ls.tls as TLS; nil without Config.TLSAddr
+	// ws serves SIP over WebSocket (ws and wss); wsq hands its
+	// connections to sipgo's TCP transport. Empty without WSAddr and
+	// WSSAddr.
+	ws  []*wsTransport
+	wsq *connQueue
 	// udpLocal is the UDP listening address, set as the local address of
 	// requests sent over UDP so that they go out of the listening socket.
 	udpLocal sip.Addr
@@ -42,12 +49,12 @@ type proxy struct {
 	closing  chan struct{}  // closed by close: handlers stop waiting
 }
 
-func newProxy(c *core.Core, cfg *Config) *proxy {
-	return &proxy{core: c, cfg: cfg, log: cfg.Logger, closing: make(chan struct{})}
+func newProxy(c *core.Core, cfg *Config, conns *connTable) *proxy {
+	return &proxy{core: c, cfg: cfg, log: cfg.Logger, conns: conns, closing: make(chan struct{})}
 }
 
 // serve serves proxy mode on the listeners, ls.tls (if any) as SIP over
-// TLS.
+// TLS, ls.ws and ls.wss (if any) as SIP over WebSocket (proxy_wire.go).
 func (p *proxy) serve(ls listeners) error {
 	if err := p.newUA(ls); err != nil {
 		return err
@@ -59,18 +66,71 @@ func (p *proxy) serve(ls listeners) error {
 	p.srv.OnInvite(p.guard(p.onRequest))
 	p.srv.OnBye(p.guard(p.onRequest))
 	p.srv.OnNoRoute(p.guard(p.onRequest))
-	p.serving.Add(2)
-	go func() { defer p.serving.Done(); _ = p.srv.ServeUDP(ls.udp) }()
-	go func() { defer p.serving.Done(); _ = p.srv.ServeTCP(ls.tcp) }()
+	p.run(func() error { return p.srv.ServeUDP(stunFilter{ls.udp}) })
+	p.run(func() error { return p.srv.ServeTCP(&trackedListener{Listener: ls.tcp, p: p, transport: "tcp"}) })
 	if ls.tls != nil {
 		// sipgo's TLS transport is its TCP one on tls.Conns: connections
 		// accepted here join its pool by remote address, so answers and
 		// requests forwarded to a UA registered over TLS reuse them.
 		p.tls = tls.NewListener(ls.tls, p.cfg.TLSConfig)
-		p.serving.Add(1)
-		go func() { defer p.serving.Done(); _ = p.srv.ServeTLS(p.tls) }()
+		p.run(func() error { return p.srv.ServeTLS(&trackedListener{Listener: p.tls, p: p, transport: "tls"}) })
+	}
+	for _, l := range []struct {
+		ln   *net.TCPListener
+		conf *tls.Config
+	}{{ls.ws, nil}, {ls.wss, p.cfg.TLSConfig}} {
+		if l.ln == nil {
+			continue
+		}
+		if p.wsq == nil {
+			// One queue for ws and wss: sipgo's pool keys connections
+			// by remote address, which tells them apart.
+			p.wsq = newConnQueue(l.ln.Addr())
+			p.run(func() error { return p.srv.ServeTCP(p.wsq) })
+		}
+		t := newWSTransport(p.cfg, p.core, l.ln, l.conf, p.openWS)
+		p.ws = append(p.ws, t)
+		t.start()
 	}
 	return nil
+}
+
+// run runs one of sipgo's Serve loops.
+func (p *proxy) run(serve func() error) {
+	p.serving.Add(1)
+	go func() { defer p.serving.Done(); _ = serve() }()
+}
+
+// openWS is proxy mode's wsOpener: the connection becomes a flow in the
+// connection table and a stream sipgo's TCP transport reads (wsStream);
+// keep-alives are answered here and never reach it.
+func (p *proxy) openWS(c *wsConn, src netip.AddrPort) (func([]byte, func()), func()) {
+	ci := p.conns.add(src, c.t.proto)
+	s := newWSStream(c, src, c.t.ln.Addr())
+	if !p.wsq.push(s) {
+		c.ws.CloseNow() // shutting down
+	}
+	deliver := func(data []byte, release func()) {
+		defer release()
+		if keepAlive, pong := streamKeepAlive(data); keepAlive {
+			if pong {
+				c.send(crlf, src)
+			}
+			return
+		}
+		m, err := streamFramed(data)
+		if err != nil {
+			p.core.Stats.ParseErrors.Add(1)
+			p.log.Debug("sip: WebSocket message dropped", "remote", src, "err", err)
+			return
+		}
+		s.feed(m)
+	}
+	done := func() {
+		s.end()
+		p.conns.remove(ci)
+	}
+	return deliver, done
 }
 
 // newUA makes the sipgo user agent, server and client; the client names
@@ -125,6 +185,14 @@ func (p *proxy) close() error {
 		if e := p.tls.Close(); err == nil {
 			err = e
 		}
+	}
+	// WebSocket connections close with 1001 once the messages they handed
+	// sipgo are read; the requests in hand then finish as the others do.
+	for _, t := range p.ws {
+		t.stopReading()
+	}
+	if p.wsq != nil {
+		p.wsq.Close()
 	}
 	p.waitHandlers(p.cfg.RequestTimeout)
 	if e := p.ua.Close(); err == nil {

@@ -32,9 +32,11 @@ type event struct {
 
 // branch is one client transaction of a forked request.
 type branch struct {
-	p   *proxy
-	req *sip.Request
-	tx  sip.ClientTransaction
+	p      *proxy
+	caller *sip.Request // the request forked
+	req    *sip.Request
+	wire   string // the transport req goes on
+	tx     sip.ClientTransaction
 
 	mu          sync.Mutex
 	provisional bool // a 1xx came: a CANCEL may be sent
@@ -49,7 +51,7 @@ type branch struct {
 // late 1xx). It lives as long as the client transaction, no longer.
 func (b *branch) start(events chan<- event, stop <-chan struct{}) error {
 	ctx := context.Background()
-	tx, err := b.p.client.TransactionRequest(ctx, b.req, sipgo.ClientRequestAddVia, b.p.localAddr)
+	tx, err := b.p.client.TransactionRequest(ctx, b.req, b.p.addVia(b.wire), b.p.localAddr)
 	if err != nil {
 		return err
 	}
@@ -77,7 +79,7 @@ func (b *branch) start(events chan<- event, stop <-chan struct{}) error {
 				b.finish()
 				if res.IsSuccess() {
 					// 2xx retransmissions go upstream statelessly.
-					tx.OnRetransmission(func(r *sip.Response) { b.p.relayStateless(r) })
+					tx.OnRetransmission(func(r *sip.Response) { b.p.relayStateless(r, b.caller) })
 				}
 				report(event{b: b, res: res, final: true})
 				return
@@ -159,24 +161,25 @@ func (b *branch) sendCancel() {
 	}()
 }
 
-// upstream is a response from a branch as the caller gets it: without
-// the Via this node added.
-func upstream(res *sip.Response) *sip.Response {
+// upstream is a response from a branch as caller, the request forked,
+// gets it: without the Via this node added, bound where caller came
+// from: over UDP by its Via (received, rport), on a connection to the
+// connection's remote address, over the transport it came on.
+func upstream(res *sip.Response, caller *sip.Request) *sip.Response {
 	r := res.Clone()
 	r.RemoveHeader("Via")
-	// The clone keeps the address the response came from as its
-	// destination: route it by the caller's Via instead.
+	r.SetTransport(caller.Transport())
 	r.SetDestination("")
-	if v := r.Via(); v != nil {
-		r.SetTransport(strings.ToUpper(v.Transport))
+	if !strings.EqualFold(caller.Transport(), "udp") {
+		r.SetDestination(caller.Source())
 	}
 	return r
 }
 
-// relayStateless forwards a response outside any server transaction
-// (a retransmitted 2xx), by its Via.
-func (p *proxy) relayStateless(res *sip.Response) {
-	if err := p.srv.WriteResponse(upstream(res)); err != nil {
+// relayStateless forwards a response to caller outside any server
+// transaction (a retransmitted 2xx).
+func (p *proxy) relayStateless(res *sip.Response, caller *sip.Request) {
+	if err := p.srv.WriteResponse(upstream(res, caller)); err != nil {
 		p.log.Debug("sip: relaying response failed", "err", err)
 	}
 }

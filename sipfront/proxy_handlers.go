@@ -88,6 +88,13 @@ func (p *proxy) prepare(req *sip.Request, tx sip.ServerTransaction) (in *core.In
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	core.FixVia(via, src)
 	in = &core.Inbound{Req: req, Src: src, Transport: strings.ToLower(req.Transport()), Arrived: arrived}
+	if in.Transport != "udp" {
+		// sipgo names a WebSocket stream TCP: the table knows better, and
+		// which connection it is (the flow).
+		if ci, ok := p.conns.get(src); ok {
+			in.Transport, in.Conn = ci.transport, ci.id
+		}
+	}
 	if req.Method == sip.ACK {
 		return in, true
 	}
@@ -147,12 +154,12 @@ func (p *proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 		p.core.Stats.Dropped.Add(1) // not routed through this node: not relayed
 		return
 	}
-	out, err := p.branchRequest(req, target{dest: dst.addr, transport: dst.transport}, false)
+	out, wire, err := p.branchRequest(req, target{dest: dst.addr, transport: dst.transport}, false)
 	if err != nil {
 		p.log.Debug("sip: ACK not forwarded", "err", err)
 		return
 	}
-	if err := p.client.WriteRequest(out, sipgo.ClientRequestAddVia, p.localAddr); err != nil {
+	if err := p.client.WriteRequest(out, p.addVia(wire), p.localAddr); err != nil {
 		p.log.Debug("sip: forwarding ACK failed", "dest", out.Destination(), "err", err)
 	}
 }

@@ -3,8 +3,10 @@ package sipfront
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/locsvc/locsvc/internal/sipuri"
@@ -99,14 +101,16 @@ func (p *proxy) isSelfURI(u *sip.Uri) bool {
 // Request-URI, the target's Route set (or the request's own when the
 // target has none and keeps the Request-URI), Max-Forwards decremented,
 // this node's Record-Route on an initial request (two when the request
-// changes transport), and the destination and transport set. The new top Via is added when it is sent.
-func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (*sip.Request, error) {
-	out := req.Clone()
+// changes transport), and the destination and transport set. wire is the
+// transport it goes on ("udp", "tcp", "tls", "ws", "wss"), which the Via
+// added when it is sent names (addVia): sipgo carries WebSocket as TCP.
+func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (out *sip.Request, wire string, err error) {
+	out = req.Clone()
 	out.SetBody(req.Body())
 	if t.uri != "" {
 		var u sip.Uri
 		if err := sip.ParseUri(t.uri, &u); err != nil {
-			return nil, fmt.Errorf("contact %q: %w", t.uri, err)
+			return nil, "", fmt.Errorf("contact %q: %w", t.uri, err)
 		}
 		out.Recipient = u
 		setRoutes(out, t.route)
@@ -117,38 +121,84 @@ func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (*si
 		m := sip.MaxForwardsHeader(69)
 		out.AppendHeader(&m)
 	}
-	dest, transport := t.dest, t.transport
+	dest, wire := t.dest, t.transport
 	if dest == "" {
 		next := out.Recipient.String()
 		if routes := routeSet(out); len(routes) > 0 {
 			next = routes[0]
 		}
-		var err error
-		if dest, transport, err = uriHostPort(next); err != nil {
-			return nil, fmt.Errorf("next hop %q: %w", next, err)
+		if dest, wire, err = uriHostPort(next); err != nil {
+			return nil, "", fmt.Errorf("next hop %q: %w", next, err)
 		}
 	}
-	if transport == "" {
-		transport = "udp"
+	if wire == "" {
+		wire = "udp"
+	}
+	if isWebSocket(wire) {
+		// A WebSocket peer is reached only on the connection it opened:
+		// this node dials none.
+		a, err := netip.ParseAddrPort(dest)
+		ci, ok := p.conns.get(a)
+		if err != nil || !ok || ci.transport != wire {
+			return nil, "", fmt.Errorf("no %s connection from %s", wire, dest)
+		}
 	}
 	if recordRoute {
 		// One entry per side when the transports differ (double
 		// record-routing, RFC 5658): the callee uses the top one, the
 		// caller the bottom one, and popOwnRoutes removes both.
-		in := strings.ToLower(req.Transport())
+		in := p.wireOf(req)
 		out.PrependHeader(sip.NewHeader("Record-Route", p.recordRoute(in)))
-		if in != transport {
-			out.PrependHeader(sip.NewHeader("Record-Route", p.recordRoute(transport)))
+		if in != wire {
+			out.PrependHeader(sip.NewHeader("Record-Route", p.recordRoute(wire)))
 		}
 	}
-	out.SetTransport(strings.ToUpper(transport))
+	out.SetTransport(sipgoNetwork(wire))
 	out.SetDestination(dest)
-	return out, nil
+	return out, wire, nil
+}
+
+// wireOf is the transport a request came on, as bindings record it.
+func (p *proxy) wireOf(req *sip.Request) string {
+	tp := strings.ToLower(req.Transport())
+	if tp == "udp" {
+		return tp
+	}
+	if a, err := netip.ParseAddrPort(req.Source()); err == nil {
+		if ci, ok := p.conns.get(a); ok {
+			return ci.transport
+		}
+	}
+	return tp
+}
+
+func isWebSocket(wire string) bool { return wire == "ws" || wire == "wss" }
+
+// sipgoNetwork is the sipgo transport a request on wire is sent with:
+// WebSocket connections are streams in sipgo's TCP transport
+// (proxy_wire.go).
+func sipgoNetwork(wire string) string {
+	if isWebSocket(wire) {
+		return "TCP"
+	}
+	return strings.ToUpper(wire)
+}
+
+// addVia adds this node's Via (sipgo's ClientRequestAddVia) naming the
+// transport the request really goes on.
+func (p *proxy) addVia(wire string) sipgo.ClientRequestOption {
+	return func(c *sipgo.Client, r *sip.Request) error {
+		if err := sipgo.ClientRequestAddVia(c, r); err != nil {
+			return err
+		}
+		r.Via().Transport = strings.ToUpper(wire)
+		return nil
+	}
 }
 
 // recordRoute is this node's Record-Route value for one transport.
 func (p *proxy) recordRoute(transport string) string {
-	if transport == "tcp" || transport == "tls" {
+	if transport != "udp" {
 		return "<" + p.rr + ";transport=" + transport + ">"
 	}
 	return "<" + p.rr + ">"

@@ -20,6 +20,7 @@ type Server struct {
 	log   *slog.Logger
 	core  *core.Core
 	front frontEnd
+	conns *connTable
 
 	mu      sync.Mutex
 	started bool
@@ -81,11 +82,11 @@ func New(loc Locator, cfg Config) (*Server, error) {
 	if err := cfg.checkProtected(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, core: core.New(loc, cfg.core())}
+	s := &Server{cfg: cfg, log: cfg.Logger, core: core.New(loc, cfg.core()), conns: newConnTable()}
 	if cfg.Mode == ModeProxy {
-		s.front = newProxy(s.core, &s.cfg)
+		s.front = newProxy(s.core, &s.cfg, s.conns)
 	} else {
-		s.front = newStateless(s.core, &s.cfg)
+		s.front = newStateless(s.core, &s.cfg, s.conns)
 	}
 	return s, nil
 }

@@ -28,6 +28,8 @@ type stateless struct {
 	// bound is sipgo's default, which no datagram exceeds.
 	head *sip.Parser
 	txs  *txCache
+	// conns are the stream connections, by remote address (flows).
+	conns *connTable
 
 	// slots bounds the handlers running at once.
 	slots chan struct{}
@@ -61,8 +63,9 @@ type sink interface {
 	name() string // "udp", "tcp", "tls", "ws" or "wss", as stored in bindings
 }
 
-func newStateless(c *core.Core, cfg *Config) *stateless {
+func newStateless(c *core.Core, cfg *Config, conns *connTable) *stateless {
 	fe := &stateless{
+		conns:  conns,
 		core:   c,
 		cfg:    cfg,
 		log:    cfg.Logger,
@@ -81,10 +84,10 @@ func (fe *stateless) serve(ls listeners) error {
 		fe.transports = append(fe.transports, newTLSTransport(fe, ls.tls, fe.cfg.TLSConfig))
 	}
 	if ls.ws != nil {
-		fe.transports = append(fe.transports, newWSTransport(fe, ls.ws, nil))
+		fe.transports = append(fe.transports, newWSTransport(fe.cfg, fe.core, ls.ws, nil, fe.openWS))
 	}
 	if ls.wss != nil {
-		fe.transports = append(fe.transports, newWSTransport(fe, ls.wss, fe.cfg.TLSConfig))
+		fe.transports = append(fe.transports, newWSTransport(fe.cfg, fe.core, ls.wss, fe.cfg.TLSConfig, fe.openWS))
 	}
 	fe.pool = workpool.New(handlerWorkers, fe.stop)
 	for _, t := range fe.transports {
@@ -201,6 +204,8 @@ func (fe *stateless) inbound(msg sip.Message, perr error, src netip.AddrPort, ou
 	core.FixVia(via, src)
 	if out.name() == "udp" {
 		in.dest = udpDest(via, src)
+	} else if ci, ok := fe.conns.get(src); ok {
+		in.Conn = ci.id
 	}
 	return in
 }

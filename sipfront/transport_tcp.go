@@ -126,6 +126,8 @@ func (c *tcpConn) serve() {
 		return
 	}
 	src, _ := netip.ParseAddrPort(c.conn.RemoteAddr().String())
+	ci := fe.conns.add(src, c.t.proto)
+	defer fe.conns.remove(ci)
 	ps := fe.parser.NewSIPStream()
 	defer ps.Close()
 	buf := make([]byte, 64<<10)

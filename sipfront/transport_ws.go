@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
 // SIP over WebSocket (RFC 7118) in registrar and redirect modes. The
@@ -42,9 +44,13 @@ const wsSubprotocol = "sip"
 
 // wsTransport serves the upgrade on an http.Server and then reads each
 // connection on its handler's goroutine (the server forgets hijacked
-// connections, so wg tracks them).
+// connections, so wg tracks them). Both front ends use it: what becomes
+// of a connection's messages is open's.
 type wsTransport struct {
-	fe        *stateless
+	cfg       *Config
+	core      *core.Core
+	log       *slog.Logger
+	open      wsOpener
 	ln        net.Listener
 	proto     string // "ws" or "wss": the transport bindings record
 	srv       *http.Server
@@ -60,12 +66,18 @@ type wsTransport struct {
 	wg sync.WaitGroup
 }
 
+// wsOpener is called once a connection is upgraded. It returns deliver,
+// which takes each SIP message (or keep-alive) read off the connection
+// and calls release once it is dealt with, and done, called once the
+// connection has ended (nil: nothing to do).
+type wsOpener func(c *wsConn, src netip.AddrPort) (deliver func(data []byte, release func()), done func())
+
 // newWSTransport serves ws on ln, or wss with tlsConf set.
-func newWSTransport(fe *stateless, ln *net.TCPListener, tlsConf *tls.Config) *wsTransport {
-	t := &wsTransport{fe: fe, ln: ln, proto: "ws", pingEvery: wsPingInterval, pingWait: wsPingTimeout,
-		conns: make(map[*wsConn]struct{})}
-	if fe.cfg.wsPing > 0 {
-		t.pingEvery, t.pingWait = fe.cfg.wsPing, fe.cfg.wsPingTimeout
+func newWSTransport(cfg *Config, c *core.Core, ln *net.TCPListener, tlsConf *tls.Config, open wsOpener) *wsTransport {
+	t := &wsTransport{cfg: cfg, core: c, log: cfg.Logger, open: open, ln: ln, proto: "ws",
+		pingEvery: wsPingInterval, pingWait: wsPingTimeout, conns: make(map[*wsConn]struct{})}
+	if cfg.wsPing > 0 {
+		t.pingEvery, t.pingWait = cfg.wsPing, cfg.wsPingTimeout
 	}
 	if tlsConf != nil {
 		conf := tlsConf.Clone()
@@ -79,7 +91,7 @@ func newWSTransport(fe *stateless, ln *net.TCPListener, tlsConf *tls.Config) *ws
 		ReadHeaderTimeout: wsHandshakeTimeout,
 		IdleTimeout:       wsHandshakeTimeout,
 		MaxHeaderBytes:    wsMaxHeader,
-		ErrorLog:          slog.NewLogLogger(fe.log.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	return t
 }
@@ -89,7 +101,7 @@ func (t *wsTransport) start() {
 	go func() {
 		defer t.wg.Done()
 		if err := t.srv.Serve(t.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.fe.log.Warn("sip: WebSocket listener stopped", "transport", t.proto, "err", err)
+			t.log.Warn("sip: WebSocket listener stopped", "transport", t.proto, "err", err)
 		}
 	}()
 }
@@ -125,7 +137,7 @@ func (t *wsTransport) close() error { return nil }
 // ServeHTTP takes an upgrade request and, once upgraded, reads the
 // connection until it ends.
 func (t *wsTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	stats := &t.fe.core.Stats
+	stats := &t.core.Stats
 	refuse := func(code int, why string) {
 		stats.WSRefused.Add(1)
 		http.Error(w, why, code)
@@ -137,7 +149,7 @@ func (t *wsTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The slot is taken before the upgrade so that MaxTCPConns holds for
 	// connections being upgraded too.
 	t.mu.Lock()
-	if t.closing || len(t.conns) >= t.fe.cfg.MaxTCPConns {
+	if t.closing || len(t.conns) >= t.cfg.MaxTCPConns {
 		t.mu.Unlock()
 		refuse(http.StatusServiceUnavailable, "no WebSocket connection free")
 		return
@@ -166,7 +178,7 @@ func (t *wsTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Accept has answered (e.g. 426 to a request that is no upgrade).
 		stats.WSRefused.Add(1)
-		t.fe.log.Debug("sip: WebSocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		t.log.Debug("sip: WebSocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	t.mu.Lock()
@@ -186,7 +198,7 @@ func (t *wsTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // 7118 §4.1 has the client offer it, and a server that does not choose
 // it would be talking SIP to a client that did not ask for it).
 func (t *wsTransport) refusal(r *http.Request) (int, string) {
-	if origins := t.fe.cfg.WSOrigins; len(origins) > 0 {
+	if origins := t.cfg.WSOrigins; len(origins) > 0 {
 		o := r.Header.Get("Origin")
 		if o == "" || !slices.ContainsFunc(origins, func(a string) bool { return strings.EqualFold(strings.TrimSpace(a), o) }) {
 			return http.StatusForbidden, "Origin not allowed"
@@ -233,26 +245,30 @@ func (c *wsConn) send(b []byte, _ netip.AddrPort) error {
 // serve reads messages until the connection ends, then waits for their
 // answers before closing it.
 func (c *wsConn) serve(src netip.AddrPort) {
-	fe := c.t.fe
-	stats := &fe.core.Stats
+	t := c.t
+	stats := &t.core.Stats
 	stats.WSConns.Add(1)
+	deliver, ended := t.open(c, src)
 	done := make(chan struct{})
 	defer func() {
 		close(done)
 		c.stop()
 		c.pending.Wait()
 		c.ws.CloseNow()
+		if ended != nil {
+			ended()
+		}
 		stats.WSConns.Add(-1)
 	}()
-	defer fe.core.Recover("reading a "+c.t.proto+" connection", nil, nil)
-	c.ws.SetReadLimit(int64(fe.cfg.MaxMessageSize))
+	defer t.core.Recover("reading a "+t.proto+" connection", nil, nil)
+	c.ws.SetReadLimit(int64(t.cfg.MaxMessageSize))
 	c.t.wg.Add(1) // the handler's count is held: no race with Wait
 	go c.pingLoop(done)
 	for {
 		// A connection that sends nothing (keep-alives count, Pongs do
 		// not) for the idle timeout is closed, as over TCP: the library
 		// closes it when the read's context ends.
-		ctx, cancel := context.WithTimeout(context.Background(), fe.cfg.TCPIdleTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.TCPIdleTimeout)
 		_, data, err := c.ws.Read(ctx)
 		cancel()
 		if err != nil {
@@ -265,7 +281,7 @@ func (c *wsConn) serve(src netip.AddrPort) {
 		if !c.take() {
 			return
 		}
-		fe.receiveWSMessage(data, src, c, c.pending.Done)
+		deliver(data, c.pending.Done)
 	}
 }
 
@@ -308,11 +324,19 @@ func (c *wsConn) pingLoop(done <-chan struct{}) {
 		err := c.ws.Ping(ctx)
 		cancel()
 		if err != nil {
-			c.t.fe.log.Debug("sip: WebSocket peer gone", "transport", c.t.proto, "err", err)
+			c.t.log.Debug("sip: WebSocket peer gone", "transport", c.t.proto, "err", err)
 			c.ws.CloseNow()
 			return
 		}
 	}
+}
+
+// openWS is the stateless front end's wsOpener: each message is parsed
+// and answered as a datagram is, the answers going back on c.
+func (fe *stateless) openWS(c *wsConn, src netip.AddrPort) (func([]byte, func()), func()) {
+	ci := fe.conns.add(src, c.t.proto)
+	return func(data []byte, release func()) { fe.receiveWSMessage(data, src, c, release) },
+		func() { fe.conns.remove(ci) }
 }
 
 // receiveWSMessage takes one WebSocket message: exactly one SIP message

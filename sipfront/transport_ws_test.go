@@ -319,7 +319,6 @@ func TestWebSocketConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"proxy mode", Config{Mode: ModeProxy, WSAddr: "127.0.0.1:0"}, "not yet served in proxy mode"},
 		{"wss without a certificate", Config{WSSAddr: "127.0.0.1:0"}, "WSS addr set without a TLS certificate"},
 		{"bad address", Config{WSAddr: "nowhere"}, `WS addr "nowhere"`},
 		{"empty origin", Config{WSAddr: "127.0.0.1:0", WSOrigins: []string{" "}}, "empty origin"},

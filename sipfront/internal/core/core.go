@@ -145,6 +145,9 @@ type Inbound struct {
 	// Transport is what bindings record: "udp", "tcp", "tls" (and, with
 	// a WebSocket front end, "ws" or "wss").
 	Transport string
+	// Conn is the serial of the connection the request came on (its
+	// flow, RFC 5626), 0 over UDP.
+	Conn uint64
 	// Arrived is when the request was read off the wire: its deadline
 	// and its answer time count from then, queueing included.
 	Arrived time.Time

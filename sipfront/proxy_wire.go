@@ -1,0 +1,228 @@
+package sipfront
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
+	"github.com/locsvc/locsvc/internal/stun"
+)
+
+// Proxy mode's sockets. sipgo's transports parse and write SIP, but the
+// proxy owns what they read from: the UDP socket (STUN keep-alives are
+// answered before sipgo sees a datagram), the TCP and TLS listeners (each
+// connection is a flow in the connection table, bounded, and closed when
+// idle) and SIP over WebSocket, served by locsvc's own WebSocket
+// transport (transport_ws.go) and handed to sipgo's TCP transport as one
+// more stream per connection. So every transport answers keep-alives and
+// every connection is a flow a token can name, in proxy mode as in the
+// others.
+
+// stunFilter is the UDP socket as sipgo reads it: a STUN Binding request
+// (RFC 5626 §4.4.2) is answered here and never reaches the SIP parser.
+type stunFilter struct{ *net.UDPConn }
+
+func (f stunFilter) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, src, err := f.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return n, nil, err
+		}
+		if stun.IsBindingRequest(b[:n]) {
+			_, _ = f.UDPConn.WriteToUDPAddrPort(stun.BindingResponse(b[:n], src), src)
+			continue
+		}
+		return n, net.UDPAddrFromAddrPort(src), nil
+	}
+}
+
+// trackedListener hands sipgo the connections of a TCP or TLS listener,
+// each recorded in the connection table while it lasts, at most
+// MaxTCPConns at once.
+type trackedListener struct {
+	net.Listener
+	p         *proxy
+	transport string
+}
+
+func (l *trackedListener) Accept() (net.Conn, error) {
+	stats := &l.p.core.Stats
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		remote, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err != nil || l.p.conns.len() >= l.p.cfg.MaxTCPConns {
+			stats.Dropped.Add(1)
+			c.Close()
+			continue
+		}
+		stats.TCPConns.Add(1)
+		return &trackedConn{Conn: c, p: l.p, ci: l.p.conns.add(remote, l.transport)}, nil
+	}
+}
+
+// trackedConn is one accepted connection. A read waits at most
+// TCPIdleTimeout (keep-alives count), as in the other modes; the
+// connection leaves the table, once, when it fails or is closed.
+type trackedConn struct {
+	net.Conn
+	p    *proxy
+	ci   connInfo
+	once sync.Once
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.p.cfg.TCPIdleTimeout))
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		c.end()
+	}
+	return n, err
+}
+
+func (c *trackedConn) Close() error {
+	c.end()
+	return c.Conn.Close()
+}
+
+func (c *trackedConn) end() {
+	c.once.Do(func() {
+		c.p.core.Stats.TCPConns.Add(-1)
+		c.p.conns.remove(c.ci)
+	})
+}
+
+// connQueue is a listener whose connections are made in-process: each
+// upgraded WebSocket connection, as a wsStream, for sipgo's TCP
+// transport to accept.
+type connQueue struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c to the accept loop; false once the queue is closed.
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.closed:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// wsStream is a WebSocket connection as sipgo's TCP transport sees it: a
+// byte stream of SIP messages to read, each message written one
+// WebSocket text message. The connection's reader feeds it through a
+// pipe, so a message is taken only as fast as sipgo parses.
+type wsStream struct {
+	c             *wsConn
+	src           netip.AddrPort
+	pr            *io.PipeReader
+	pw            *io.PipeWriter
+	local, remote net.Addr
+	once          sync.Once
+}
+
+func newWSStream(c *wsConn, src netip.AddrPort, local net.Addr) *wsStream {
+	pr, pw := io.Pipe()
+	return &wsStream{c: c, src: src, pr: pr, pw: pw, local: local, remote: net.TCPAddrFromAddrPort(src)}
+}
+
+func (s *wsStream) Read(b []byte) (int, error) { return s.pr.Read(b) }
+
+func (s *wsStream) Write(b []byte) (int, error) {
+	if err := s.c.send(b, s.src); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close is sipgo giving the connection up (its reader ended, or it could
+// not parse the stream): the WebSocket goes too.
+func (s *wsStream) Close() error {
+	s.once.Do(func() {
+		s.pr.Close()
+		s.c.ws.CloseNow()
+	})
+	return nil
+}
+
+func (s *wsStream) LocalAddr() net.Addr              { return s.local }
+func (s *wsStream) RemoteAddr() net.Addr             { return s.remote }
+func (s *wsStream) SetDeadline(time.Time) error      { return nil }
+func (s *wsStream) SetReadDeadline(time.Time) error  { return nil }
+func (s *wsStream) SetWriteDeadline(time.Time) error { return nil }
+
+// feed passes one message on; it returns once sipgo has read it, or the
+// stream is closed.
+func (s *wsStream) feed(m []byte) { _, _ = s.pw.Write(m) }
+
+// end is the WebSocket connection ending: sipgo reads EOF.
+func (s *wsStream) end() { s.pw.CloseWithError(io.EOF) }
+
+// errNoFraming is a WebSocket message that cannot be put on a stream.
+var errNoFraming = errors.New("message without a header end, or with a Content-Length its body does not have")
+
+// streamFramed is one WebSocket message (one SIP message, RFC 7118 §5)
+// made fit for a stream parser, which needs Content-Length (optional over
+// WebSocket, whose frames carry the length): added when absent. A
+// message whose Content-Length is wrong, or that has no header end, is
+// refused: on a stream it would make the parser lose its place.
+func streamFramed(m []byte) ([]byte, error) {
+	end := bytes.Index(m, []byte("\r\n\r\n"))
+	if end < 0 {
+		return nil, errNoFraming
+	}
+	head, body := m[:end+2], m[end+4:]
+	for line := range bytes.SplitSeq(head, []byte("\r\n")) {
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		name = bytes.TrimSpace(name)
+		if !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("l")) {
+			continue
+		}
+		v := sipuri.TrimLWS(string(value))
+		if n, err := strconv.Atoi(v); err != nil || n != len(body) {
+			return nil, errNoFraming
+		}
+		return m, nil
+	}
+	out := make([]byte, 0, len(m)+24)
+	out = append(out, head...)
+	out = append(out, "Content-Length: "...)
+	out = strconv.AppendInt(out, int64(len(body)), 10)
+	out = append(out, "\r\n\r\n"...)
+	return append(out, body...), nil
+}
