@@ -59,10 +59,13 @@ type Config struct {
 	Locator string
 
 	// SIP registrar policy and limits (docs/limits.md).
-	Domains       []string // the first is the digest realm
-	Trusted       []netip.Prefix
-	Credentials   string // file of user:realm:HA1 lines
-	NonceKeyFile  string
+	Domains      []string // the first is the digest realm
+	Trusted      []netip.Prefix
+	Credentials  string // file of user:realm:HA1 lines
+	NonceKeyFile string
+	// FlowKeyFile (--flow-key) holds the secret that signs flow tokens
+	// and seals temp-GRUUs; the nodes of a farm share it.
+	FlowKeyFile   string
 	AllowOpen     bool
 	SIPAuthAll    bool
 	Limits        locsvc.Limits

@@ -27,12 +27,18 @@ func startSIP(cfg *Config, loc sipfront.Locator, log *slog.Logger) (*sipfront.Se
 		}
 		fc.Credentials = creds
 	}
-	if cfg.NonceKeyFile != "" {
-		key, err := sipfront.LoadNonceKey(cfg.NonceKeyFile)
-		if err != nil {
-			return nil, &ConfigError{fmt.Errorf("--nonce-key: %w", err)}
+	for _, k := range []struct {
+		flag, path string
+		key        *[]byte
+	}{{"--nonce-key", cfg.NonceKeyFile, &fc.NonceKey}, {"--flow-key", cfg.FlowKeyFile, &fc.FlowKey}} {
+		if k.path == "" {
+			continue
 		}
-		fc.NonceKey = key
+		key, err := sipfront.LoadKey(k.path)
+		if err != nil {
+			return nil, &ConfigError{fmt.Errorf("%s: %w", k.flag, err)}
+		}
+		*k.key = key
 	}
 	srv, err := sipfront.New(loc, fc)
 	if err != nil {

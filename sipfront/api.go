@@ -61,9 +61,10 @@ func CredentialLine(user, realm, password string, alg Algorithm) (string, error)
 	return core.CredentialLine(user, realm, password, alg)
 }
 
-// LoadNonceKey reads the nonce key shared by the nodes of a farm from a
-// file (its bytes, surrounding whitespace removed; at least 16).
-func LoadNonceKey(path string) ([]byte, error) { return core.LoadNonceKey(path) }
+// LoadKey reads a key shared by the nodes of a farm (Config.NonceKey,
+// Config.FlowKey) from a file (its bytes, surrounding whitespace removed;
+// at least 16).
+func LoadKey(path string) ([]byte, error) { return core.LoadKey(path) }
 
 // Stats are the front end's counters since Start, a value snapshot.
 type Stats = core.Stats

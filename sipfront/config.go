@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/locsvc/locsvc/internal/flowtoken"
+	"github.com/locsvc/locsvc/internal/gruu"
 	"github.com/locsvc/locsvc/internal/sipuri"
 	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
@@ -63,6 +65,13 @@ type Config struct {
 	// NonceKey signs nonces; nodes that share it accept each other's.
 	// Empty: a random key per process. At least 16 bytes when set.
 	NonceKey []byte
+	// FlowKey signs the flow tokens this node puts in its Path entries
+	// (RFC 5626 §5.2) and seals the temp-GRUUs it issues (RFC 5627); the
+	// nodes of a farm share it, so that any of them opens a temp-GRUU and
+	// a token stays valid across a restart. Empty: a random key per
+	// process (a single node; its tokens and temp-GRUUs die with it). At
+	// least 16 bytes when set.
+	FlowKey []byte
 	// NonceLifetime is how long a nonce is accepted (default 5 min).
 	NonceLifetime time.Duration
 	// AllowOpen lets a server without credentials listen on an address
@@ -110,6 +119,9 @@ type Config struct {
 	RegisterBurst int
 
 	now func() time.Time // tests set the clock
+	// flows and gruus are FlowKey's, made by fillDefaults.
+	flows *flowtoken.Signer
+	gruus *gruu.Sealer
 	// wsPing and wsPingTimeout replace wsPingInterval and wsPingTimeout
 	// when set: tests do not wait 30 s for a dead peer.
 	wsPing, wsPingTimeout time.Duration
@@ -193,6 +205,9 @@ func (c *Config) validate() error {
 	c.Domains = domains
 	if len(c.NonceKey) > 0 && len(c.NonceKey) < core.MinNonceKey {
 		errs = append(errs, fmt.Errorf("nonce key has %d bytes, at least %d needed", len(c.NonceKey), core.MinNonceKey))
+	}
+	if len(c.FlowKey) > 0 && len(c.FlowKey) < core.MinNonceKey {
+		errs = append(errs, &FieldError{Field: "FlowKey", Err: fmt.Errorf("has %d bytes, at least %d needed", len(c.FlowKey), core.MinNonceKey)})
 	}
 	if c.NonceLifetime < 0 || c.RequestTimeout < 0 || c.TCPIdleTimeout < 0 || c.FlowTimer < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -279,6 +294,11 @@ func (c *Config) fillDefaults() {
 		c.NonceKey = make([]byte, 32)
 		rand.Read(c.NonceKey)
 	}
+	if len(c.FlowKey) == 0 {
+		c.FlowKey = make([]byte, 32)
+		rand.Read(c.FlowKey)
+	}
+	c.flows, c.gruus = flowtoken.NewSigner(c.FlowKey), gruu.NewSealer(c.FlowKey)
 	if c.NonceLifetime == 0 {
 		c.NonceLifetime = defaultNonceLifetime
 	}
@@ -324,6 +344,7 @@ func (c *Config) core() core.Config {
 		Credentials: c.Credentials, AuthAll: c.AuthAll,
 		NonceKey: c.NonceKey, NonceLifetime: c.NonceLifetime,
 		Logger: c.Logger, RequestTimeout: c.RequestTimeout, FlowTimer: c.FlowTimer, Advertise: c.Advertise,
+		Flows: c.flows, GRUUs: c.gruus,
 		RegisterRate: c.RegisterRate, RegisterBurst: c.RegisterBurst, Now: c.now,
 	}
 }

@@ -187,15 +187,15 @@ func TestDigestTrustedAndScope(t *testing.T) {
 	wantCode(t, c.do(msg{method: "INVITE", ruri: "sip:bob@example.com", cseq: "3 INVITE", from: "<sip:carol@example.com>;tag=x", hdrs: []string{auth}}), 403)
 }
 
-func TestLoadNonceKeyAndRealm(t *testing.T) {
+func TestLoadKeyAndRealm(t *testing.T) {
 	dir := t.TempDir()
 	good, short := dir+"/good", dir+"/short"
 	os.WriteFile(good, []byte("  0123456789abcdef0123\n"), 0o600)
 	os.WriteFile(short, []byte("tooshort\n"), 0o600)
-	if k, err := LoadNonceKey(good); err != nil || string(k) != "0123456789abcdef0123" {
-		t.Errorf("LoadNonceKey = %q, %v", k, err)
+	if k, err := LoadKey(good); err != nil || string(k) != "0123456789abcdef0123" {
+		t.Errorf("LoadKey = %q, %v", k, err)
 	}
-	if _, err := LoadNonceKey(short); err == nil {
+	if _, err := LoadKey(short); err == nil {
 		t.Error("short key accepted")
 	}
 	// The realm is the first domain as given; domains compare in lower case.

@@ -19,9 +19,11 @@ const timerC = 3*time.Minute + 10*time.Second
 // are cancelled), else the best final once every branch has answered, a
 // 6xx ending the search. A CANCEL from the caller (sipgo answers it 200
 // and the INVITE 487) cancels every pending branch. recordRoute adds this
-// node's Record-Route (initial requests).
-func (p *proxy) fork(req *sip.Request, tx sip.ServerTransaction, groups [][]target, recordRoute bool) {
-	f := &forking{p: p, req: req, tx: tx, recordRoute: recordRoute,
+// node's Record-Route (initial requests). lookedUp is a fork to the
+// bindings this node looked up (it is the user's authoritative proxy),
+// not a relay to a next hop.
+func (p *proxy) fork(req *sip.Request, tx sip.ServerTransaction, groups [][]target, recordRoute, lookedUp bool) {
+	f := &forking{p: p, req: req, tx: tx, recordRoute: recordRoute, lookedUp: lookedUp,
 		events: make(chan event), stop: make(chan struct{}), canceled: make(chan struct{})}
 	defer close(f.stop)
 	if req.Method == sip.INVITE {
@@ -49,6 +51,7 @@ type forking struct {
 	req         *sip.Request
 	tx          sip.ServerTransaction
 	recordRoute bool
+	lookedUp    bool
 	events      chan event
 	stop        chan struct{} // closed when the fork loop is gone
 	canceled    chan struct{} // closed by the caller's CANCEL
@@ -66,16 +69,9 @@ type forking struct {
 func (f *forking) runGroup(group []target) (answered bool) {
 	live := 0
 	for _, t := range group {
-		out, wire, err := f.p.branchRequest(f.req, t, f.recordRoute)
-		if err == nil {
-			b := &branch{p: f.p, caller: f.req, req: out, wire: wire}
-			if err = b.start(f.events, f.stop); err == nil {
-				f.started = append(f.started, b)
-				live++
-				continue
-			}
+		if f.startBranch(t) {
+			live++
 		}
-		f.p.log.Debug("sip: branch not sent", "target", t.uri, "err", err)
 	}
 	for live > 0 {
 		select {
@@ -85,6 +81,11 @@ func (f *forking) runGroup(group []target) (answered bool) {
 				continue
 			}
 			live--
+			if flowFailed(e) && len(e.b.alts) > 0 && f.startBranch(nextFlow(e.b.alts)) {
+				// RFC 5626 §5.3: the instance's next flow, in its place.
+				live++
+				continue
+			}
 			if f.final(e) {
 				return true
 			}
@@ -100,6 +101,45 @@ func (f *forking) runGroup(group []target) (answered bool) {
 		}
 	}
 	return false
+}
+
+// startBranch sends the branch to t or, when it cannot be sent (its flow
+// has failed, its connection is gone), to the first of t's alternatives
+// that can; it reports whether one was sent. The branch keeps the
+// alternatives left after it.
+func (f *forking) startBranch(t target) bool {
+	for {
+		out, wire, err := f.p.branchRequest(f.req, t, f.recordRoute)
+		if err == nil {
+			b := &branch{p: f.p, caller: f.req, req: out, wire: wire, alts: t.alts}
+			if err = b.start(f.events, f.stop); err == nil {
+				f.started = append(f.started, b)
+				return true
+			}
+		}
+		f.p.log.Debug("sip: branch not sent", "target", t.uri, "err", err)
+		if len(t.alts) == 0 {
+			return false
+		}
+		t = nextFlow(t.alts)
+	}
+}
+
+// nextFlow is the first of alts, with the rest as its own alternatives.
+func nextFlow(alts []target) target {
+	t := alts[0]
+	t.alts = alts[1:]
+	return t
+}
+
+// flowFailed reports a branch whose flow is gone: 430 from the node that
+// holds it (RFC 5626 §5.3), or no answer at all because the request could
+// not be sent on it.
+func flowFailed(e event) bool {
+	if e.res != nil {
+		return e.res.StatusCode == 430
+	}
+	return e.err != nil && !isTimeout(e.err)
 }
 
 // final takes a branch's final answer: a 2xx goes to the caller at once
@@ -132,8 +172,14 @@ func (f *forking) answerBest() {
 	var res *sip.Response
 	if i := bestFinal(f.codes); i >= 0 {
 		res = upstream(f.finals[i], f.req)
-		if res.StatusCode == 503 {
+		switch {
+		case res.StatusCode == 503:
 			res.StatusCode, res.Reason = 500, "Server Internal Error"
+		case res.StatusCode == 430 && f.lookedUp:
+			// A failed flow is the authoritative proxy's to handle (RFC
+			// 5626 §5.3): every flow of the user failed, so it is
+			// unavailable.
+			res.StatusCode, res.Reason = 480, "Temporarily Unavailable"
 		}
 	} else {
 		code, reason := noAnswerCode(f.timeouts)

@@ -36,7 +36,9 @@ type branch struct {
 	caller *sip.Request // the request forked
 	req    *sip.Request
 	wire   string // the transport req goes on
-	tx     sip.ClientTransaction
+	// alts are the instance's flows to try in turn if this one fails.
+	alts []target
+	tx   sip.ClientTransaction
 
 	mu          sync.Mutex
 	provisional bool // a 1xx came: a CANCEL may be sent

@@ -149,12 +149,12 @@ func (p *proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if _, ok := p.prepare(req, tx); !ok {
 		return
 	}
-	popped, dst := p.popOwnRoutes(req)
+	popped, flow := p.popOwnRoutes(req)
 	if !popped {
 		p.core.Stats.Dropped.Add(1) // not routed through this node: not relayed
 		return
 	}
-	out, wire, err := p.branchRequest(req, target{dest: dst.addr, transport: dst.transport}, false)
+	out, wire, err := p.branchRequest(req, target{flow: flow}, false)
 	if err != nil {
 		p.log.Debug("sip: ACK not forwarded", "err", err)
 		return
@@ -173,12 +173,14 @@ func (p *proxy) onRequest(req *sip.Request, tx sip.ServerTransaction) {
 	if !ok {
 		return
 	}
-	popped, dst := p.popOwnRoutes(req)
+	popped, flow := p.popOwnRoutes(req)
 	remaining := len(core.HeaderValues(req, "Route", "")) > 0
 	to := req.To()
 	inDialog := to != nil && to.Params.Has("tag")
-	if inDialog || remaining || !p.core.Served(req.Recipient.Host) {
-		p.relay(in, tx, popped, dst, remaining, inDialog)
+	// A request that came home by a flow token is on its way to the
+	// phone: relayed, never looked up again.
+	if flow != "" || inDialog || remaining || !p.core.Served(req.Recipient.Host) {
+		p.relay(in, tx, popped, flow, remaining, inDialog)
 		return
 	}
 	ctx, cancel := p.core.Context(in)
@@ -188,17 +190,14 @@ func (p *proxy) onRequest(req *sip.Request, tx sip.ServerTransaction) {
 		p.reply(req, tx, refuse)
 		return
 	}
-	targets := make([]target, len(bindings))
-	for i := range bindings {
-		targets[i] = targetFor(&bindings[i], p.isSelf)
-	}
-	p.fork(req, tx, forkGroups(targets), true)
+	p.fork(req, tx, forkGroups(targetsFor(bindings, p.isSelf)), true, true)
 }
 
 // relay sends a request that is not for target determination here to its
 // next hop, but only one routed through this node (popped) or from a
-// trusted source: the node is no open relay.
-func (p *proxy) relay(in *core.Inbound, tx sip.ServerTransaction, popped bool, dst hop, remaining, inDialog bool) {
+// trusted source: the node is no open relay. flow is the flow token the
+// last Route of this node carried, when no Route is left.
+func (p *proxy) relay(in *core.Inbound, tx sip.ServerTransaction, popped bool, flow string, remaining, inDialog bool) {
 	req := in.Req
 	if !popped && !p.core.Trusted(in.Src.Addr()) {
 		if inDialog || remaining {
@@ -208,10 +207,17 @@ func (p *proxy) relay(in *core.Inbound, tx sip.ServerTransaction, popped bool, d
 		}
 		return
 	}
-	t := target{dest: dst.addr, transport: dst.transport}
-	if !remaining && dst.addr == "" && p.isSelfURI(&req.Recipient) {
+	t := target{flow: flow}
+	if flow != "" {
+		// Checked here, so that a forged or failed flow gets its own
+		// answer rather than a branch's.
+		if _, err := p.flowHop(flow); err != nil {
+			p.reply(req, tx, flowRefusal(req, err))
+			return
+		}
+	} else if !remaining && p.isSelfURI(&req.Recipient) {
 		p.reply(req, tx, core.NewResponse(req, 482, "Loop Detected"))
 		return
 	}
-	p.fork(req, tx, [][]target{{t}}, !inDialog)
+	p.fork(req, tx, [][]target{{t}}, !inDialog, false)
 }

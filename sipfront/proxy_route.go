@@ -1,6 +1,7 @@
 package sipfront
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,32 +18,56 @@ import (
 // Route entries name this node, and the copy of a request each branch
 // sends.
 
-// hop is where a popped Route of this node said to go next.
+// hop is where a flow token said to go next.
 type hop struct{ transport, addr string }
 
 // popOwnRoutes removes the Route entries at the top that name this node
-// (loose routing, RFC 3261 §16.4) and reports whether there were any; dst
-// is the dstParam address of the last one popped, used when no Route is
-// left.
-func (p *proxy) popOwnRoutes(req *sip.Request) (popped bool, dst hop) {
+// (loose routing, RFC 3261 §16.4) and reports whether there were any.
+// flow is the user part of the last one popped when no Route is left: the
+// flow token of this node's Path entry, carried by a request that came
+// home to reach a phone ("" when there is none).
+func (p *proxy) popOwnRoutes(req *sip.Request) (popped bool, flow string) {
 	routes := routeSet(req)
 	n := 0
 	for n < len(routes) && p.isSelf(routes[n]) {
-		if tp, a, ok := dstOf(routes[n]); ok {
-			dst = hop{tp, a}
-		} else {
-			dst = hop{}
-		}
 		n++
 	}
 	if n == 0 {
-		return false, hop{}
+		return false, ""
 	}
 	setRoutes(req, routes[n:])
 	if len(routes) > n {
-		dst = hop{}
+		return true, ""
 	}
-	return true, dst
+	return true, userOf(routes[n-1])
+}
+
+// errFlowFailed is a flow token naming a connection that has closed: RFC
+// 5626 §5.3's 430 (Flow Failed).
+var errFlowFailed = errors.New("flow failed")
+
+// flowHop is where the flow token tok says to send: the flow's transport
+// and address, once the token verifies (else flowtoken.ErrForged or
+// ErrMalformed: someone made it up, 403) and the flow is still there
+// (else errFlowFailed: 430).
+func (p *proxy) flowHop(tok string) (hop, error) {
+	f, err := p.cfg.flows.Decode(tok)
+	if err != nil {
+		return hop{}, err
+	}
+	if !p.conns.alive(f) {
+		return hop{}, errFlowFailed
+	}
+	return hop{transport: f.Transport, addr: f.Remote.String()}, nil
+}
+
+// flowRefusal is the answer to a request whose flow token cannot be
+// followed.
+func flowRefusal(req *sip.Request, err error) *sip.Response {
+	if errors.Is(err, errFlowFailed) {
+		return core.NewResponse(req, 430, "Flow Failed")
+	}
+	return core.NewResponse(req, 403, "Forbidden (Invalid Flow Token)")
 }
 
 // routeSet is the request's Route URIs, top first.
@@ -122,6 +147,13 @@ func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (out
 		out.AppendHeader(&m)
 	}
 	dest, wire := t.dest, t.transport
+	if t.flow != "" && len(t.route) == 0 {
+		h, err := p.flowHop(t.flow)
+		if err != nil {
+			return nil, "", err
+		}
+		dest, wire = h.addr, h.transport
+	}
 	if dest == "" {
 		next := out.Recipient.String()
 		if routes := routeSet(out); len(routes) > 0 {

@@ -63,8 +63,20 @@ func TestProxyAnswersItself(t *testing.T) {
 
 	// REGISTER: the registrar, with this node as the binding's home.
 	wantCode(t, c.do(msg{hdrs: []string{"Contact: <sip:alice@192.0.2.1>"}}), 200)
-	if b := e.live("sip:alice@example.com"); len(b) != 1 || len(b[0].Path) != 1 || b[0].Path[0] != "sip:"+e.srv.Addr()+";lr" {
-		t.Errorf("stored %+v", b)
+	// The contact's IP is not the source's: behind NAT, so the Path entry
+	// names the flow it came on.
+	b := e.live("sip:alice@example.com")
+	if len(b) != 1 || len(b[0].Path) != 1 || !strings.HasSuffix(b[0].Path[0], "@"+e.srv.Addr()+";lr") {
+		t.Fatalf("stored %+v", b)
+	}
+	if f, err := e.srv.cfg.flows.Decode(userOf(b[0].Path[0])); err != nil || f.Transport != "udp" || f.Remote.String() != c.local() {
+		t.Errorf("flow token names %+v (%v), want udp from %s", f, err, c.local())
+	}
+	wantCode(t, c.do(msg{callID: "same-host@test", hdrs: []string{"Contact: <sip:alice@127.0.0.1:5999>"}}), 200)
+	for _, b := range e.live("sip:alice@example.com") {
+		if b.URI == "sip:alice@127.0.0.1:5999" && (len(b.Path) != 1 || b.Path[0] != "sip:"+e.srv.Addr()+";lr") {
+			t.Errorf("a contact at the source's IP: Path %q, want the node without a token", b.Path)
+		}
 	}
 	res := c.do(msg{method: "OPTIONS", ruri: "sip:" + e.srv.Addr(), to: "<sip:" + e.srv.Addr() + ">"})
 	wantCode(t, res, 200)
@@ -197,13 +209,13 @@ func TestProxyIsSelfAndPop(t *testing.T) {
 	e := startProxyEnv(t, func(c *Config) { c.Advertise = "198.51.100.7:5060" })
 	p := e.srv.front.(*proxy)
 	for uri, want := range map[string]bool{
-		"sip:" + e.srv.Addr() + ";lr":                           true,
-		"sip:198.51.100.7;lr":                                   true,
-		"sip:198.51.100.7:5060;lr;ob":                           true,
-		"sip:198.51.100.7:5060;lr;locsvc-dst=udp:10.0.0.1:5070": true,
-		"sip:198.51.100.7:5061;lr":                              false,
-		"sip:198.51.100.8;lr":                                   false,
-		"sip:bob@198.51.100.7:5060;transport=tcp":               true,
+		"sip:" + e.srv.Addr() + ";lr":             true,
+		"sip:198.51.100.7;lr":                     true,
+		"sip:198.51.100.7:5060;lr;ob":             true,
+		"sip:TOKEN@198.51.100.7:5060;lr;ob":       true,
+		"sip:198.51.100.7:5061;lr":                false,
+		"sip:198.51.100.8;lr":                     false,
+		"sip:bob@198.51.100.7:5060;transport=tcp": true,
 		"not a uri": false,
 	} {
 		if got := p.isSelf(uri); got != want {
@@ -211,15 +223,16 @@ func TestProxyIsSelfAndPop(t *testing.T) {
 		}
 	}
 	req := sip.NewRequest(sip.ACK, sip.Uri{Scheme: "sip", User: "bob", Host: "10.1.1.1"})
-	req.AppendHeader(sip.NewHeader("Route", "<sip:198.51.100.7;lr>, <sip:198.51.100.7:5060;lr;locsvc-dst=tcp:203.0.113.9:1024>"))
-	popped, dst := p.popOwnRoutes(req)
-	if !popped || dst != (hop{"tcp", "203.0.113.9:1024"}) || len(routeSet(req)) != 0 {
-		t.Errorf("popped %v, dst %+v, left %q", popped, dst, routeSet(req))
+	req.AppendHeader(sip.NewHeader("Route", "<sip:198.51.100.7;lr>, <sip:TOKEN@198.51.100.7:5060;lr;ob>"))
+	popped, flow := p.popOwnRoutes(req)
+	if !popped || flow != "TOKEN" || len(routeSet(req)) != 0 {
+		t.Errorf("popped %v, flow %q, left %q", popped, flow, routeSet(req))
 	}
-	req.AppendHeader(sip.NewHeader("Route", "<sip:198.51.100.7;lr;locsvc-dst=udp:203.0.113.9:1024>"))
+	// A token followed by another hop is not this node's to follow.
+	req.AppendHeader(sip.NewHeader("Route", "<sip:TOKEN@198.51.100.7;lr>"))
 	req.AppendHeader(sip.NewHeader("Route", "<sip:edge.example;lr>"))
-	popped, dst = p.popOwnRoutes(req)
-	if !popped || dst != (hop{}) || len(routeSet(req)) != 1 {
-		t.Errorf("popped %v, dst %+v, left %q", popped, dst, routeSet(req))
+	popped, flow = p.popOwnRoutes(req)
+	if !popped || flow != "" || len(routeSet(req)) != 1 {
+		t.Errorf("popped %v, flow %q, left %q", popped, flow, routeSet(req))
 	}
 }

@@ -4,12 +4,13 @@ import (
 	"cmp"
 	"errors"
 	"net"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/sipuri"
 	"github.com/locsvc/locsvc/locsvc"
 )
 
@@ -22,111 +23,80 @@ type target struct {
 	uri string
 	// route is the Route set the branch carries, top first (URIs, no <>).
 	route []string
+	// flow is the flow token (RFC 5626 §5.2) of this node's own Path
+	// entry when no route is left after it: the branch goes on that flow
+	// (the phone's connection, or its NAT mapping), once proxy_route.go
+	// has checked the token and that the flow is still there.
+	flow string
 	// dest is the transport address (ip:port) to send to instead of the
 	// one the top Route or the Request-URI names; transport goes with it
-	// ("udp", "tcp", "tls"; "" means UDP).
+	// ("udp", "tcp", "tls", "ws", "wss"; "" means UDP).
 	dest      string
 	transport string
 	q         int
+	// alts are the instance's other flows, most recent first, tried in
+	// turn when this one has failed (RFC 5626 §5.3).
+	alts []target
 }
-
-// dstParam is the Route URI parameter by which a node forwarding to a
-// binding's home node tells it the address the UA registered from (its
-// NAT binding or TCP connection), which only the binding record holds.
-const dstParam = "locsvc-dst"
 
 // targetFor is where a request for binding b goes ("calls go home"). The
 // binding's Path is its route set. When the first Path entry is this node
-// (isSelf), it is dropped; with nothing left, the request goes straight to
-// the contact at the address the REGISTER came from (received), over the
-// transport it came on, which is what reaches a UA behind NAT or on a TCP
-// connection. When the first Path entry is another node (the binding's
-// home), the request goes there with the whole Path as Route; if that
-// entry is the only one, it carries the received address as a dstParam
-// parameter so that the home node can do the same.
+// (isSelf), it is dropped, and when nothing is left after it, its flow
+// token (if any) says how the phone is reached: on the connection it
+// registered over, or at the address behind its NAT; without one, the
+// contact is reached directly. When the first Path entry is another node
+// (the binding's home), the request goes there with the whole Path as
+// Route, and that node reads its own token.
 func targetFor(b *locsvc.Binding, isSelf func(uri string) bool) target {
 	t := target{uri: b.URI, q: b.Q}
 	path := b.Path
-	direct := useReceived(b)
 	if len(path) > 0 && isSelf(path[0]) {
-		path = path[1:]
-		if len(path) == 0 && direct {
-			t.dest, t.transport = b.Received, strings.ToLower(b.Transport)
+		if len(path) == 1 {
+			t.flow = userOf(path[0])
 		}
+		path = path[1:]
 	}
 	t.route = slices.Clone(path)
-	if len(b.Path) == 1 && len(t.route) == 1 && direct {
-		// The only Path entry is another node: the binding's home.
-		t.route[0] = withDst(t.route[0], b.Transport, b.Received)
-	}
 	return t
 }
 
-// useReceived reports whether a binding is reached at the address its
-// REGISTER came from rather than at its contact: always for a flow (TCP,
-// or an RFC 5626 reg-id), and over UDP when the source IP differs from
-// the contact's (a NAT rewrote it). A UDP REGISTER from the contact's own
-// IP but another port is taken as a UA that sends from an ephemeral port
-// and listens at its contact (sipp does), so the contact is used.
-func useReceived(b *locsvc.Binding) bool {
-	if b.Received == "" {
-		return false
-	}
-	rcv, err := netip.ParseAddrPort(b.Received)
-	if err != nil {
-		return false
-	}
-	if (b.Transport != "" && !strings.EqualFold(b.Transport, "udp")) || b.RegID != 0 {
-		return true
-	}
-	hp, _, err := uriHostPort(b.URI)
-	if err != nil {
-		return true
-	}
-	host, _, _ := net.SplitHostPort(hp)
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false // a host name: the UA said where it is reached
-	}
-	return a.Unmap() != rcv.Addr().Unmap()
-}
-
-// withDst adds dstParam (transport:ip:port) to a URI, before any URI
-// headers. ':' and '[' ']' are allowed unescaped in URI parameter values
-// (RFC 3261 §25.1 param-unreserved).
-func withDst(uri, transport, received string) string {
-	if transport == "" {
-		transport = "udp"
-	}
-	p := ";" + dstParam + "=" + strings.ToLower(transport) + ":" + received
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i] + p + uri[i:]
-	}
-	return uri + p
-}
-
-// dstOf reads dstParam back from a URI as written: transport and ip:port,
-// or ok false when absent or malformed.
-func dstOf(uri string) (transport, addr string, ok bool) {
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
-	}
-	for _, p := range strings.Split(uri, ";")[1:] {
-		name, value, found := strings.Cut(p, "=")
-		if !found || !strings.EqualFold(name, dstParam) {
+// targetsFor are the targets of an AoR's bindings: one per binding,
+// except that the flows of one outbound instance (same +sip.instance,
+// each with its reg-id) make one target, the most recently registered
+// flow first and the others its alternatives. RFC 5626 §5.3 has a proxy
+// use one flow of an instance at a time, and the next only when it fails:
+// forking to every flow would ring the same phone several times.
+func targetsFor(bs []locsvc.Binding, isSelf func(uri string) bool) []target {
+	var out []target
+	instance := make(map[string]int) // instance -> index in out
+	order := slices.Clone(bs)
+	slices.SortStableFunc(order, func(a, b locsvc.Binding) int { return b.Updated.Compare(a.Updated) })
+	for i := range order {
+		b := &order[i]
+		t := targetFor(b, isSelf)
+		if b.Instance == "" || b.RegID == 0 {
+			out = append(out, t)
 			continue
 		}
-		tp, a, found := strings.Cut(value, ":")
-		if !found || (tp != "udp" && tp != "tcp" && tp != "tls") {
-			return "", "", false
+		key := strings.ToLower(b.Instance)
+		if j, ok := instance[key]; ok {
+			out[j].alts = append(out[j].alts, t)
+			continue
 		}
-		ap, err := netip.ParseAddrPort(a)
-		if err != nil {
-			return "", "", false
-		}
-		return tp, ap.String(), true
+		instance[key] = len(out)
+		out = append(out, t)
 	}
-	return "", "", false
+	return out
+}
+
+// userOf is a SIP URI's user part as written ("" for none, or for a URI
+// that does not parse).
+func userOf(uri string) string {
+	u, err := sipuri.Parse(uri)
+	if err != nil {
+		return ""
+	}
+	return u.User
 }
 
 // forkGroups orders targets for forking (RFC 3261 §16.6, RFC 3261 §7 of

@@ -2,7 +2,9 @@ package sipfront
 
 import (
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/locsvc/locsvc/locsvc"
 )
@@ -28,7 +30,7 @@ func TestForkGroups(t *testing.T) {
 
 func TestTargetFor(t *testing.T) {
 	const self = "sip:10.0.0.1:5060;lr"
-	isSelf := func(u string) bool { return u == self || u == self+";ob" }
+	isSelf := func(u string) bool { return strings.Contains(u, "10.0.0.1:5060;lr") }
 	tests := []struct {
 		name string
 		b    locsvc.Binding
@@ -37,28 +39,22 @@ func TestTargetFor(t *testing.T) {
 		{"no path: the contact",
 			locsvc.Binding{URI: "sip:a@192.0.2.1:5070", Q: 1000, Received: "192.0.2.1:40000", Transport: "udp"},
 			target{uri: "sip:a@192.0.2.1:5070", q: 1000}},
-		{"home here, same IP over UDP: the contact",
+		{"home here, no token: the contact",
 			locsvc.Binding{URI: "sip:a@192.0.2.1:5070", Path: []string{self}, Received: "192.0.2.1:40000", Transport: "udp"},
-			target{uri: "sip:a@192.0.2.1:5070", route: []string{}}},
-		{"home here, behind NAT: the received address",
-			locsvc.Binding{URI: "sip:a@10.1.1.1:5070", Path: []string{self}, Received: "203.0.113.9:1024", Transport: "udp"},
-			target{uri: "sip:a@10.1.1.1:5070", route: []string{}, dest: "203.0.113.9:1024", transport: "udp"}},
-		{"home here, TCP flow: the connection",
-			locsvc.Binding{URI: "sip:a@192.0.2.1:5070;transport=tcp", Path: []string{self}, Received: "192.0.2.1:50000", Transport: "tcp"},
-			target{uri: "sip:a@192.0.2.1:5070;transport=tcp", route: []string{}, dest: "192.0.2.1:50000", transport: "tcp"}},
+			target{uri: "sip:a@192.0.2.1:5070"}},
+		{"home here, a flow token: the flow",
+			locsvc.Binding{URI: "sip:a@10.1.1.1:5070", Path: []string{"sip:TOK@10.0.0.1:5060;lr"}, Received: "203.0.113.9:1024", Transport: "udp"},
+			target{uri: "sip:a@10.1.1.1:5070", flow: "TOK"}},
 		{"home here, outbound entry",
-			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{self + ";ob"}, Received: "203.0.113.9:1024", Transport: "udp", RegID: 1},
-			target{uri: "sip:a@10.1.1.1", route: []string{}, dest: "203.0.113.9:1024", transport: "udp"}},
+			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:TOK@10.0.0.1:5060;lr;ob"}, Transport: "tcp", RegID: 1},
+			target{uri: "sip:a@10.1.1.1", flow: "TOK"}},
 		{"home here, an edge proxy behind: route via the edge",
-			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{self, "sip:edge;lr"}, Received: "203.0.113.9:1024", Transport: "udp"},
+			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:TOK@10.0.0.1:5060;lr", "sip:edge;lr"}, Received: "203.0.113.9:1024", Transport: "udp"},
 			target{uri: "sip:a@10.1.1.1", route: []string{"sip:edge;lr"}}},
-		{"home elsewhere: route via the home node",
-			locsvc.Binding{URI: "sip:a@192.0.2.1:5070", Path: []string{"sip:10.0.0.2:5060;lr"}, Received: "192.0.2.1:40000", Transport: "udp"},
-			target{uri: "sip:a@192.0.2.1:5070", route: []string{"sip:10.0.0.2:5060;lr"}}},
-		{"home elsewhere, behind NAT: the home node learns the address",
-			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:10.0.0.2:5060;lr"}, Received: "203.0.113.9:1024", Transport: "udp"},
-			target{uri: "sip:a@10.1.1.1", route: []string{"sip:10.0.0.2:5060;lr;locsvc-dst=udp:203.0.113.9:1024"}}},
-		{"home elsewhere behind an edge: no address",
+		{"home elsewhere: route via the home node, token and all",
+			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:TOK@10.0.0.2:5060;lr"}, Received: "203.0.113.9:1024", Transport: "udp"},
+			target{uri: "sip:a@10.1.1.1", route: []string{"sip:TOK@10.0.0.2:5060;lr"}}},
+		{"home elsewhere behind an edge",
 			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:10.0.0.2:5060;lr", "sip:edge;lr"}, Received: "203.0.113.9:1024"},
 			target{uri: "sip:a@10.1.1.1", route: []string{"sip:10.0.0.2:5060;lr", "sip:edge;lr"}}},
 	}
@@ -78,20 +74,29 @@ func TestTargetFor(t *testing.T) {
 	}
 }
 
-func TestDstParam(t *testing.T) {
-	for _, tc := range []struct{ uri, tp, addr string }{
-		{withDst("sip:h;lr", "udp", "203.0.113.9:1024"), "udp", "203.0.113.9:1024"},
-		{withDst("sip:h;lr?x=y", "TCP", "[2001:db8::1]:5060"), "tcp", "[2001:db8::1]:5060"},
-	} {
-		tp, addr, ok := dstOf(tc.uri)
-		if !ok || tp != tc.tp || addr != tc.addr {
-			t.Errorf("dstOf(%q) = %q %q %v", tc.uri, tp, addr, ok)
-		}
+// The flows of one outbound instance make one target, most recent first,
+// the others its alternatives; other bindings stay targets of their own.
+func TestTargetsForInstanceFlows(t *testing.T) {
+	at := func(s int) time.Time { return time.Unix(1000+int64(s), 0) }
+	bs := []locsvc.Binding{
+		{URI: "sip:flow1", Instance: "<urn:uuid:A>", RegID: 1, Updated: at(1), Q: 1000},
+		{URI: "sip:plain", Updated: at(5), Q: 1000},
+		{URI: "sip:flow2", Instance: "<URN:UUID:a>", RegID: 2, Updated: at(3), Q: 1000},
+		{URI: "sip:other", Instance: "<urn:uuid:B>", RegID: 1, Updated: at(2), Q: 500},
+		{URI: "sip:noreg", Instance: "<urn:uuid:A>", Updated: at(0), Q: 1000},
 	}
-	for _, bad := range []string{"sip:h;lr", "sip:h;locsvc-dst=sctp:1.2.3.4:5", "sip:h;locsvc-dst=udp:nohost", "sip:h;locsvc-dst"} {
-		if _, _, ok := dstOf(bad); ok {
-			t.Errorf("dstOf(%q) accepted", bad)
+	got := targetsFor(bs, func(string) bool { return false })
+	var desc []string
+	for _, t := range got {
+		d := t.uri
+		for _, a := range t.alts {
+			d += "|" + a.uri
 		}
+		desc = append(desc, d)
+	}
+	want := []string{"sip:plain", "sip:flow2|sip:flow1", "sip:other", "sip:noreg"}
+	if !reflect.DeepEqual(desc, want) {
+		t.Errorf("targets %v, want %v", desc, want)
 	}
 }
 

@@ -55,6 +55,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.BoolVar(&cfg.Pprof, "pprof", d.Pprof, "serve Go's profiler under /debug/pprof/ on --http")
 	fs.StringVar(&cfg.SIPAdvertise, "sip-advertise", d.SIPAdvertise, "host:port this node names itself by in the Path it stores (default: --sip)")
 	fs.StringVar(&cfg.NonceKeyFile, "nonce-key", d.NonceKeyFile, "file holding a secret (16+ bytes) that signs digest nonces; nodes of a farm share it")
+	fs.StringVar(&cfg.FlowKeyFile, "flow-key", d.FlowKeyFile, "file holding a secret (16+ bytes) that signs flow tokens (RFC 5626) and seals temp-GRUUs (RFC 5627); nodes of a farm share it")
 	fs.BoolVar(&cfg.SIPAuthAll, "sip-auth-all", d.SIPAuthAll, "with --credentials, also authenticate requests other than REGISTER (proxy mode: 407 Proxy-Authenticate)")
 	fs.StringVar(&cfg.Locator, "locator", d.Locator, "grpc://host:port of a remote locsvc node: run only the SIP front end against that cluster")
 	fs.StringVar(&cfg.Zone, "zone", d.Zone, "failure zone of this node's shards; replicas go to distinct zones when set")

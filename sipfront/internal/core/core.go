@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/locsvc/locsvc/internal/flowtoken"
+	"github.com/locsvc/locsvc/internal/gruu"
 	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
@@ -43,7 +46,11 @@ type Config struct {
 	FlowTimer time.Duration
 	// Advertise is the host:port this node names itself by; "" takes the
 	// listen address given to SetAddr.
-	Advertise     string
+	Advertise string
+	// Flows signs the flow token of the Path entry proxy mode stores;
+	// GRUUs seals temp-GRUUs (RFC 5627). Both from the farm's FlowKey.
+	Flows         *flowtoken.Signer
+	GRUUs         *gruu.Sealer
 	RegisterRate  float64 // 0: no limit
 	RegisterBurst int
 	Now           func() time.Time // nil: time.Now
@@ -71,6 +78,7 @@ type Core struct {
 
 	// Set by SetAddr before any request arrives.
 	home string // this node's Path URI, without ;ob
+	adv  string // host:port this node names itself by
 	// ownHosts are this server's advertised and listen hosts, normalised;
 	// ownAddrs the same as host:port.
 	ownHosts []string
@@ -84,6 +92,12 @@ const rateLimitKeys = 65536
 
 // New makes a core answering with loc.
 func New(loc Locator, cfg Config) *Core {
+	if cfg.Flows == nil || cfg.GRUUs == nil {
+		// A core of its own (tests): a key of its own.
+		key := make([]byte, 32)
+		rand.Read(key)
+		cfg.Flows, cfg.GRUUs = flowtoken.NewSigner(key), gruu.NewSealer(key)
+	}
 	c := &Core{loc: loc, cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	c.Stats.init()
 	if c.now == nil {
@@ -126,6 +140,7 @@ func (c *Core) SetAddr(addr string) {
 		}
 		c.ownAddrs = append(c.ownAddrs, net.JoinHostPort(sipuri.NormalizeHost(h), p))
 	}
+	c.adv = adv
 	c.home = "sip:" + adv + ";lr"
 }
 
@@ -201,7 +216,7 @@ func (c *Core) Quick(in *Inbound) *sip.Response {
 func (c *Core) Serve(ctx context.Context, in *Inbound) *sip.Response {
 	switch {
 	case in.Req.Method == sip.REGISTER:
-		return c.register(ctx, in.Req, in.Src, in.Transport)
+		return c.register(ctx, in)
 	case c.cfg.Mode == ModeRegistrar:
 		return notAllowed(in.Req)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -106,5 +107,31 @@ func TestQuickAndServe(t *testing.T) {
 	defer cancel()
 	if res := c.Serve(ctx, in); res.StatusCode != 500 {
 		t.Errorf("Serve with a failing Locator = %d, want 500", res.StatusCode)
+	}
+}
+
+// Which contacts are reached on the flow they registered over rather
+// than at their URI.
+func TestNeedsFlow(t *testing.T) {
+	src := netip.MustParseAddr("192.0.2.1")
+	for _, tc := range []struct {
+		name      string
+		ct        locsvc.Contact
+		transport string
+		want      bool
+	}{
+		{"UDP from the contact's IP", locsvc.Contact{URI: "sip:a@192.0.2.1:5070"}, "udp", false},
+		{"UDP from the contact's IP, another port", locsvc.Contact{URI: "sip:a@192.0.2.1:5070"}, "udp", false},
+		{"UDP behind NAT", locsvc.Contact{URI: "sip:a@10.1.1.1:5070"}, "udp", true},
+		{"UDP, v4-mapped source", locsvc.Contact{URI: "sip:a@[::ffff:192.0.2.1]"}, "udp", false},
+		{"UDP, a host name", locsvc.Contact{URI: "sip:a@phone.example.com"}, "udp", false},
+		{"UDP outbound flow", locsvc.Contact{URI: "sip:a@192.0.2.1", RegID: 1}, "udp", true},
+		{"TCP", locsvc.Contact{URI: "sip:a@192.0.2.1;transport=tcp"}, "tcp", true},
+		{"WebSocket", locsvc.Contact{URI: "sip:a@df7jal23ls0d.invalid;transport=ws"}, "ws", true},
+		{"unparseable", locsvc.Contact{URI: "sip:"}, "udp", true},
+	} {
+		if got := needsFlow(tc.ct, tc.transport, src); got != tc.want {
+			t.Errorf("%s: needsFlow = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

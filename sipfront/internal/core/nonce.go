@@ -73,16 +73,17 @@ func (n *nonces) check(nonce string) nonceState {
 	return nonceFresh
 }
 
-// LoadNonceKey reads the nonce key shared by the nodes of a farm from a
-// file (its bytes, surrounding whitespace removed; at least 16).
-func LoadNonceKey(path string) ([]byte, error) {
+// LoadKey reads a secret the nodes of a farm share (the nonce key, the
+// flow key) from a file: its bytes, surrounding whitespace removed; at
+// least MinNonceKey.
+func LoadKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) < MinNonceKey {
-		return nil, fmt.Errorf("%s: nonce key has %d bytes, at least %d needed", path, len(b), MinNonceKey)
+		return nil, fmt.Errorf("%s: key has %d bytes, at least %d needed", path, len(b), MinNonceKey)
 	}
 	return b, nil
 }

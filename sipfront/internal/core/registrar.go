@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/locsvc/locsvc/locsvc"
 
+	"github.com/locsvc/locsvc/internal/flowtoken"
 	"github.com/locsvc/locsvc/internal/sipuri"
 )
 
@@ -21,9 +22,10 @@ var supportedTags = []string{"path", "outbound"}
 // httpDate is RFC 1123 with GMT, the SIP-date of RFC 3261 §20.17.
 const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
 
-// register is RFC 3261 §10.3 on top of Locator.Register: req came from
-// src over transport ("udp", "tcp", "tls"), and the answer is returned.
-func (c *Core) register(ctx context.Context, req *sip.Request, src netip.AddrPort, transport string) *sip.Response {
+// register is RFC 3261 §10.3 on top of Locator.Register, for the REGISTER
+// in, and the answer is returned.
+func (c *Core) register(ctx context.Context, in *Inbound) *sip.Response {
+	req, src := in.Req, in.Src
 	// Step 1: the registrar must be authoritative for the Request-URI.
 	if !c.registrarHost(req.Recipient.Host) {
 		return NewResponse(req, 404, "Domain Not Served")
@@ -48,7 +50,7 @@ func (c *Core) register(ctx context.Context, req *sip.Request, src netip.AddrPor
 		return NewResponse(req, 403, "Username Does Not Match AoR")
 	}
 	// Steps 5 to 8 are the Locator's, given the request.
-	lreq, outbound, err := c.registerRequest(req, src, transport, aor)
+	lreq, outbound, err := c.registerRequest(in, aor)
 	if err != nil {
 		return NewResponse(req, 400, "Bad Request ("+err.Error()+")")
 	}
@@ -88,7 +90,8 @@ func (c *Core) register(ctx context.Context, req *sip.Request, src netip.AddrPor
 // registerRequest maps a REGISTER onto the Locator's request. outbound
 // reports that a contact asked for an RFC 5626 flow. Errors name the
 // fault for the 400.
-func (c *Core) registerRequest(req *sip.Request, src netip.AddrPort, transport, aor string) (lreq locsvc.Request, outbound bool, err error) {
+func (c *Core) registerRequest(in *Inbound, aor string) (lreq locsvc.Request, outbound bool, err error) {
+	req, src, transport := in.Req, in.Src, in.Transport
 	supported := optionTags(req, "Supported", "k")
 	contacts, wildcard, err := parseContacts(HeaderValues(req, "Contact", "m"), hasTag(supported, "outbound"))
 	if err != nil {
@@ -121,11 +124,7 @@ func (c *Core) registerRequest(req *sip.Request, src netip.AddrPort, transport, 
 	// call through it would loop back to a redirect server): it stores
 	// exactly the Path the REGISTER carried.
 	if c.cfg.Mode == ModeProxy {
-		home := c.home
-		if outbound {
-			home += ";ob"
-		}
-		lreq.Path = []string{home}
+		lreq.Path = []string{c.homeEntry(in, contacts, outbound)}
 	}
 	for _, v := range HeaderValues(req, "Path", "") {
 		elems, err := sipuri.ParseNameAddrs(v)
@@ -140,6 +139,55 @@ func (c *Core) registerRequest(req *sip.Request, src netip.AddrPort, transport, 
 		}
 	}
 	return lreq, outbound, nil
+}
+
+// homeEntry is the Path entry proxy mode stores first with the bindings of
+// a REGISTER: this node, with ;ob for an outbound registration, and, when
+// the phone must be reached on the flow it registered over rather than at
+// its contact, that flow's token as user part (RFC 5626 §5.2). A request
+// for the binding comes home through this entry, whichever node looked it
+// up, and the token tells this node where to send it.
+func (c *Core) homeEntry(in *Inbound, contacts []locsvc.Contact, outbound bool) string {
+	entry := c.home
+	for _, ct := range contacts {
+		if !needsFlow(ct, in.Transport, in.Src.Addr()) {
+			continue
+		}
+		tok, err := c.cfg.Flows.Encode(flowtoken.Flow{Transport: in.Transport, Remote: in.Src, Conn: in.Conn})
+		if err != nil {
+			c.log.Warn("sip: no flow token for a registration", "src", in.Src, "transport", in.Transport, "err", err)
+			break
+		}
+		entry = "sip:" + tok + "@" + c.adv + ";lr"
+		break
+	}
+	if outbound {
+		entry += ";ob"
+	}
+	return entry
+}
+
+// needsFlow reports whether a contact registered from src over transport
+// is reached on that flow rather than at its own URI: always for a
+// connection transport or an RFC 5626 flow (reg-id), and over UDP when the
+// source IP differs from the contact's (a NAT rewrote it). A UDP REGISTER
+// from the contact's own IP but another port is taken as a UA that sends
+// from an ephemeral port and listens at its contact (sipp does), so the
+// contact is used; so is a contact naming a host, which says where the UA
+// is reached.
+func needsFlow(ct locsvc.Contact, transport string, src netip.Addr) bool {
+	if transport != "udp" || ct.RegID != 0 {
+		return true
+	}
+	u, err := sipuri.Parse(ct.URI)
+	if err != nil {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	if err != nil {
+		return false
+	}
+	return a.Unmap() != src.Unmap()
 }
 
 // AoROf is the AoR a To URI or Request-URI (what) names: sip:user@domain

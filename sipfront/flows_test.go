@@ -1,0 +1,133 @@
+package sipfront
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/flowtoken"
+)
+
+// RFC 5626 flows in proxy mode, in process: flow tokens in the Path
+// entry, one flow of an instance at a time, the next when it fails, and
+// tokens nobody can forge.
+
+const instanceA = `"<urn:uuid:00000000-0000-1000-8000-000a95a0e128>"`
+
+// registerFlow registers bob's instance A over c with reg-id id.
+func registerFlow(t *testing.T, c *tcpClient, id string) {
+	t.Helper()
+	res := c.do(msg{from: "<sip:bob@example.com>;tag=r" + id, to: "<sip:bob@example.com>", callID: "flow-" + id + "@test",
+		hdrs: []string{"Supported: outbound, path", "Contact: <sip:bob-" + id + "@192.0.2.9;transport=tcp>;+sip.instance=" + instanceA + ";reg-id=" + id}})
+	wantCode(t, res, 200)
+	if v := values(res, "Require"); len(v) != 1 || v[0] != "outbound" {
+		t.Errorf("Require %q", v)
+	}
+}
+
+// recvInvite reads requests off c until an INVITE; nil when none comes.
+func (c *tcpClient) recvInvite(d time.Duration) *sip.Request {
+	c.t.Helper()
+	for {
+		m := c.recvMsg(d)
+		if m == nil {
+			return nil
+		}
+		if req, ok := m.(*sip.Request); ok && req.Method == sip.INVITE {
+			return req
+		}
+	}
+}
+
+func TestProxyInstanceFlows(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	flow1, flow2 := e.tcpClient(), e.tcpClient()
+	registerFlow(t, flow1, "1")
+	time.Sleep(10 * time.Millisecond) // flow 2 is the newer
+	registerFlow(t, flow2, "2")
+	bs := e.live("sip:bob@example.com")
+	if len(bs) != 2 {
+		t.Fatalf("bindings %+v", bs)
+	}
+	for _, b := range bs {
+		if len(b.Path) != 1 || !strings.HasSuffix(b.Path[0], ";lr;ob") || userOf(b.Path[0]) == "" {
+			t.Errorf("Path %q: want this node with a flow token and ;ob", b.Path)
+		}
+	}
+
+	// One flow at a time: the newest.
+	caller := e.udpClient()
+	call := func(callID string) {
+		caller.sendRaw(msg{method: "INVITE", ruri: "sip:bob@example.com", to: "<sip:bob@example.com>", callID: callID}.text(caller.local(), "udp"))
+	}
+	call("flows-1@test")
+	inv := flow2.recvInvite(3 * time.Second)
+	if inv == nil || !strings.Contains(inv.Recipient.String(), "bob-2") {
+		t.Fatalf("flow 2 got %v", inv)
+	}
+	if other := flow1.recvInvite(300 * time.Millisecond); other != nil {
+		t.Fatalf("flow 1 got the INVITE too: the instance was forked to twice")
+	}
+	flow2.sendRaw(sip.NewResponseFromRequest(inv, 486, "Busy Here", nil).String())
+	if res := caller.recvFinal(3 * time.Second); res == nil || res.StatusCode != 486 {
+		t.Fatalf("caller got %v", res)
+	}
+
+	// Flow 2's connection closes: the call goes to flow 1 instead.
+	flow2.conn.Close()
+	waitFor(t, "flow 2 to leave the table", func() bool { return e.srv.conns.len() == 1 })
+	call("flows-2@test")
+	inv = flow1.recvInvite(3 * time.Second)
+	if inv == nil || !strings.Contains(inv.Recipient.String(), "bob-1") {
+		t.Fatalf("flow 1 got %v", inv)
+	}
+	flow1.sendRaw(sip.NewResponseFromRequest(inv, 486, "Busy Here", nil).String())
+	if res := caller.recvFinal(3 * time.Second); res == nil || res.StatusCode != 486 {
+		t.Fatalf("caller got %v", res)
+	}
+}
+
+// A request that comes home by a flow token: a forged token is refused
+// (403), a genuine one for a connection that has closed gets 430, one
+// for a live connection reaches it.
+func TestProxyFlowTokenRoute(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	phone := e.tcpClient()
+	registerFlow(t, phone, "1")
+	b := e.live("sip:bob@example.com")
+	if len(b) != 1 {
+		t.Fatalf("bindings %+v", b)
+	}
+	good := b[0].Path[0]
+	tok := userOf(good)
+	forged := strings.Replace(good, tok, tok[:len(tok)-2]+"AA", 1)
+	closed, err := e.srv.cfg.flows.Encode(flowtoken.Flow{Transport: "tcp", Remote: netip.MustParseAddrPort(phone.local()), Conn: 9999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := e.udpClient()
+	routed := func(route string) *sip.Response {
+		other.sendRaw(msg{method: "INVITE", ruri: "sip:bob-1@192.0.2.9;transport=tcp", to: "<sip:bob@example.com>",
+			callID: "routed-" + route + "@test", hdrs: []string{"Route: <" + route + ">"}}.text(other.local(), "udp"))
+		return other.recvFinal(3 * time.Second)
+	}
+	if res := routed(forged); res == nil || res.StatusCode != 403 {
+		t.Errorf("forged token: %v, want 403", res)
+	}
+	if res := routed("sip:" + closed + "@" + e.srv.Addr() + ";lr;ob"); res == nil || res.StatusCode != 430 {
+		t.Errorf("token of a closed connection: %v, want 430", res)
+	}
+	other.sendRaw(msg{method: "INVITE", ruri: "sip:bob-1@192.0.2.9;transport=tcp", to: "<sip:bob@example.com>",
+		callID: "routed-good@test", hdrs: []string{"Route: <" + good + ">"}}.text(other.local(), "udp"))
+	inv := phone.recvInvite(3 * time.Second)
+	if inv == nil {
+		t.Fatal("the phone got nothing by its genuine token")
+	}
+	phone.sendRaw(sip.NewResponseFromRequest(inv, 486, "Busy Here", nil).String())
+	if res := other.recvFinal(3 * time.Second); res == nil || res.StatusCode != 486 {
+		t.Fatalf("caller got %v", res)
+	}
+}
