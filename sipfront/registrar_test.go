@@ -107,7 +107,7 @@ func TestRegisterErrors(t *testing.T) {
 		{"foreign domain", msg{ruri: "sip:other.org", cseq: "19 REGISTER"}, 404, "^Domain Not Served$"},
 		{"foreign AoR", msg{to: "<sip:alice@other.org>", cseq: "20 REGISTER"}, 404, "^AoR Not In Served Domain$"},
 		{"To without user", msg{to: "<sip:example.com>", cseq: "21 REGISTER"}, 400, "To URI Has No User Part"},
-		{"required extension", msg{cseq: "22 REGISTER", hdrs: []string{"Require: path, gruu"}}, 420, "^Bad Extension$"},
+		{"required extension", msg{cseq: "22 REGISTER", hdrs: []string{"Require: path, 100rel"}}, 420, "^Bad Extension$"},
 		{"malformed Path", msg{cseq: "23 REGISTER", hdrs: []string{"Contact: <sip:a@192.0.2.2>", "Path: <sip:p1;lr"}}, 400, "Malformed Path Header"},
 	}
 	for _, tt := range tests {
@@ -123,7 +123,7 @@ func TestRegisterErrors(t *testing.T) {
 					t.Errorf("Min-Expires = %q", got)
 				}
 			case 420:
-				if got := values(res, "Unsupported"); !slices.Equal(got, []string{"gruu"}) {
+				if got := values(res, "Unsupported"); !slices.Equal(got, []string{"100rel"}) {
 					t.Errorf("Unsupported = %q", got)
 				}
 			}

@@ -50,9 +50,17 @@ func (c *Core) Bindings(ctx context.Context, in *Inbound, asProxy bool) (binding
 	if req.Recipient.User == "" {
 		return nil, NewResponse(req, 404, "Not Found")
 	}
-	aor, _, code, reason := c.AoROf(&req.Recipient, "Request")
-	if code != 0 {
-		return nil, NewResponse(req, code, reason)
+	g, isGRUU, refuse := c.gruuOf(req)
+	if refuse != nil {
+		return nil, refuse
+	}
+	aor := g.aor
+	if !isGRUU {
+		var code int
+		var reason string
+		if aor, _, code, reason = c.AoROf(&req.Recipient, "Request"); code != 0 {
+			return nil, NewResponse(req, code, reason)
+		}
 	}
 	if refuse := c.AuthorizeCaller(req, in.Src.Addr(), asProxy); refuse != nil {
 		return nil, refuse
@@ -60,6 +68,15 @@ func (c *Core) Bindings(ctx context.Context, in *Inbound, asProxy bool) (binding
 	result, err := c.loc.Lookup(ctx, aor)
 	if err != nil {
 		return nil, c.LocatorError(req, err)
+	}
+	if isGRUU {
+		// The instance's bindings only: a GRUU never forks to the
+		// user's other phones (RFC 5627 §3.4).
+		var invalidated bool
+		result.Bindings, invalidated = g.instanceBindings(result.Bindings)
+		if invalidated {
+			return nil, NewResponse(req, 404, "Not Found")
+		}
 	}
 	if len(result.Bindings) == 0 {
 		return nil, NoBinding(req, result)

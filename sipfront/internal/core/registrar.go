@@ -17,7 +17,7 @@ import (
 )
 
 // supportedTags are the option tags a REGISTER may Require.
-var supportedTags = []string{"path", "outbound"}
+var supportedTags = []string{"path", "outbound", "gruu"}
 
 // httpDate is RFC 1123 with GMT, the SIP-date of RFC 3261 §20.17.
 const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
@@ -65,8 +65,14 @@ func (c *Core) register(ctx context.Context, in *Inbound) *sip.Response {
 	if now.IsZero() {
 		now = c.now()
 	}
+	gruus := hasTag(optionTags(req, "Supported", "k"), "gruu")
 	for i := range result.Bindings {
-		res.AppendHeader(sip.NewHeader("Contact", registeredContact(&result.Bindings[i], now)))
+		b := &result.Bindings[i]
+		contact := registeredContact(b, now)
+		if gruus {
+			contact += c.gruuParams(result.AoR, b)
+		}
+		res.AppendHeader(sip.NewHeader("Contact", contact))
 	}
 	// RFC 3327 §5.3: echo the stored Path to a UA that supports it, and
 	// only when this request stored one.
