@@ -133,17 +133,28 @@ func (s *Service) Unbind(ctx context.Context, aor string, refs []BindingRef) (Re
 	if err != nil {
 		return Result{}, 0, err
 	}
+	// A copy: IDs are put in the form BindingID gives them, and the
+	// caller's slice is the caller's.
+	checked := make([]BindingRef, len(refs))
 	for i, r := range refs {
-		switch {
-		case r.ID == "":
+		if r.ID == "" {
 			return Result{}, 0, invalid(fmt.Sprintf("bindings[%d].id", i), "empty: name the binding (see BindingID)")
-		case r.Updated.IsZero():
-			// Matches nothing, so almost surely a caller that forgot to
-			// copy the version it saw; better told than silently ignored.
+		}
+		// An ID BindingID could not have made matches nothing: refused as
+		// the gRPC and HTTP calls refuse the contact it stands for, and
+		// any other spelling of a contact matches as it does there.
+		id, err := BindingID(SplitBindingID(r.ID))
+		if err != nil {
+			return Result{}, 0, invalid(fmt.Sprintf("bindings[%d].id", i), "%v", err)
+		}
+		if r.Updated.IsZero() {
+			// Matches nothing either, so almost surely a caller that forgot
+			// to copy the version it saw; better told than ignored.
 			return Result{}, 0, invalid(fmt.Sprintf("bindings[%d].updated_at", i), "missing: the version of the binding to remove")
 		}
+		checked[i] = BindingRef{ID: id, Updated: r.Updated}
 	}
-	u := &unbind{svc: s, refs: refs}
+	u := &unbind{svc: s, refs: checked}
 	stored, err := s.store.Update(ctx, StoreKey(norm), u.change)
 	switch {
 	case errors.Is(err, errNothingToUnbind):

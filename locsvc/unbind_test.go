@@ -528,6 +528,8 @@ func TestServiceUnbindRefused(t *testing.T) {
 		{"empty AoR", "", []BindingRef{good}, "aor"},
 		{"AoR too long", long, []BindingRef{good}, "aor"},
 		{"empty ID", testAoR, []BindingRef{good, {Updated: good.Updated}}, "bindings[1].id"},
+		{"not a binding ID", testAoR, []BindingRef{{ID: "mailto:alice@example.com", Updated: good.Updated}}, "bindings[0].id"},
+		{"not a flow ID", testAoR, []BindingRef{{ID: "flow:x;reg-id=0", Updated: good.Updated}}, "bindings[0].id"},
 		{"no version", testAoR, []BindingRef{{ID: good.ID}, good}, "bindings[0].updated_at"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -588,5 +590,26 @@ func TestServiceUnbindUnavailable(t *testing.T) {
 				t.Errorf("store changed: %s", d)
 			}
 		})
+	}
+}
+
+// Any spelling of a contact names its binding, as it does over gRPC and
+// HTTP, where the server derives the ID from the contact.
+func TestServiceUnbindSpelling(t *testing.T) {
+	ctx := context.Background()
+	svc, _, _, clock := newUnbindService(t)
+	res, err := svc.Register(ctx, register("c1", 1, cs(con(cA))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	refs := []BindingRef{{ID: "sip:alice@192.0.2.10:5060;transport=UDP;lr", Updated: ref(t, res, cA).Updated}}
+	before := slices.Clone(refs)
+	res, n, err := svc.Unbind(ctx, testAoR, refs)
+	if err != nil || n != 1 || len(res.Bindings) != 0 {
+		t.Fatalf("Unbind: %+v, %d, %v", res, n, err)
+	}
+	if !slices.Equal(refs, before) {
+		t.Errorf("Unbind changed the caller's refs: %v", refs)
 	}
 }
