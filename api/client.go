@@ -39,3 +39,17 @@ func (c *Client) Lookup(ctx context.Context, aor string) (locsvc.Result, error) 
 	}
 	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now(), Known: res.Known}, nil
 }
+
+// Unbind removes the named versions of an AoR's bindings, as
+// locsvc.Service.Unbind does in-process. Each ref goes on the wire as the
+// fields Lookup returns (see locsvc.SplitBindingID). The answer does not
+// say whether the AoR had entries beyond the live ones, so Known is
+// whether it has live bindings or had some removed.
+func (c *Client) Unbind(ctx context.Context, aor string, refs []locsvc.BindingRef) (locsvc.Result, int, error) {
+	res, err := c.loc.Unbind(ctx, &locsvcv1.UnbindRequest{Aor: aor, Bindings: RefsToProto(refs)})
+	if err != nil {
+		return locsvc.Result{}, 0, FromStatus(err)
+	}
+	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now(),
+		Known: len(res.Bindings) > 0 || res.Removed > 0}, int(res.Removed), nil
+}

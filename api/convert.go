@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -49,6 +50,49 @@ func RequestToProto(r locsvc.Request) *locsvcv1.RegisterRequest {
 			pc.Q = &c.Q
 		}
 		out.Contacts = append(out.Contacts, pc)
+	}
+	return out
+}
+
+// RefsFromProto names each binding by the identity the registrar gives it
+// (locsvc.BindingID), so a ref built from a Lookup's answer finds the
+// binding whatever spelling of the contact it carries. Errors name the
+// field at fault ("bindings[1].uri").
+func RefsFromProto(in []*locsvcv1.BindingRef) ([]locsvc.BindingRef, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]locsvc.BindingRef, len(in))
+	for i, r := range in {
+		id, err := locsvc.BindingID(r.GetUri(), r.GetInstance(), r.GetRegId())
+		if err != nil {
+			return nil, invalidRef(i, "uri", err.Error())
+		}
+		ts := r.GetUpdatedAt()
+		if ts == nil {
+			return nil, invalidRef(i, "updated_at", "missing: the version of the binding to remove")
+		}
+		if err := ts.CheckValid(); err != nil {
+			return nil, invalidRef(i, "updated_at", err.Error())
+		}
+		out[i] = locsvc.BindingRef{ID: id, Updated: ts.AsTime()}
+	}
+	return out, nil
+}
+
+func invalidRef(i int, field, reason string) *locsvc.Error {
+	return &locsvc.Error{Kind: locsvc.KindInvalid, Field: fmt.Sprintf("bindings[%d].%s", i, field), Reason: reason}
+}
+
+// RefsToProto is the inverse of RefsFromProto, for clients.
+func RefsToProto(refs []locsvc.BindingRef) []*locsvcv1.BindingRef {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]*locsvcv1.BindingRef, len(refs))
+	for i, r := range refs {
+		uri, instance, regID := locsvc.SplitBindingID(r.ID)
+		out[i] = &locsvcv1.BindingRef{Uri: uri, Instance: instance, RegId: regID, UpdatedAt: timestamppb.New(r.Updated)}
 	}
 	return out
 }

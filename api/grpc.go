@@ -64,6 +64,29 @@ func (s *Server) Lookup(ctx context.Context, in *locsvcv1.LookupRequest) (*locsv
 	return &locsvcv1.LookupResponse{Aor: res.AoR, Bindings: BindingsToProto(res.Bindings, res.Now), Known: res.Known}, nil
 }
 
+// Unbind implements LocationService.
+func (s *Server) Unbind(ctx context.Context, in *locsvcv1.UnbindRequest) (*locsvcv1.UnbindResponse, error) {
+	out, err := s.unbind(ctx, in)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return out, nil
+}
+
+// unbind serves Unbind for both transports; its errors are the core's, for
+// each transport to render.
+func (s *Server) unbind(ctx context.Context, in *locsvcv1.UnbindRequest) (*locsvcv1.UnbindResponse, error) {
+	refs, err := RefsFromProto(in.GetBindings())
+	if err != nil {
+		return nil, err
+	}
+	res, n, err := s.svc.Unbind(ctx, in.GetAor(), refs)
+	if err != nil {
+		return nil, err
+	}
+	return &locsvcv1.UnbindResponse{Aor: res.AoR, Removed: uint32(n), Bindings: BindingsToProto(res.Bindings, res.Now)}, nil
+}
+
 // Status implements ClusterService.
 func (s *Server) Status(ctx context.Context, _ *locsvcv1.StatusRequest) (*locsvcv1.StatusResponse, error) {
 	out := &locsvcv1.StatusResponse{

@@ -45,6 +45,7 @@ func (h *HTTP) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /v1/status", h.status)
 	mux.HandleFunc("POST /v1/register", h.register)
+	mux.HandleFunc("POST /v1/unbind", h.unbind)
 	mux.HandleFunc("GET /v1/lookup", h.lookup)
 	mux.HandleFunc("POST /v1/lookup", h.lookup)
 	mux.HandleFunc("GET /status", h.statusHTML)

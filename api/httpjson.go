@@ -21,7 +21,11 @@ import (
 //
 //	POST /v1/register           RegisterRequest  -> RegisterResponse
 //	GET  /v1/lookup?aor=AOR     (or POST a LookupRequest) -> LookupResponse
+//	POST /v1/unbind             UnbindRequest    -> UnbindResponse
 //	GET  /v1/status             StatusResponse
+//
+// As protojson does for every field, answers leave out zero values: an
+// UnbindResponse that removed nothing has no "removed".
 //
 // A refused call answers with an HTTP status and a JSON error body carrying
 // the SIP answer to send, so a proxy script can relay it unchanged:
@@ -69,6 +73,19 @@ func (h *HTTP) lookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, &locsvcv1.LookupResponse{Aor: res.AoR, Bindings: BindingsToProto(res.Bindings, res.Now), Known: res.Known})
+}
+
+func (h *HTTP) unbind(w http.ResponseWriter, r *http.Request) {
+	var in locsvcv1.UnbindRequest
+	if !readJSON(w, r, &in) {
+		return
+	}
+	out, err := h.srv.unbind(r.Context(), &in)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, into proto.Message) bool {

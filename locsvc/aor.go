@@ -53,7 +53,7 @@ func IsStoreKey(key string) bool { return strings.HasPrefix(key, keyPrefix) }
 // §19.1.4.
 func BindingID(contact, instance string, regID uint32) (string, error) {
 	if instance != "" && regID != 0 {
-		return "flow:" + normalizeInstance(instance) + ";reg-id=" + strconv.FormatUint(uint64(regID), 10), nil
+		return flowPrefix + normalizeInstance(instance) + regIDParam + strconv.FormatUint(uint64(regID), 10), nil
 	}
 	u, err := sipuri.Parse(contact)
 	if err != nil {
@@ -61,6 +61,32 @@ func BindingID(contact, instance string, regID uint32) (string, error) {
 	}
 	return u.Canonical(), nil
 }
+
+// SplitBindingID inverts BindingID: a contact, instance and reg-id from
+// which BindingID derives id again. Callers that hold only an ID (a
+// BindingRef) need them to name the binding where the contract names
+// bindings as Lookup returns them. A flow's ID gives its instance, wrapped
+// in angle brackets so that BindingID's normalisation strips exactly those,
+// and its reg-id, but no contact (a flow's ID does not depend on it); any
+// other ID is a canonical contact URI, its own ID.
+func SplitBindingID(id string) (contact, instance string, regID uint32) {
+	if rest, ok := strings.CutPrefix(id, flowPrefix); ok {
+		if i := strings.LastIndex(rest, regIDParam); i >= 0 {
+			digits := rest[i+len(regIDParam):]
+			// Only the digits FormatUint writes: anything else was not
+			// made by BindingID, and is left whole to match nothing.
+			if n, err := strconv.ParseUint(digits, 10, 32); err == nil && n != 0 && strconv.FormatUint(n, 10) == digits {
+				return "", "<" + rest[:i] + ">", uint32(n)
+			}
+		}
+	}
+	return id, "", 0
+}
+
+const (
+	flowPrefix = "flow:"
+	regIDParam = ";reg-id="
+)
 
 // normalizeInstance strips the quoting and brackets that +sip.instance
 // values carry and lower-cases the URN, which compares case-insensitively.

@@ -13,7 +13,9 @@
 //   - Merge, the join of two versions of a binding set (commutative,
 //     associative, idempotent; see Merge), which is how replicas converge.
 //   - The registrar rules: Check validates a REGISTER against Limits,
-//     Apply applies it to what is stored.
+//     Apply applies it to what is stored. Unbind removes bindings a front
+//     end found unreachable, each only in the version it saw (BindingRef),
+//     so that it never races the phone registering again.
 //   - Service, which runs those rules over a Store for every front end
 //     (gRPC, HTTP/JSON, SIP), and Error, the one error model they all
 //     translate by its Kind (Error.SIPCode gives the SIP answer).

@@ -397,6 +397,196 @@ func (x *LookupResponse) GetKnown() bool {
 	return false
 }
 
+// BindingRef names one version of a binding by the fields Lookup returns
+// for it; the server derives the binding's identity from them as the
+// registrar does (instance and reg_id for an RFC 5626 flow, else the URI).
+type BindingRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The binding's uri. Not needed for a flow (instance and reg_id set).
+	Uri      string `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
+	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	RegId    uint32 `protobuf:"varint,3,opt,name=reg_id,json=regId,proto3" json:"reg_id,omitempty"`
+	// The binding's updated_at: the version to remove. Required.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindingRef) Reset() {
+	*x = BindingRef{}
+	mi := &file_locsvc_v1_location_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindingRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindingRef) ProtoMessage() {}
+
+func (x *BindingRef) ProtoReflect() protoreflect.Message {
+	mi := &file_locsvc_v1_location_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindingRef.ProtoReflect.Descriptor instead.
+func (*BindingRef) Descriptor() ([]byte, []int) {
+	return file_locsvc_v1_location_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BindingRef) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *BindingRef) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *BindingRef) GetRegId() uint32 {
+	if x != nil {
+		return x.RegId
+	}
+	return 0
+}
+
+func (x *BindingRef) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// UnbindRequest names the bindings of one AoR to remove.
+type UnbindRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Address-of-record, as for Lookup.
+	Aor           string        `protobuf:"bytes,1,opt,name=aor,proto3" json:"aor,omitempty"`
+	Bindings      []*BindingRef `protobuf:"bytes,2,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbindRequest) Reset() {
+	*x = UnbindRequest{}
+	mi := &file_locsvc_v1_location_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbindRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbindRequest) ProtoMessage() {}
+
+func (x *UnbindRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_locsvc_v1_location_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbindRequest.ProtoReflect.Descriptor instead.
+func (*UnbindRequest) Descriptor() ([]byte, []int) {
+	return file_locsvc_v1_location_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UnbindRequest) GetAor() string {
+	if x != nil {
+		return x.Aor
+	}
+	return ""
+}
+
+func (x *UnbindRequest) GetBindings() []*BindingRef {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+// UnbindResponse counts the bindings removed and lists those live
+// afterwards, best q first.
+type UnbindResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The normalised AoR.
+	Aor           string     `protobuf:"bytes,1,opt,name=aor,proto3" json:"aor,omitempty"`
+	Removed       uint32     `protobuf:"varint,2,opt,name=removed,proto3" json:"removed,omitempty"`
+	Bindings      []*Binding `protobuf:"bytes,3,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbindResponse) Reset() {
+	*x = UnbindResponse{}
+	mi := &file_locsvc_v1_location_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbindResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbindResponse) ProtoMessage() {}
+
+func (x *UnbindResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_locsvc_v1_location_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbindResponse.ProtoReflect.Descriptor instead.
+func (*UnbindResponse) Descriptor() ([]byte, []int) {
+	return file_locsvc_v1_location_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UnbindResponse) GetAor() string {
+	if x != nil {
+		return x.Aor
+	}
+	return ""
+}
+
+func (x *UnbindResponse) GetRemoved() uint32 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+func (x *UnbindResponse) GetBindings() []*Binding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
 // Binding is one current contact of an AoR.
 type Binding struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -422,7 +612,7 @@ type Binding struct {
 
 func (x *Binding) Reset() {
 	*x = Binding{}
-	mi := &file_locsvc_v1_location_proto_msgTypes[5]
+	mi := &file_locsvc_v1_location_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +624,7 @@ func (x *Binding) String() string {
 func (*Binding) ProtoMessage() {}
 
 func (x *Binding) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_location_proto_msgTypes[5]
+	mi := &file_locsvc_v1_location_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +637,7 @@ func (x *Binding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Binding.ProtoReflect.Descriptor instead.
 func (*Binding) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_location_proto_rawDescGZIP(), []int{5}
+	return file_locsvc_v1_location_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Binding) GetUri() string {
@@ -568,7 +758,7 @@ type SipError struct {
 
 func (x *SipError) Reset() {
 	*x = SipError{}
-	mi := &file_locsvc_v1_location_proto_msgTypes[6]
+	mi := &file_locsvc_v1_location_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +770,7 @@ func (x *SipError) String() string {
 func (*SipError) ProtoMessage() {}
 
 func (x *SipError) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_location_proto_msgTypes[6]
+	mi := &file_locsvc_v1_location_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +783,7 @@ func (x *SipError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SipError.ProtoReflect.Descriptor instead.
 func (*SipError) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_location_proto_rawDescGZIP(), []int{6}
+	return file_locsvc_v1_location_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SipError) GetCode() uint32 {
@@ -668,7 +858,21 @@ const file_locsvc_v1_location_proto_rawDesc = "" +
 	"\x0eLookupResponse\x12\x10\n" +
 	"\x03aor\x18\x01 \x01(\tR\x03aor\x12.\n" +
 	"\bbindings\x18\x02 \x03(\v2\x12.locsvc.v1.BindingR\bbindings\x12\x14\n" +
-	"\x05known\x18\x03 \x01(\bR\x05known\"\x9a\x03\n" +
+	"\x05known\x18\x03 \x01(\bR\x05known\"\x8c\x01\n" +
+	"\n" +
+	"BindingRef\x12\x10\n" +
+	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\tR\binstance\x12\x15\n" +
+	"\x06reg_id\x18\x03 \x01(\rR\x05regId\x129\n" +
+	"\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"T\n" +
+	"\rUnbindRequest\x12\x10\n" +
+	"\x03aor\x18\x01 \x01(\tR\x03aor\x121\n" +
+	"\bbindings\x18\x02 \x03(\v2\x15.locsvc.v1.BindingRefR\bbindings\"l\n" +
+	"\x0eUnbindResponse\x12\x10\n" +
+	"\x03aor\x18\x01 \x01(\tR\x03aor\x12\x18\n" +
+	"\aremoved\x18\x02 \x01(\rR\aremoved\x12.\n" +
+	"\bbindings\x18\x03 \x03(\v2\x12.locsvc.v1.BindingR\bbindings\"\x9a\x03\n" +
 	"\aBinding\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x18\n" +
 	"\aexpires\x18\x02 \x01(\x03R\aexpires\x129\n" +
@@ -694,10 +898,11 @@ const file_locsvc_v1_location_proto_rawDesc = "" +
 	"\vmin_expires\x18\x03 \x01(\rR\n" +
 	"minExpires\x12\x14\n" +
 	"\x05field\x18\x04 \x01(\tR\x05field\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\tR\x05limit2\x95\x01\n" +
+	"\x05limit\x18\x05 \x01(\tR\x05limit2\xd4\x01\n" +
 	"\x0fLocationService\x12C\n" +
 	"\bRegister\x12\x1a.locsvc.v1.RegisterRequest\x1a\x1b.locsvc.v1.RegisterResponse\x12=\n" +
-	"\x06Lookup\x12\x18.locsvc.v1.LookupRequest\x1a\x19.locsvc.v1.LookupResponseB0Z.github.com/locsvc/locsvc/api/locsvcv1;locsvcv1b\x06proto3"
+	"\x06Lookup\x12\x18.locsvc.v1.LookupRequest\x1a\x19.locsvc.v1.LookupResponse\x12=\n" +
+	"\x06Unbind\x12\x18.locsvc.v1.UnbindRequest\x1a\x19.locsvc.v1.UnbindResponseB0Z.github.com/locsvc/locsvc/api/locsvcv1;locsvcv1b\x06proto3"
 
 var (
 	file_locsvc_v1_location_proto_rawDescOnce sync.Once
@@ -711,32 +916,40 @@ func file_locsvc_v1_location_proto_rawDescGZIP() []byte {
 	return file_locsvc_v1_location_proto_rawDescData
 }
 
-var file_locsvc_v1_location_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_locsvc_v1_location_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_locsvc_v1_location_proto_goTypes = []any{
 	(*Contact)(nil),               // 0: locsvc.v1.Contact
 	(*RegisterRequest)(nil),       // 1: locsvc.v1.RegisterRequest
 	(*RegisterResponse)(nil),      // 2: locsvc.v1.RegisterResponse
 	(*LookupRequest)(nil),         // 3: locsvc.v1.LookupRequest
 	(*LookupResponse)(nil),        // 4: locsvc.v1.LookupResponse
-	(*Binding)(nil),               // 5: locsvc.v1.Binding
-	(*SipError)(nil),              // 6: locsvc.v1.SipError
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*BindingRef)(nil),            // 5: locsvc.v1.BindingRef
+	(*UnbindRequest)(nil),         // 6: locsvc.v1.UnbindRequest
+	(*UnbindResponse)(nil),        // 7: locsvc.v1.UnbindResponse
+	(*Binding)(nil),               // 8: locsvc.v1.Binding
+	(*SipError)(nil),              // 9: locsvc.v1.SipError
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_locsvc_v1_location_proto_depIdxs = []int32{
-	0, // 0: locsvc.v1.RegisterRequest.contacts:type_name -> locsvc.v1.Contact
-	5, // 1: locsvc.v1.RegisterResponse.bindings:type_name -> locsvc.v1.Binding
-	5, // 2: locsvc.v1.LookupResponse.bindings:type_name -> locsvc.v1.Binding
-	7, // 3: locsvc.v1.Binding.expires_at:type_name -> google.protobuf.Timestamp
-	7, // 4: locsvc.v1.Binding.updated_at:type_name -> google.protobuf.Timestamp
-	1, // 5: locsvc.v1.LocationService.Register:input_type -> locsvc.v1.RegisterRequest
-	3, // 6: locsvc.v1.LocationService.Lookup:input_type -> locsvc.v1.LookupRequest
-	2, // 7: locsvc.v1.LocationService.Register:output_type -> locsvc.v1.RegisterResponse
-	4, // 8: locsvc.v1.LocationService.Lookup:output_type -> locsvc.v1.LookupResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: locsvc.v1.RegisterRequest.contacts:type_name -> locsvc.v1.Contact
+	8,  // 1: locsvc.v1.RegisterResponse.bindings:type_name -> locsvc.v1.Binding
+	8,  // 2: locsvc.v1.LookupResponse.bindings:type_name -> locsvc.v1.Binding
+	10, // 3: locsvc.v1.BindingRef.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 4: locsvc.v1.UnbindRequest.bindings:type_name -> locsvc.v1.BindingRef
+	8,  // 5: locsvc.v1.UnbindResponse.bindings:type_name -> locsvc.v1.Binding
+	10, // 6: locsvc.v1.Binding.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 7: locsvc.v1.Binding.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 8: locsvc.v1.LocationService.Register:input_type -> locsvc.v1.RegisterRequest
+	3,  // 9: locsvc.v1.LocationService.Lookup:input_type -> locsvc.v1.LookupRequest
+	6,  // 10: locsvc.v1.LocationService.Unbind:input_type -> locsvc.v1.UnbindRequest
+	2,  // 11: locsvc.v1.LocationService.Register:output_type -> locsvc.v1.RegisterResponse
+	4,  // 12: locsvc.v1.LocationService.Lookup:output_type -> locsvc.v1.LookupResponse
+	7,  // 13: locsvc.v1.LocationService.Unbind:output_type -> locsvc.v1.UnbindResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_locsvc_v1_location_proto_init() }
@@ -752,7 +965,7 @@ func file_locsvc_v1_location_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_locsvc_v1_location_proto_rawDesc), len(file_locsvc_v1_location_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

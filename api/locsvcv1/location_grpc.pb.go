@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	LocationService_Register_FullMethodName = "/locsvc.v1.LocationService/Register"
 	LocationService_Lookup_FullMethodName   = "/locsvc.v1.LocationService/Lookup"
+	LocationService_Unbind_FullMethodName   = "/locsvc.v1.LocationService/Unbind"
 )
 
 // LocationServiceClient is the client API for LocationService service.
@@ -48,6 +49,16 @@ type LocationServiceClient interface {
 	// Lookup returns the live bindings of an AoR, best q first. An AoR with no
 	// live binding answers OK with an empty list.
 	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	// Unbind removes bindings known to be unreachable (an RFC 5626 flow whose
+	// connection closed, a NATed contact that stopped answering keepalives),
+	// each only in the version named: a binding written again since (the
+	// phone registered anew) is kept, so the call cannot race the phone. A
+	// binding named that is absent, removed, lapsed or of another version is
+	// not an error: it is left as it is, and not counted. The removal reaches
+	// every replica and keeps the binding's Call-ID and CSeq, so the phone's
+	// next REGISTER is accepted and a delayed copy of its last one is not.
+	// Returns the bindings live afterwards.
+	Unbind(ctx context.Context, in *UnbindRequest, opts ...grpc.CallOption) (*UnbindResponse, error)
 }
 
 type locationServiceClient struct {
@@ -72,6 +83,16 @@ func (c *locationServiceClient) Lookup(ctx context.Context, in *LookupRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LookupResponse)
 	err := c.cc.Invoke(ctx, LocationService_Lookup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *locationServiceClient) Unbind(ctx context.Context, in *UnbindRequest, opts ...grpc.CallOption) (*UnbindResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnbindResponse)
+	err := c.cc.Invoke(ctx, LocationService_Unbind_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +124,16 @@ type LocationServiceServer interface {
 	// Lookup returns the live bindings of an AoR, best q first. An AoR with no
 	// live binding answers OK with an empty list.
 	Lookup(context.Context, *LookupRequest) (*LookupResponse, error)
+	// Unbind removes bindings known to be unreachable (an RFC 5626 flow whose
+	// connection closed, a NATed contact that stopped answering keepalives),
+	// each only in the version named: a binding written again since (the
+	// phone registered anew) is kept, so the call cannot race the phone. A
+	// binding named that is absent, removed, lapsed or of another version is
+	// not an error: it is left as it is, and not counted. The removal reaches
+	// every replica and keeps the binding's Call-ID and CSeq, so the phone's
+	// next REGISTER is accepted and a delayed copy of its last one is not.
+	// Returns the bindings live afterwards.
+	Unbind(context.Context, *UnbindRequest) (*UnbindResponse, error)
 	mustEmbedUnimplementedLocationServiceServer()
 }
 
@@ -118,6 +149,9 @@ func (UnimplementedLocationServiceServer) Register(context.Context, *RegisterReq
 }
 func (UnimplementedLocationServiceServer) Lookup(context.Context, *LookupRequest) (*LookupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Lookup not implemented")
+}
+func (UnimplementedLocationServiceServer) Unbind(context.Context, *UnbindRequest) (*UnbindResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unbind not implemented")
 }
 func (UnimplementedLocationServiceServer) mustEmbedUnimplementedLocationServiceServer() {}
 func (UnimplementedLocationServiceServer) testEmbeddedByValue()                         {}
@@ -176,6 +210,24 @@ func _LocationService_Lookup_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LocationService_Unbind_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnbindRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LocationServiceServer).Unbind(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LocationService_Unbind_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LocationServiceServer).Unbind(ctx, req.(*UnbindRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LocationService_ServiceDesc is the grpc.ServiceDesc for LocationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -190,6 +242,10 @@ var LocationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Lookup",
 			Handler:    _LocationService_Lookup_Handler,
+		},
+		{
+			MethodName: "Unbind",
+			Handler:    _LocationService_Unbind_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
