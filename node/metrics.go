@@ -174,6 +174,7 @@ func (e emitter) sip(st sipfront.Stats) {
 	e.gauge(descSIPTCP, float64(st.TCPConns))
 	e.gauge(descSIPWS, float64(st.WSConns))
 	e.counter(descSIPEvents, st.WSRefused, "ws_refused")
+	e.counter(descSIPEvents, st.FlowsUnbound, "flow_unbound")
 	for limit, n := range st.Limited {
 		e.counter(descSIPLimited, n, limit)
 	}

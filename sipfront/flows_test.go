@@ -131,3 +131,52 @@ func TestProxyFlowTokenRoute(t *testing.T) {
 		t.Fatalf("caller got %v", res)
 	}
 }
+
+// A connection's flows end with it: the bindings only it reaches are
+// removed from the store (every node stops using them), in both front
+// ends; a plain TCP binding (no reg-id) stays, and so does a flow
+// registered again over another connection.
+func TestFlowClosedUnbinds(t *testing.T) {
+	for _, mode := range []string{ModeProxy, ModeRegistrar} {
+		t.Run(mode, func(t *testing.T) {
+			e := startEnv(t, func(c *Config) { c.Mode = mode; c.WSAddr = "127.0.0.1:0" })
+			ws := e.wsClient()
+			wantCode(t, ws.do(msg{from: "<sip:bob@example.com>;tag=w", to: "<sip:bob@example.com>", callID: "ws@test",
+				hdrs: []string{"Contact: <sip:bob-ws@" + wsHost + ";transport=ws>"}}), 200)
+			flow := e.tcpClient()
+			registerFlow(t, flow, "1")
+			plain := e.tcpClient()
+			wantCode(t, plain.do(msg{from: "<sip:bob@example.com>;tag=p", to: "<sip:bob@example.com>", callID: "plain@test",
+				hdrs: []string{"Contact: <sip:bob-plain@192.0.2.9;transport=tcp>"}}), 200)
+			if n := len(e.live("sip:bob@example.com")); n != 3 {
+				t.Fatalf("%d bindings, want 3", n)
+			}
+			ws.c.CloseNow()
+			flow.conn.Close()
+			plain.conn.Close()
+			waitFor(t, "the flows' bindings to be removed", func() bool { return len(e.live("sip:bob@example.com")) == 1 })
+			if b := e.live("sip:bob@example.com"); b[0].URI != "sip:bob-plain@192.0.2.9;transport=tcp" {
+				t.Errorf("left %+v, want the plain TCP binding", b)
+			}
+			if n := e.srv.Stats().FlowsUnbound; n != 2 {
+				t.Errorf("FlowsUnbound %d, want 2", n)
+			}
+
+			// The phone comes back on a new connection before the old one
+			// is seen closed: its new registration is kept.
+			old, fresh := e.tcpClient(), e.tcpClient()
+			res := old.do(msg{from: "<sip:carol@example.com>;tag=o", to: "<sip:carol@example.com>", callID: "carol@test", cseq: "1 REGISTER",
+				hdrs: []string{"Supported: outbound", "Contact: <sip:carol@192.0.2.9;transport=tcp>;+sip.instance=" + instanceA + ";reg-id=1"}})
+			wantCode(t, res, 200)
+			res = fresh.do(msg{from: "<sip:carol@example.com>;tag=o", to: "<sip:carol@example.com>", callID: "carol@test", cseq: "2 REGISTER",
+				hdrs: []string{"Supported: outbound", "Contact: <sip:carol@192.0.2.9;transport=tcp>;+sip.instance=" + instanceA + ";reg-id=1"}})
+			wantCode(t, res, 200)
+			old.conn.Close()
+			waitFor(t, "the old connection to be gone", func() bool { return e.srv.conns.len() == 1 })
+			time.Sleep(100 * time.Millisecond)
+			if n := len(e.live("sip:carol@example.com")); n != 1 {
+				t.Errorf("carol has %d bindings after her old connection closed, want 1", n)
+			}
+		})
+	}
+}

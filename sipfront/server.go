@@ -21,6 +21,7 @@ type Server struct {
 	core  *core.Core
 	front frontEnd
 	conns *connTable
+	flows *flowBindings
 
 	mu      sync.Mutex
 	started bool
@@ -82,7 +83,12 @@ func New(loc Locator, cfg Config) (*Server, error) {
 	if err := cfg.checkProtected(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, core: core.New(loc, cfg.core()), conns: newConnTable()}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: newConnTable()}
+	cc := cfg.core()
+	cc.Registered = s.registered
+	s.core = core.New(loc, cc)
+	s.flows = newFlowBindings(loc, cfg.RequestTimeout, cfg.Logger, &s.core.Stats)
+	s.conns.closed = s.flows.ended
 	if cfg.Mode == ModeProxy {
 		s.front = newProxy(s.core, &s.cfg, s.conns)
 	} else {
@@ -217,7 +223,16 @@ func (s *Server) Close() error {
 	if !started {
 		return nil
 	}
-	return s.front.close()
+	err := s.front.close()
+	// Connections closed with the front end: let the removal of their
+	// flows' bindings reach the store.
+	s.flows.wait(s.cfg.RequestTimeout)
+	return err
+}
+
+// registered is told of each REGISTER that bound contacts.
+func (s *Server) registered(r core.Registration) {
+	s.flows.registered(r)
 }
 
 // Stats returns the counters.

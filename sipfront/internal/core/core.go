@@ -49,8 +49,13 @@ type Config struct {
 	Advertise string
 	// Flows signs the flow token of the Path entry proxy mode stores;
 	// GRUUs seals temp-GRUUs (RFC 5627). Both from the farm's FlowKey.
-	Flows         *flowtoken.Signer
-	GRUUs         *gruu.Sealer
+	Flows *flowtoken.Signer
+	GRUUs *gruu.Sealer
+	// Registered, when set, is told of every REGISTER that bound
+	// contacts, once it succeeded (front ends keep flows and NAT
+	// keepalives from it). It runs on the request's goroutine: keep it
+	// short.
+	Registered    func(Registration)
 	RegisterRate  float64 // 0: no limit
 	RegisterBurst int
 	Now           func() time.Time // nil: time.Now

@@ -59,6 +59,9 @@ func (c *Core) register(ctx context.Context, in *Inbound) *sip.Response {
 		return c.LocatorError(req, err)
 	}
 
+	if c.cfg.Registered != nil && len(lreq.Contacts) > 0 {
+		c.cfg.Registered(Registration{In: in, AoR: result.AoR, Bound: bound(result.Bindings, lreq.Contacts)})
+	}
 	// Step 9: the current bindings.
 	res := NewResponse(req, 200, "OK")
 	now := result.Now
@@ -91,6 +94,40 @@ func (c *Core) register(ctx context.Context, in *Inbound) *sip.Response {
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(httpDate)))
 	return res
+}
+
+// Registration is what a REGISTER that succeeded bound.
+type Registration struct {
+	In  *Inbound
+	AoR string
+	// Bound are the live bindings the request wrote (a contact with
+	// expires 0 removes, and is not among them), each with its ID and
+	// the version (Updated) the write gave it.
+	Bound []locsvc.Binding
+}
+
+// bound picks, from the bindings a REGISTER's answer lists, the ones its
+// contacts wrote. A remote Locator answers without binding IDs: they are
+// derived as the registrar derives them.
+func bound(bs []locsvc.Binding, contacts []locsvc.Contact) []locsvc.Binding {
+	var out []locsvc.Binding
+	for _, b := range bs {
+		id := b.ID
+		if id == "" {
+			var err error
+			if id, err = locsvc.BindingID(b.URI, b.Instance, b.RegID); err != nil {
+				continue
+			}
+			b.ID = id
+		}
+		for _, ct := range contacts {
+			if ctID, err := locsvc.BindingID(ct.URI, ct.Instance, ct.RegID); err == nil && ctID == id {
+				out = append(out, b)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // registerRequest maps a REGISTER onto the Locator's request. outbound

@@ -36,6 +36,9 @@ type Stats struct {
 	// an Origin not allowed, not a WebSocket handshake, or over the
 	// connection limit.
 	WSRefused uint64
+	// FlowsUnbound counts bindings removed because the connection they
+	// were registered over (their flow) closed.
+	FlowsUnbound uint64
 	// Limited counts requests refused by a limit, by the limit's name
 	// (LimitRegisterRate, LimitMessageSize, ...; docs/limits.md). Every
 	// limit is present, hit or not, so that its metric exists from the
@@ -104,6 +107,7 @@ type Counters struct {
 	TCPConns        atomic.Int64
 	WSConns         atomic.Int64
 	WSRefused       atomic.Uint64
+	FlowsUnbound    atomic.Uint64
 	limited         [len(limitNames)]atomic.Uint64
 	answerTimes     [len(knownMethods)]*histogram.Histogram
 }
@@ -165,6 +169,7 @@ func (c *Counters) Snapshot() Stats {
 		TCPConns:        c.TCPConns.Load(),
 		WSConns:         c.WSConns.Load(),
 		WSRefused:       c.WSRefused.Load(),
+		FlowsUnbound:    c.FlowsUnbound.Load(),
 		Limited:         make(map[string]uint64),
 		AnswerTimes:     make(map[string]Histogram),
 	}
