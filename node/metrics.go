@@ -45,9 +45,10 @@ var (
 		"SIP responses sent, by status code.", []string{"code"}, nil)
 	descSIPEvents = prometheus.NewDesc("locsvc_sip_events_total",
 		"SIP front-end events, by kind (retransmission, parse_error, dropped, panic, ws_refused).", []string{"kind"}, nil)
-	descSIPTCP     = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections (TLS included).", nil, nil)
-	descSIPWS      = prometheus.NewDesc("locsvc_sip_ws_connections", "Open SIP WebSocket connections (ws and wss).", nil, nil)
-	descSIPLimited = prometheus.NewDesc("locsvc_sip_limited_total",
+	descSIPTCP       = prometheus.NewDesc("locsvc_sip_tcp_connections", "Open SIP TCP connections (TLS included).", nil, nil)
+	descSIPWS        = prometheus.NewDesc("locsvc_sip_ws_connections", "Open SIP WebSocket connections (ws and wss).", nil, nil)
+	descSIPNATPinged = prometheus.NewDesc("locsvc_sip_nat_pinged", "Phones behind NAT this node keeps alive (--nat-ping): its own, and those it took over.", nil, nil)
+	descSIPLimited   = prometheus.NewDesc("locsvc_sip_limited_total",
 		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
 		[]string{"limit"}, nil)
 	descShardRecords = prometheus.NewDesc("locsvc_shard_records",
@@ -70,7 +71,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
-		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPLimited, descSIPAnswer, descShardRecords,
+		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPNATPinged, descSIPLimited, descSIPAnswer, descShardRecords,
 		descMemcachedCommands, descMemcachedWrites, descGRPCCalls, descGRPCLatency} {
 		ch <- d
 	}
@@ -175,6 +176,11 @@ func (e emitter) sip(st sipfront.Stats) {
 	e.gauge(descSIPWS, float64(st.WSConns))
 	e.counter(descSIPEvents, st.WSRefused, "ws_refused")
 	e.counter(descSIPEvents, st.FlowsUnbound, "flow_unbound")
+	e.counter(descSIPEvents, st.NATPings, "nat_ping")
+	e.counter(descSIPEvents, st.NATAnswers, "nat_ping_answered")
+	e.counter(descSIPEvents, st.NATMisses, "nat_ping_missed")
+	e.counter(descSIPEvents, st.NATUnbound, "nat_unbound")
+	e.gauge(descSIPNATPinged, float64(st.NATPinged))
 	for limit, n := range st.Limited {
 		e.counter(descSIPLimited, n, limit)
 	}

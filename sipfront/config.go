@@ -117,6 +117,17 @@ type Config struct {
 	// RegisterBurst is how many REGISTERs a source may send at once above
 	// the rate (default twice RegisterRate, at least 1).
 	RegisterBurst int
+	// NATPing sends keepalives to the phones behind NAT registered here
+	// (nat.go); off by default.
+	NATPing NATPing
+	// NodeID is this node's name as the bindings it accepts record it
+	// (their home; locsvc.Service's node): NAT keepalives go to the
+	// phones whose home it is. Needed with NATPing.
+	NodeID string
+	// Peers, when set, names the node that pings a phone whose home is
+	// gone; nil: each node pings its own phones, and nobody those of a
+	// node that is gone.
+	Peers Peers
 
 	now func() time.Time // tests set the clock
 	// flows and gruus are FlowKey's, made by fillDefaults.
@@ -221,6 +232,10 @@ func (c *Config) validate() error {
 		}
 	}
 	errs = append(errs, CheckRegisterRate(c.RegisterRate, c.RegisterBurst)...)
+	errs = append(errs, CheckNATPing(c.NATPing)...)
+	if c.NATPing.Interval > 0 && c.NodeID == "" {
+		errs = append(errs, errors.New("NATPing needs NodeID: the name bindings record as their home"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -325,6 +340,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.NATPing.Method == "" {
+		c.NATPing.Method = NATPingOptions
 	}
 	if c.RegisterRate > 0 && c.RegisterBurst == 0 {
 		c.RegisterBurst = max(1, int(math.Ceil(2*c.RegisterRate)))

@@ -27,6 +27,9 @@ type proxy struct {
 	cfg   *Config
 	log   *slog.Logger
 	conns *connTable
+	// response takes the responses no transaction matched (answers to
+	// NAT keepalives); true: one of the server's own.
+	response func(*sip.Response) bool
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -49,8 +52,8 @@ type proxy struct {
 	closing  chan struct{}  // closed by close: handlers stop waiting
 }
 
-func newProxy(c *core.Core, cfg *Config, conns *connTable) *proxy {
-	return &proxy{core: c, cfg: cfg, log: cfg.Logger, conns: conns, closing: make(chan struct{})}
+func newProxy(c *core.Core, cfg *Config, conns *connTable, response func(*sip.Response) bool) *proxy {
+	return &proxy{core: c, cfg: cfg, log: cfg.Logger, conns: conns, response: response, closing: make(chan struct{})}
 }
 
 // serve serves proxy mode on the listeners, ls.tls (if any) as SIP over
@@ -144,7 +147,9 @@ func (p *proxy) newUA(ls listeners) error {
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(log),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
-				log.Debug("sip: response matching no transaction dropped", "response", r.StartLine())
+				if !p.response(r) {
+					log.Debug("sip: response matching no transaction dropped", "response", r.StartLine())
+				}
 			})),
 	)
 	if err != nil {

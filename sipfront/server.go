@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
@@ -22,6 +25,7 @@ type Server struct {
 	front frontEnd
 	conns *connTable
 	flows *flowBindings
+	nat   *natPinger // nil without Config.NATPing
 
 	mu      sync.Mutex
 	started bool
@@ -89,10 +93,13 @@ func New(loc Locator, cfg Config) (*Server, error) {
 	s.core = core.New(loc, cc)
 	s.flows = newFlowBindings(loc, cfg.RequestTimeout, cfg.Logger, &s.core.Stats)
 	s.conns.closed = s.flows.ended
+	if cfg.NATPing.Interval > 0 {
+		s.nat = newNATPinger(&s.cfg, loc, &s.core.Stats)
+	}
 	if cfg.Mode == ModeProxy {
-		s.front = newProxy(s.core, &s.cfg, s.conns)
+		s.front = newProxy(s.core, &s.cfg, s.conns, s.response)
 	} else {
-		s.front = newStateless(s.core, &s.cfg, s.conns)
+		s.front = newStateless(s.core, &s.cfg, s.conns, s.response)
 	}
 	return s, nil
 }
@@ -131,6 +138,13 @@ func (s *Server) Start() error {
 	if err := s.front.serve(ls); err != nil {
 		ls.close()
 		return fmt.Errorf("sipfront: %s: %w", s.cfg.Mode, err)
+	}
+	if s.nat != nil {
+		via := s.cfg.Advertise
+		if via == "" {
+			via = s.addr
+		}
+		s.nat.start(udp, via)
 	}
 	// Only now: Close has nothing to stop on a front end that never
 	// served.
@@ -223,6 +237,9 @@ func (s *Server) Close() error {
 	if !started {
 		return nil
 	}
+	if s.nat != nil {
+		s.nat.close()
+	}
 	err := s.front.close()
 	// Connections closed with the front end: let the removal of their
 	// flows' bindings reach the store.
@@ -233,7 +250,30 @@ func (s *Server) Close() error {
 // registered is told of each REGISTER that bound contacts.
 func (s *Server) registered(r core.Registration) {
 	s.flows.registered(r)
+	if s.nat != nil {
+		s.nat.registered(r)
+	}
 }
+
+// response takes a response arriving at a front end that no transaction
+// of its own waits for; it reports whether it was one of the server's
+// (the answer to a NAT keepalive).
+func (s *Server) response(res *sip.Response) bool {
+	return s.nat != nil && s.nat.answered(res)
+}
+
+// NATCandidates offers bindings of aor found in the store (by a walk of
+// shards, after a node left or this one restarted): the NATed ones this
+// node should keep alive (Config.Peers names it their pinger) join its
+// keepalives. A no-op without Config.NATPing.
+func (s *Server) NATCandidates(aor string, bs []locsvc.Binding) {
+	if s.nat != nil {
+		s.nat.candidates(aor, bs)
+	}
+}
+
+// NATPinging reports whether NAT keepalives are on.
+func (s *Server) NATPinging() bool { return s.nat != nil }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats { return s.core.Stats.Snapshot() }

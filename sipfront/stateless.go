@@ -30,6 +30,9 @@ type stateless struct {
 	txs  *txCache
 	// conns are the stream connections, by remote address (flows).
 	conns *connTable
+	// response takes the responses that arrive (the server sends only
+	// NAT keepalives); true: one of its own.
+	response func(*sip.Response) bool
 
 	// slots bounds the handlers running at once.
 	slots chan struct{}
@@ -63,16 +66,17 @@ type sink interface {
 	name() string // "udp", "tcp", "tls", "ws" or "wss", as stored in bindings
 }
 
-func newStateless(c *core.Core, cfg *Config, conns *connTable) *stateless {
+func newStateless(c *core.Core, cfg *Config, conns *connTable, response func(*sip.Response) bool) *stateless {
 	fe := &stateless{
-		conns:  conns,
-		core:   c,
-		cfg:    cfg,
-		log:    cfg.Logger,
-		parser: sizedParser(cfg),
-		head:   core.NewParser(),
-		slots:  make(chan struct{}, cfg.MaxInFlight),
-		stop:   make(chan struct{}),
+		conns:    conns,
+		response: response,
+		core:     c,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		parser:   sizedParser(cfg),
+		head:     core.NewParser(),
+		slots:    make(chan struct{}, cfg.MaxInFlight),
+		stop:     make(chan struct{}),
 	}
 	fe.txs = newTxCache(cfg.TxCacheSize, c.Clock)
 	return fe
@@ -181,7 +185,11 @@ func (fe *stateless) inbound(msg sip.Message, perr error, src netip.AddrPort, ou
 		stats.ParseErrors.Add(1)
 	}
 	if !isReq || req == nil {
-		// Responses (we send no requests), or nothing parsed at all.
+		// Answers to NAT keepalives (the only requests sent), other
+		// responses, or nothing parsed at all.
+		if res, ok := msg.(*sip.Response); ok && perr == nil && fe.response(res) {
+			return nil
+		}
 		stats.Dropped.Add(1)
 		return nil
 	}

@@ -39,6 +39,13 @@ type Stats struct {
 	// FlowsUnbound counts bindings removed because the connection they
 	// were registered over (their flow) closed.
 	FlowsUnbound uint64
+	// NATPinged is the number of phones behind NAT this node keeps alive
+	// (its own, and those it took over); NATPings the keepalives sent,
+	// NATAnswers the OPTIONS answered, NATMisses those that were not
+	// answered by the next turn, NATUnbound the bindings removed after
+	// too many misses in a row.
+	NATPinged                                   int64
+	NATPings, NATAnswers, NATMisses, NATUnbound uint64
 	// Limited counts requests refused by a limit, by the limit's name
 	// (LimitRegisterRate, LimitMessageSize, ...; docs/limits.md). Every
 	// limit is present, hit or not, so that its metric exists from the
@@ -108,6 +115,11 @@ type Counters struct {
 	WSConns         atomic.Int64
 	WSRefused       atomic.Uint64
 	FlowsUnbound    atomic.Uint64
+	NATPinged       atomic.Int64
+	NATPings        atomic.Uint64
+	NATAnswers      atomic.Uint64
+	NATMisses       atomic.Uint64
+	NATUnbound      atomic.Uint64
 	limited         [len(limitNames)]atomic.Uint64
 	answerTimes     [len(knownMethods)]*histogram.Histogram
 }
@@ -170,6 +182,11 @@ func (c *Counters) Snapshot() Stats {
 		WSConns:         c.WSConns.Load(),
 		WSRefused:       c.WSRefused.Load(),
 		FlowsUnbound:    c.FlowsUnbound.Load(),
+		NATPinged:       c.NATPinged.Load(),
+		NATPings:        c.NATPings.Load(),
+		NATAnswers:      c.NATAnswers.Load(),
+		NATMisses:       c.NATMisses.Load(),
+		NATUnbound:      c.NATUnbound.Load(),
 		Limited:         make(map[string]uint64),
 		AnswerTimes:     make(map[string]Histogram),
 	}
