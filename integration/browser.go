@@ -124,9 +124,11 @@ func StartBrowser(t testing.TB) *Browser {
 		// The page and the nodes' WSS serve the throw-away test
 		// certificate.
 		chromedp.Flag("ignore-certificate-errors", true),
-		// ICE between two tabs of this machine: loopback candidates are
-		// left out unless allowed, and host candidates hidden behind
-		// mDNS names would need multicast to resolve.
+		// ICE between two tabs of this machine over 127.0.0.1 (the phones
+		// offer only loopback candidates): Chromium gathers none on
+		// loopback unless allowed. Host candidates of a page without
+		// media permission would be mDNS names, resolved by multicast on
+		// the LAN; the phones have permission, so that is only a guard.
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate,MediaRouter,OptimizationHints"),
 		chromedp.Env("HOME="+profile, "XDG_CONFIG_HOME="+profile, "XDG_CACHE_HOME="+profile),
@@ -442,6 +444,19 @@ func (p *Phone) Await(n int, event string, d time.Duration) CallEvent {
 		p.t.Fatalf("phone %s: call %d: %s, waiting for %s", p.Name, n, e, event)
 	}
 	return e
+}
+
+// Media waits up to d for call n's media to flow (the peer connection
+// connected: ICE and DTLS done) and returns the addresses ("ip:port") of
+// the candidate pair ICE chose.
+func (p *Phone) Media(n int, d time.Duration) (local, remote string) {
+	p.t.Helper()
+	type pair struct{ Local, Remote string }
+	r, err := js[pair](p, d+jsWait, "media", n, d.Milliseconds())
+	if err != nil {
+		p.t.Fatalf("phone %s: %v", p.Name, err)
+	}
+	return r.Local, r.Remote
 }
 
 // Close closes the tab, which closes its WebSocket (1001, going away)

@@ -20,6 +20,21 @@ const phone = (() => {
     pcConfig: { iceServers: [] },
   };
 
+  // loopbackOnly drops the ICE candidates of an SDP that are not on
+  // 127.0.0.1. Chromium gathers host candidates on every interface and
+  // would as soon pick the machine's LAN or IPv6 address; offering and
+  // answering only loopback keeps the tests' media on 127.0.0.1.
+  function loopbackOnly(e) {
+    if (e.originator !== 'local') {
+      return;
+    }
+    // a=candidate:foundation component transport priority address port typ ...
+    e.sdp = e.sdp
+      .split('\r\n')
+      .filter((l) => !l.startsWith('a=candidate:') || l.split(' ')[4] === '127.0.0.1')
+      .join('\r\n');
+  }
+
   // TapSocket is JsSIP's WebSocket transport keeping a copy of the
   // traffic: the tests read the REGISTER as JsSIP sent it, and a failed
   // step shows what came back even when JsSIP dropped it (a 200 whose
@@ -44,8 +59,9 @@ const phone = (() => {
   }
 
   // until resolves with what probe returns once it returns something
-  // (re-probing on every event) and rejects with what probe throws or,
-  // after ms, with what() as the reason.
+  // and rejects with what probe throws or, after ms, with what() as the
+  // reason. probe runs on every phone event and every 100 ms (for what
+  // has no event of ours, e.g. a peer connection's state).
   function until(probe, ms, what) {
     return new Promise((resolve, reject) => {
       const w = {
@@ -64,11 +80,13 @@ const phone = (() => {
           }
         },
       };
+      const poll = setInterval(() => w.check(), 100);
       const timer = setTimeout(() => {
         done();
         reject(new Error(what()));
       }, ms);
       const done = () => {
+        clearInterval(poll);
         clearTimeout(timer);
         waiters.delete(w);
       };
@@ -129,6 +147,7 @@ const phone = (() => {
       });
       ua.on('newRTCSession', (e) => {
         if (e.originator === 'remote') {
+          e.session.on('sdp', loopbackOnly);
           incoming.push(track(e.session, e.request.data));
           check();
         }
@@ -156,7 +175,9 @@ const phone = (() => {
 
     // call calls target and returns the call's number at once.
     call(target) {
-      return track(ua.call(target, media));
+      // The handler is passed in, not added after: ua.call may emit
+      // before it returns.
+      return track(ua.call(target, { ...media, eventHandlers: { sdp: loopbackOnly } }));
     },
 
     // nextIncoming resolves with the number of the next incoming call and
@@ -195,6 +216,35 @@ const phone = (() => {
         ms,
         () => `call ${n}: no ${event} within ${ms} ms; events: ${JSON.stringify(call.events)}`,
       );
+    },
+
+    // media resolves once call n's media flows: the peer connection is
+    // connected (ICE and DTLS done). It resolves with the addresses of
+    // the candidate pair ICE chose, local and remote ("ip:port").
+    async media(n, ms = 10000) {
+      const session = callOf(n).session;
+      await until(() => {
+        const state = session.connection ? session.connection.connectionState : 'none';
+        if (state === 'failed' || state === 'closed') {
+          throw new Error(`call ${n}: peer connection ${state}`);
+        }
+        return state === 'connected' ? true : undefined;
+      }, ms, () => `call ${n}: media not connected within ${ms} ms (peer connection ${session.connection ? session.connection.connectionState : 'none'})`);
+      const stats = await session.connection.getStats();
+      let pair = null;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          pair = stats.get(s.selectedCandidatePairId);
+        }
+      });
+      if (!pair) {
+        throw new Error(`call ${n}: connected, but no selected candidate pair in the stats`);
+      }
+      const at = (id) => {
+        const c = stats.get(id);
+        return `${c.address}:${c.port}`;
+      };
+      return { local: at(pair.localCandidateId), remote: at(pair.remoteCandidateId) };
     },
 
     // messages is the SIP traffic so far: [{dir: 'sent'|'received', data}].
