@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,7 +134,11 @@ func StartBrowser(t testing.TB) *Browser {
 		// the LAN; the phones have permission, so that is only a guard.
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate,MediaRouter,OptimizationHints"),
-		chromedp.Env("HOME="+profile, "XDG_CONFIG_HOME="+profile, "XDG_CACHE_HOME="+profile),
+		// Everything the browser writes stays in the profile, removed
+		// with it: the audio client (PulseAudio) would otherwise leave
+		// a /tmp/pulse-* directory per call.
+		chromedp.Env("HOME="+profile, "XDG_CONFIG_HOME="+profile, "XDG_CACHE_HOME="+profile,
+			"XDG_RUNTIME_DIR="+profile, "TMPDIR="+profile),
 		// Its own process group, so that the browser and every helper it
 		// forks can be killed together, by the group's ID and nothing
 		// broader; and killed with the test binary should that die first.
@@ -446,17 +453,57 @@ func (p *Phone) Await(n int, event string, d time.Duration) CallEvent {
 	return e
 }
 
+// Candidate is one end of the candidate pair ICE chose for a call.
+type Candidate struct {
+	Address  string // empty for a peer-reflexive remote candidate: Chromium hides it
+	Port     int
+	Type     string // host, prflx, ...
+	Protocol string // udp, tcp
+}
+
+func (c Candidate) String() string {
+	return fmt.Sprintf("%s %s/%s", net.JoinHostPort(c.Address, strconv.Itoa(c.Port)), c.Protocol, c.Type)
+}
+
 // Media waits up to d for call n's media to flow (the peer connection
-// connected: ICE and DTLS done) and returns the addresses ("ip:port") of
-// the candidate pair ICE chose.
-func (p *Phone) Media(n int, d time.Duration) (local, remote string) {
+// connected: ICE and DTLS done) and returns the candidate pair ICE chose.
+// It fails the test when the local end is not an address of this
+// machine: media must not leave it (the phones signal only 127.0.0.1,
+// and a peer's local end is this phone's remote one).
+func (p *Phone) Media(n int, d time.Duration) (local, remote Candidate) {
 	p.t.Helper()
-	type pair struct{ Local, Remote string }
+	type pair struct{ Local, Remote Candidate }
 	r, err := js[pair](p, d+jsWait, "media", n, d.Milliseconds())
 	if err != nil {
 		p.t.Fatalf("phone %s: %v", p.Name, err)
 	}
+	if !localAddress(p.t, r.Local.Address) {
+		p.t.Errorf("phone %s: call %d's media from %v, not an address of this machine", p.Name, n, r.Local)
+	}
 	return r.Local, r.Remote
+}
+
+// localAddress reports whether ip is loopback or one of this machine's
+// interface addresses.
+func localAddress(t testing.TB, ip string) bool {
+	t.Helper()
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	if a.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ia := range addrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr() == a.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes the tab, which closes its WebSocket (1001, going away)

@@ -229,7 +229,7 @@ func sippFinal(t *testing.T, scenario, target, user string, deadline time.Time) 
 //   - alice's tab registers over WSS with node A, bob's with node B; each
 //     200 carries Require: outbound, Flow-Timer and the phone's GRUUs;
 //   - bob calls alice: the INVITE crosses B, then A (alice's home, which
-//     holds her flow), alice answers, media flows over loopback, bob
+//     holds her flow), alice answers, media flows between the tabs, bob
 //     hangs up and both calls end;
 //   - a sipp caller on UDP calls alice through B; alice refuses with 486,
 //     which reaches the caller;
@@ -287,7 +287,7 @@ func TestWebRTCFarm(t *testing.T) {
 	if vias := len(in.Invite.GetHeaders("Via")); vias != 3 {
 		t.Errorf("the INVITE at alice has %d Vias, want 3 (bob, node B, node A)", vias)
 	}
-	c.expect("alice answers: both phones see the call confirmed (200 back through A and B, ACK to alice's Contact, her pub-gruu) and media flows between the tabs over loopback")
+	c.expect("alice answers: both phones see the call confirmed (200 back through A and B, ACK to alice's Contact, her pub-gruu) and media flows between the tabs (ICE on this machine)")
 	alice.Answer(in.Call)
 	bob.Await(out, "confirmed", 10*time.Second)
 	alice.Await(in.Call, "confirmed", 10*time.Second)

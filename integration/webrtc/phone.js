@@ -22,8 +22,11 @@ const phone = (() => {
 
   // loopbackOnly drops the ICE candidates of an SDP that are not on
   // 127.0.0.1. Chromium gathers host candidates on every interface and
-  // would as soon pick the machine's LAN or IPv6 address; offering and
-  // answering only loopback keeps the tests' media on 127.0.0.1.
+  // would as soon pick the machine's LAN or IPv6 address. With only
+  // loopback offered and answered, media goes to 127.0.0.1, or now and
+  // then to another address of this machine that a connectivity check
+  // came from (ICE also checks from candidates it does not signal, and
+  // learns those as peer-reflexive): it never leaves the machine.
   function loopbackOnly(e) {
     if (e.originator !== 'local') {
       return;
@@ -219,8 +222,9 @@ const phone = (() => {
     },
 
     // media resolves once call n's media flows: the peer connection is
-    // connected (ICE and DTLS done). It resolves with the addresses of
-    // the candidate pair ICE chose, local and remote ("ip:port").
+    // connected (ICE and DTLS done). It resolves with the candidate pair
+    // ICE chose, local and remote (a peer-reflexive remote candidate has
+    // its address hidden by Chromium).
     async media(n, ms = 10000) {
       const session = callOf(n).session;
       await until(() => {
@@ -242,7 +246,7 @@ const phone = (() => {
       }
       const at = (id) => {
         const c = stats.get(id);
-        return `${c.address}:${c.port}`;
+        return { address: c.address || '', port: c.port, type: c.candidateType, protocol: c.protocol };
       };
       return { local: at(pair.localCandidateId), remote: at(pair.remoteCandidateId) };
     },
