@@ -158,11 +158,13 @@ func StartBrowser(t testing.TB) *Browser {
 		closeCancel()
 		cancel()
 		allocCancel()
+		group := -1 // none known (the start failed): look by profile only
 		if pgid > 0 {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			if left := survivors(pgid, profile, 5*time.Second); len(left) > 0 {
-				t.Errorf("chromium processes %v outlived the browser's stop", left)
-			}
+			group = pgid
+		}
+		if left := survivors(group, profile, 5*time.Second); len(left) > 0 {
+			t.Errorf("chromium processes %v outlived the browser's stop", left)
 		}
 	}
 	start := time.Now()
