@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -300,4 +301,55 @@ func SilentServer(t *testing.T) (addr string, received func() int) {
 		defer mu.Unlock()
 		return n
 	}
+}
+
+// survivors waits up to d for the processes of a browser, those of
+// group pgid or started with its profile directory (a helper may have
+// left the group), to end. Those still there are killed by PID (the
+// unique profile path makes them ours) and returned.
+func survivors(pgid int, profile string, d time.Duration) []int {
+	deadline := time.Now().Add(d)
+	for {
+		var left []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if ours(pid, pgid, profile) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			return left
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ours reports whether pid is a live (not zombie) process in group pgid
+// or one started with profile on its command line.
+func ours(pid, pgid int, profile string) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// After "pid (comm)" come state, ppid, pgrp; comm may hold spaces.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+		return false
+	}
+	if g, _ := strconv.Atoi(f[2]); g == pgid {
+		return true
+	}
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return bytes.Contains(cmdline, []byte(profile))
 }

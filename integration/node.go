@@ -91,7 +91,22 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 		bin = LocsvcBenchBinary
 	}
 	n.Proc = Start(t, "locsvc "+o.ID, bin(t), o.Env, args...)
-	if err := waitHTTPWith(context.Background(), n.HTTPClient, n.HTTPBase+"/readyz", 20*time.Second); err != nil {
+	// A node that refuses its flags exits at once: say so then, rather
+	// than after the whole wait.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := waitHTTPWith(ctx, n.HTTPClient, n.HTTPBase+"/readyz", 20*time.Second)
+	cancel()
+	if n.Exited() {
+		t.Fatalf("node %s exited before it was ready:\n%s", o.ID, n.Output())
+	}
+	if err != nil {
 		t.Fatalf("node %s not ready: %v\n%s", o.ID, err, n.Output())
 	}
 	conn, err := grpc.NewClient(n.GRPC, grpc.WithTransportCredentials(creds))

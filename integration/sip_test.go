@@ -221,7 +221,7 @@ func (n *Node) Bindings(t testing.TB, aor string) []*locsvcv1.Binding {
 // recovered or data race seen along the way.
 func stopSIPNode(t *testing.T, n *Node) {
 	t.Helper()
-	if err := WaitHTTP(context.Background(), "http://"+n.HTTP+"/readyz", 5*time.Second); err != nil {
+	if err := waitHTTPWith(context.Background(), n.HTTPClient, n.HTTPBase+"/readyz", 5*time.Second); err != nil {
 		t.Errorf("node not ready before stop: %v", err)
 	}
 	MustSipp(t, SippRun{Scenario: "options.xml", Target: n.SIP, Keys: map[string]string{"domain": "localhost"}})

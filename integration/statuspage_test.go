@@ -183,57 +183,6 @@ func (b chromium) run(t *testing.T, args ...string) []byte {
 	return stdout.Bytes()
 }
 
-// survivors waits up to d for the processes of group pgid, or of the
-// given profile (a helper may have left the group), to end. Those still
-// there are killed by PID (the unique profile path makes them ours) and
-// returned.
-func survivors(pgid int, profile string, d time.Duration) []int {
-	deadline := time.Now().Add(d)
-	for {
-		var left []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if ours(pid, pgid, profile) {
-				left = append(left, pid)
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			for _, pid := range left {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			return left
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// ours reports whether pid is a live (not zombie) process in group pgid
-// or one started with profile on its command line.
-func ours(pid, pgid int, profile string) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// After "pid (comm)" come state, ppid, pgrp; comm may hold spaces.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-		return false
-	}
-	if g, _ := strconv.Atoi(f[2]); g == pgid {
-		return true
-	}
-	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return bytes.Contains(cmdline, []byte(profile))
-}
-
 // parseDOM reads Chromium's HTML serialisation (void elements unclosed,
 // so not XML) with encoding/xml's lenient HTML mode, and returns the
 // attributes of each shard element and the page's text.
