@@ -62,6 +62,11 @@ func (p *proxy) serve(ls listeners) error {
 	if err := p.newUA(ls); err != nil {
 		return err
 	}
+	// sipgo refuses to send a UDP request larger than 1300 bytes, where
+	// RFC 3261 §18.1.1 has the sender switch to TCP. branchRequest does
+	// switch toward proxies; a phone that is reached over UDP alone (its
+	// NAT flow) gets the datagram however large, as Kamailio sends it.
+	sip.UDPMTUSize = MaxMaxMessageSize + 200
 	p.srv.OnRegister(p.guard(p.onRegister))
 	p.srv.OnOptions(p.guard(p.onOptions))
 	p.srv.OnAck(p.guard(p.onAck))

@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
@@ -146,7 +147,8 @@ func (p *proxy) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 // ends its server transaction inside sipgo and never gets here),
 // statelessly, by its Route set.
 func (p *proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if _, ok := p.prepare(req, tx); !ok {
+	in, ok := p.prepare(req, tx)
+	if !ok {
 		return
 	}
 	popped, flow := p.popOwnRoutes(req)
@@ -154,7 +156,19 @@ func (p *proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 		p.core.Stats.Dropped.Add(1) // not routed through this node: not relayed
 		return
 	}
-	out, wire, err := p.branchRequest(req, target{flow: flow}, false)
+	t := target{flow: flow}
+	if flow == "" && len(routeSet(req)) == 0 && p.core.IsGRUU(&req.Recipient) {
+		// The dialog's remote target is a GRUU: the instance's newest flow.
+		ctx, cancel := p.core.Context(in)
+		bs, refuse := p.core.InDialogBindings(ctx, in)
+		cancel()
+		if refuse != nil {
+			p.log.Debug("sip: ACK to a GRUU that reaches nothing", "ruri", req.Recipient.String())
+			return
+		}
+		t = targetsFor(bs, p.isSelf)[0]
+	}
+	out, wire, err := p.branchRequest(req, t, false)
 	if err != nil {
 		p.log.Debug("sip: ACK not forwarded", "err", err)
 		return
@@ -178,19 +192,28 @@ func (p *proxy) onRequest(req *sip.Request, tx sip.ServerTransaction) {
 	to := req.To()
 	inDialog := to != nil && to.Params.Has("tag")
 	// A request that came home by a flow token is on its way to the
-	// phone: relayed, never looked up again.
-	if flow != "" || inDialog || remaining || !p.core.Served(req.Recipient.Host) {
+	// phone: relayed, never looked up again. One inside a dialog is
+	// relayed to its remote target, unless that is a GRUU of ours (RFC
+	// 5627 §7), which is looked up like the first request was.
+	inDialogGRUU := inDialog && popped && !remaining && flow == "" && p.core.IsGRUU(&req.Recipient)
+	if !inDialogGRUU && (flow != "" || inDialog || remaining || !p.core.Served(req.Recipient.Host)) {
 		p.relay(in, tx, popped, flow, remaining, inDialog)
 		return
 	}
 	ctx, cancel := p.core.Context(in)
-	bindings, refuse := p.core.Bindings(ctx, in, true)
+	var bindings []locsvc.Binding
+	var refuse *sip.Response
+	if inDialogGRUU {
+		bindings, refuse = p.core.InDialogBindings(ctx, in)
+	} else {
+		bindings, refuse = p.core.Bindings(ctx, in, true)
+	}
 	cancel()
 	if refuse != nil {
 		p.reply(req, tx, refuse)
 		return
 	}
-	p.fork(req, tx, forkGroups(targetsFor(bindings, p.isSelf)), true, true)
+	p.fork(req, tx, forkGroups(targetsFor(bindings, p.isSelf)), !inDialog, true)
 }
 
 // relay sends a request that is not for target determination here to its

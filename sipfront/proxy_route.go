@@ -166,6 +166,14 @@ func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (out
 	if wire == "" {
 		wire = "udp"
 	}
+	if wire == "udp" && len(t.route) > 0 && len(out.String())+udpHeadroom > udpToProxyMax {
+		// RFC 3261 §18.1.1: a request near the path MTU goes over a
+		// congestion-controlled transport. The next hop is a proxy (a node
+		// of the farm, an edge), which serves TCP on the same port. A
+		// phone reached over UDP (its contact, its NAT flow) gets UDP
+		// anyway, fragmented if need be: it may have nothing else.
+		wire = "tcp"
+	}
 	if isWebSocket(wire) {
 		// A WebSocket peer is reached only on the connection it opened:
 		// this node dials none.
@@ -189,6 +197,14 @@ func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (out
 	out.SetDestination(dest)
 	return out, wire, nil
 }
+
+// udpToProxyMax is RFC 3261 §18.1.1's bound on a UDP request when the
+// path MTU is unknown; udpHeadroom what this node adds to a request after
+// the bound is checked (its Via and Record-Routes).
+const (
+	udpToProxyMax = 1300
+	udpHeadroom   = 200
+)
 
 // wireOf is the transport a request came on, as bindings record it.
 func (p *proxy) wireOf(req *sip.Request) string {

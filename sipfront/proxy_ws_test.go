@@ -10,6 +10,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/locsvc"
 )
 
 // Proxy mode over WebSocket, in process: a browser-style UA registers on
@@ -182,6 +184,63 @@ func TestStreamFramed(t *testing.T) {
 		got, err := streamFramed([]byte(tc.in))
 		if string(got) != tc.want || (err != nil) != (tc.want == "") {
 			t.Errorf("streamFramed(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// Two proxy nodes over one store, as a farm: a WebSocket phone registers
+// at A; a call through B goes home to A, which sends it on the phone's
+// connection.
+func TestProxyFarmWebSocket(t *testing.T) {
+	store := locsvc.NewMemStore(nil, 0)
+	t.Cleanup(func() { store.Close() })
+	key := []byte("a farm's flow key, 32 bytes long")
+	node := func(name string, ws bool) *env {
+		svc, err := locsvc.NewService(store, testLimits(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startEnvWith(t, svc, store, func(c *Config) {
+			c.Mode, c.FlowKey = ModeProxy, key
+			if ws {
+				c.WSAddr = "127.0.0.1:0"
+			}
+		})
+	}
+	a, b := node("A", true), node("B", true)
+	alice := a.wsClient()
+	wantCode(t, alice.do(msg{from: "<sip:alice@example.com>;tag=a", to: "<sip:alice@example.com>",
+		hdrs: []string{"Supported: outbound", "Contact: <sip:alice-ws@" + wsHost + `;transport=ws>;+sip.instance="<urn:uuid:a>";reg-id=1`}}), 200)
+	caller := b.udpClient()
+	caller.sendRaw(msg{method: "INVITE", ruri: "sip:alice@example.com", to: "<sip:alice@example.com>", callID: "farm-ws@test"}.text(caller.local(), "udp"))
+	inv, ok := alice.recvMessage().(*sip.Request)
+	if !ok || inv.Method != sip.INVITE {
+		t.Fatalf("alice got %v", inv)
+	}
+	if n := len(inv.GetHeaders("Via")); n != 3 {
+		t.Errorf("%d Vias, want caller, B, A", n)
+	}
+	alice.send(sip.NewResponseFromRequest(inv, 486, "Busy Here", nil).String())
+	if res := caller.recvFinal(3 * time.Second); res == nil || res.StatusCode != 486 {
+		t.Fatalf("caller got %v", res)
+	}
+	alice.recvMessage() // A's ACK
+
+	// A caller on a WebSocket of its own, at B.
+	bob := b.wsClient()
+	bob.send(msg{method: "INVITE", ruri: "sip:alice@example.com", from: "<sip:bob@example.com>;tag=b",
+		to: "<sip:alice@example.com>", callID: "farm-ws-2@test"}.text(wsHost, "ws"))
+	inv, ok = alice.recvMessage().(*sip.Request)
+	if !ok || inv.Method != sip.INVITE {
+		t.Fatalf("alice got %v", inv)
+	}
+	alice.send(sip.NewResponseFromRequest(inv, 486, "Busy Here", nil).String())
+	for {
+		if r, ok := bob.recvMessage().(*sip.Response); ok && r.StatusCode >= 200 {
+			if r.StatusCode != 486 {
+				t.Fatalf("bob got %d", r.StatusCode)
+			}
+			break
 		}
 	}
 }

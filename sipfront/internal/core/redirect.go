@@ -46,6 +46,23 @@ func (c *Core) redirect(ctx context.Context, in *Inbound) *sip.Response {
 // there are none, or the request may not have them; asProxy selects the
 // proxy form of digest auth.
 func (c *Core) Bindings(ctx context.Context, in *Inbound, asProxy bool) (bindings []locsvc.Binding, refuse *sip.Response) {
+	return c.bindings(ctx, in, func() *sip.Response { return c.AuthorizeCaller(in.Req, in.Src.Addr(), asProxy) })
+}
+
+// InDialogBindings are the bindings a request inside a dialog reaches
+// when its Request-URI is a GRUU (RFC 5627 §7: a UA may put its GRUU in
+// its Contact, so the dialog's remote target is one): the instance's, with
+// no authorization, since the dialog was set up through this proxy.
+func (c *Core) InDialogBindings(ctx context.Context, in *Inbound) (bindings []locsvc.Binding, refuse *sip.Response) {
+	return c.bindings(ctx, in, func() *sip.Response { return nil })
+}
+
+// IsGRUU reports a Request-URI that is a GRUU of a served domain.
+func (c *Core) IsGRUU(u *sip.Uri) bool {
+	return u.UriParams != nil && u.UriParams.Has("gr") && c.Served(u.Host)
+}
+
+func (c *Core) bindings(ctx context.Context, in *Inbound, authorize func() *sip.Response) (bindings []locsvc.Binding, refuse *sip.Response) {
 	req := in.Req
 	if req.Recipient.User == "" {
 		return nil, NewResponse(req, 404, "Not Found")
@@ -62,7 +79,7 @@ func (c *Core) Bindings(ctx context.Context, in *Inbound, asProxy bool) (binding
 			return nil, NewResponse(req, code, reason)
 		}
 	}
-	if refuse := c.AuthorizeCaller(req, in.Src.Addr(), asProxy); refuse != nil {
+	if refuse := authorize(); refuse != nil {
 		return nil, refuse
 	}
 	result, err := c.loc.Lookup(ctx, aor)
