@@ -25,6 +25,10 @@ type cluster struct {
 	stopRepair  context.CancelFunc
 	repairDone  chan struct{}
 	unsubscribe func()
+	// The walks that find phones to keep alive (nat.go); nil without
+	// --nat-ping.
+	stopNAT context.CancelFunc
+	natDone sync.WaitGroup
 
 	// The local shards' item counts for locsvc_shard_records, read on
 	// demand and kept for shardFresh (records.go).

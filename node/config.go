@@ -75,7 +75,14 @@ type Config struct {
 	SIPRequestTimeout time.Duration
 	// FlowTimer is the Flow-Timer of outbound registrations (RFC 5626):
 	// how long a flow may go without a keepalive (0: none sent).
-	FlowTimer     time.Duration
+	FlowTimer time.Duration
+	// NATPing (--nat-ping) is how often each phone behind NAT is pinged
+	// from its home node (0: never); NATPingMethod (--nat-ping-method)
+	// is options or crlf; NATPingMisses (--nat-ping-misses) removes a
+	// phone after that many unanswered OPTIONS in a row (0: never).
+	NATPing       time.Duration
+	NATPingMethod string
+	NATPingMisses int
 	RegisterRate  float64
 	RegisterBurst int
 
@@ -113,6 +120,7 @@ func DefaultConfig() Config {
 		SIPMaxMessage:     sipfront.DefaultMaxMessageSize,
 		SIPRequestTimeout: 5 * time.Second,
 		FlowTimer:         120 * time.Second,
+		NATPingMethod:     sipfront.NATPingOptions,
 		RegisterRate:      20,
 		DrainTimeout:      10 * time.Second,
 		HandoffTimeout:    60 * time.Second,
@@ -249,6 +257,10 @@ func (c *Config) validateSIP() []error {
 	if c.FlowTimer != 0 && (c.FlowTimer < time.Second || c.FlowTimer%time.Second != 0) {
 		errs = append(errs, fmt.Errorf("--flow-timer: 0 (none) or whole seconds, got %v", c.FlowTimer))
 	}
+	errs = append(errs, flagNamed(sipfront.CheckNATPing(c.natPing()))...)
+	if c.NATPing > 0 && c.SIP == "" {
+		errs = append(errs, errors.New("--nat-ping needs --sip: the keepalives leave from the SIP port"))
+	}
 	if c.SIPRequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--sip-request-timeout: must be positive, got %v", c.SIPRequestTimeout))
 	}
@@ -282,7 +294,13 @@ func (c *Config) validateWS() []error {
 // sipFlags are the flags of the sipfront.Config fields whose checks
 // sipfront owns.
 var sipFlags = map[string]string{"RegisterRate": "--register-rate", "RegisterBurst": "--register-burst",
-	"WSOrigins": "--ws-origins"}
+	"WSOrigins": "--ws-origins", "NATPingInterval": "--nat-ping", "NATPingMethod": "--nat-ping-method",
+	"NATPingMisses": "--nat-ping-misses"}
+
+// natPing is the front end's NAT keepalive setting.
+func (c *Config) natPing() sipfront.NATPing {
+	return sipfront.NATPing{Interval: c.NATPing, Method: c.NATPingMethod, Misses: c.NATPingMisses}
+}
 
 // flagNamed renames sipfront's field errors by the node's flags.
 func flagNamed(errs []error) []error {

@@ -78,8 +78,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if n.sip, err = startSIP(&n.cfg, loc, log); err != nil {
+	var peers sipfront.Peers
+	if n.cluster != nil {
+		peers = &natPeers{mship: n.cluster.mship}
+	}
+	if n.sip, err = startSIP(&n.cfg, loc, peers, log); err != nil {
 		return nil, err
+	}
+	if n.cluster != nil && n.sip != nil && n.sip.NATPinging() {
+		n.cluster.startNATWalks(n.sip)
 	}
 	n.metrics = newMetrics(n)
 	n.serveAPI()
@@ -269,6 +276,9 @@ func (n *Node) Stop(ctx context.Context) {
 
 // closeAll closes whatever has been built, in reverse order of Start.
 func (n *Node) closeAll(ctx context.Context) {
+	if n.cluster != nil {
+		n.cluster.stopNATWalks()
+	}
 	if n.sip != nil {
 		if err := n.sip.Close(); err != nil {
 			n.log.Warn("sip shutdown", "err", err)

@@ -8,8 +8,9 @@ import (
 )
 
 // startSIP starts the SIP front end on loc, or returns nil when cfg.SIP is
-// empty.
-func startSIP(cfg *Config, loc sipfront.Locator, log *slog.Logger) (*sipfront.Server, error) {
+// empty. peers (nil on a single node, or with --locator) names who keeps
+// alive the phones of a node that is gone.
+func startSIP(cfg *Config, loc sipfront.Locator, peers sipfront.Peers, log *slog.Logger) (*sipfront.Server, error) {
 	if cfg.SIP == "" {
 		return nil, nil
 	}
@@ -19,6 +20,7 @@ func startSIP(cfg *Config, loc sipfront.Locator, log *slog.Logger) (*sipfront.Se
 		MaxMessageSize: cfg.SIPMaxMessage, RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
 		TLSAddr: cfg.SIPTLS, TLSConfig: cfg.SIPTLSConfig, RequestTimeout: cfg.SIPRequestTimeout, FlowTimer: cfg.FlowTimer,
 		WSAddr: cfg.SIPWS, WSSAddr: cfg.SIPWSS, WSOrigins: cfg.WSOrigins,
+		NATPing: cfg.natPing(), NodeID: cfg.NodeID, Peers: peers,
 	}
 	if cfg.Credentials != "" {
 		creds, err := sipfront.LoadCredentials(cfg.Credentials)
