@@ -1,19 +1,64 @@
 package integration
 
 import (
+	"context"
 	be "encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
-// TestSTUNKeepalive: a STUN Binding request on the SIP UDP port (RFC 5626
+// TestKeepalives: in the stateless front end (registrar mode) and in
+// proxy mode (sipgo's transports behind locsvc's sockets), a double CRLF
+// over TCP and over WebSocket gets a CRLF back, and a STUN Binding
+// request on the SIP UDP port gets its Binding response (RFC 5626 §4.4).
+func TestKeepalives(t *testing.T) {
+	for _, mode := range []string{"registrar", "proxy"} {
+		t.Run(mode, func(t *testing.T) {
+			ws := FreeAddr(t)
+			n := StartNode(t, NodeOptions{ID: "keepalive-" + mode, Args: []string{"--sip-mode", mode, "--sip-ws", ws}})
+			stunKeepalive(t, n)
+
+			c, err := net.Dial("tcp", n.SIP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			pong := make([]byte, 16)
+			if k, err := c.Read(pong); err != nil || string(pong[:k]) != "\r\n" {
+				t.Errorf("TCP: %q, %v; want a CRLF", pong[:k], err)
+			}
+
+			u := dialWS(t, ws)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := u.c.Write(ctx, websocket.MessageText, []byte("\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if _, b, err := u.c.Read(ctx); err != nil || string(b) != "\r\n" {
+				t.Errorf("WebSocket: %q, %v; want a CRLF", b, err)
+			}
+			// The connections still carry SIP after their keep-alives.
+			if res := u.exchange(u.request("OPTIONS", "", 1, "")); res.StatusCode != 200 {
+				t.Errorf("OPTIONS over ws after a keep-alive: %d", res.StatusCode)
+			}
+		})
+	}
+}
+
+// stunKeepalive: a STUN Binding request on the SIP UDP port (RFC 5626
 // §4.4.2, a UDP flow's keepalive) gets a Binding success response with
 // the same transaction ID whose XOR-MAPPED-ADDRESS is the address the
 // request came from.
-func TestSTUNKeepalive(t *testing.T) {
-	n := StartNode(t, NodeOptions{ID: "stun", Args: []string{"--sip-mode", "registrar"}})
+func stunKeepalive(t *testing.T, n *Node) {
+	t.Helper()
 	conn, err := net.Dial("udp", n.SIP)
 	if err != nil {
 		t.Fatal(err)

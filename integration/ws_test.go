@@ -61,7 +61,7 @@ func (u *wsUA) exchange(req string) *sip.Response {
 
 func (u *wsUA) request(method, user string, cseq int, extra string) string {
 	ruri := "sip:localhost"
-	if method != "REGISTER" {
+	if method != "REGISTER" && user != "" {
 		ruri = "sip:" + user + "@localhost"
 	}
 	return fmt.Sprintf("%s %s SIP/2.0\r\nVia: SIP/2.0/WS %s;branch=z9hG4bK-ws-%s-%d\r\nMax-Forwards: 70\r\n"+

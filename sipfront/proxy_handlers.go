@@ -22,6 +22,10 @@ func (p *proxy) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		p.handlers.Add(1)
 		defer p.handlers.Done()
+		// The handlers edit the request (Via received/rport, Route), and
+		// sipgo's server transaction reads it from a timer of its own (its
+		// 100 Trying): each handler edits a copy.
+		req = req.Clone()
 		p.core.Stats.Request(string(req.Method))
 		var answer func(*sip.Response)
 		if tx != nil && req.Method != sip.ACK {
