@@ -1,6 +1,7 @@
 package sipfront
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/locsvc/locsvc/internal/flowtoken"
+	"github.com/locsvc/locsvc/locsvc"
 )
 
 // RFC 5626 flows in proxy mode, in process: flow tokens in the Path
@@ -178,5 +180,51 @@ func TestFlowClosedUnbinds(t *testing.T) {
 				t.Errorf("carol has %d bindings after her old connection closed, want 1", n)
 			}
 		})
+	}
+}
+
+// goneHome is Peers for a farm whose node A has left: its phones are B's.
+type goneHome struct{}
+
+func (goneHome) Pinger(aor, home string) string {
+	if home == "A" {
+		return "B"
+	}
+	return home
+}
+
+// When a phone's home node is gone, another node opens the flow token of
+// its Path entry (the farm shares the key) and reaches a phone behind NAT
+// at its address directly.
+func TestProxyHomeGone(t *testing.T) {
+	store := locsvc.NewMemStore(nil, 0)
+	t.Cleanup(func() { store.Close() })
+	key := []byte("a farm's flow key, 32 bytes long")
+	node := func(name string, peers Peers) *env {
+		svc, err := locsvc.NewService(store, testLimits(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startEnvWith(t, svc, store, func(c *Config) { c.Mode, c.FlowKey, c.Peers = ModeProxy, key, peers })
+	}
+	a, b := node("A", nil), node("B", goneHome{})
+	phone := a.udpClient()
+	wantCode(t, phone.do(msg{from: "<sip:hal@example.com>;tag=h", to: "<sip:hal@example.com>",
+		hdrs: []string{"Contact: <sip:hal@10.7.7.7:5060>"}}), 200)
+	a.srv.Close()
+	caller := b.udpClient()
+	caller.sendRaw(msg{method: "INVITE", ruri: "sip:hal@example.com", to: "<sip:hal@example.com>", callID: "home-gone@test"}.text(caller.local(), "udp"))
+	inv := phone.recvRequest(3 * time.Second)
+	if inv == nil || inv.Method != sip.INVITE {
+		t.Fatalf("the phone got %v", inv)
+	}
+	if vias := inv.GetHeaders("Via"); len(vias) != 2 || !strings.Contains(vias[0].Value(), b.srv.Addr()) {
+		t.Errorf("Vias %v: want B's on the caller's, A skipped", vias)
+	}
+	// The phone answers where the request came from: B.
+	phone.srv, _ = net.ResolveUDPAddr("udp", b.srv.Addr())
+	phone.sendRaw(sip.NewResponseFromRequest(inv, 486, "Busy Here", nil).String())
+	if res := caller.recvFinal(3 * time.Second); res == nil || res.StatusCode != 486 {
+		t.Fatalf("caller got %v", res)
 	}
 }

@@ -62,11 +62,7 @@ func (p *proxy) serve(ls listeners) error {
 	if err := p.newUA(ls); err != nil {
 		return err
 	}
-	// sipgo refuses to send a UDP request larger than 1300 bytes, where
-	// RFC 3261 §18.1.1 has the sender switch to TCP. branchRequest does
-	// switch toward proxies; a phone that is reached over UDP alone (its
-	// NAT flow) gets the datagram however large, as Kamailio sends it.
-	sip.UDPMTUSize = MaxMaxMessageSize + 200
+	liftUDPBound.Do(func() { sip.UDPMTUSize = MaxMaxMessageSize + 200 })
 	p.srv.OnRegister(p.guard(p.onRegister))
 	p.srv.OnOptions(p.guard(p.onOptions))
 	p.srv.OnAck(p.guard(p.onAck))
@@ -102,6 +98,13 @@ func (p *proxy) serve(ls listeners) error {
 	}
 	return nil
 }
+
+// liftUDPBound raises sipgo's bound on a UDP request (1300 bytes, where
+// RFC 3261 §18.1.1 has the sender switch to TCP instead of failing) once
+// per process: branchRequest switches toward proxies itself, and a phone
+// reached over UDP alone (its NAT flow) gets the datagram however large,
+// as Kamailio sends it.
+var liftUDPBound sync.Once
 
 // run runs one of sipgo's Serve loops.
 func (p *proxy) run(serve func() error) {

@@ -170,7 +170,7 @@ func (p *proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 			p.log.Debug("sip: ACK to a GRUU that reaches nothing", "ruri", req.Recipient.String())
 			return
 		}
-		t = targetsFor(bs, p.isSelf)[0]
+		t = targetsFor(bs, p.isSelf, p.homeGone(req))[0]
 	}
 	out, wire, err := p.branchRequest(req, t, false)
 	if err != nil {
@@ -217,7 +217,7 @@ func (p *proxy) onRequest(req *sip.Request, tx sip.ServerTransaction) {
 		p.reply(req, tx, refuse)
 		return
 	}
-	p.fork(req, tx, forkGroups(targetsFor(bindings, p.isSelf)), !inDialog, true)
+	p.fork(req, tx, forkGroups(targetsFor(bindings, p.isSelf, p.homeGone(req))), !inDialog, true)
 }
 
 // relay sends a request that is not for target determination here to its
@@ -247,4 +247,17 @@ func (p *proxy) relay(in *core.Inbound, tx sip.ServerTransaction, popped bool, f
 		return
 	}
 	p.fork(req, tx, [][]target{{t}}, !inDialog, false)
+}
+
+// homeGone tells, for the bindings a request is forked to, whether their
+// home node has left the farm (Config.Peers names another node their
+// pinger); without Peers every home counts as there.
+func (p *proxy) homeGone(req *sip.Request) func(node string) bool {
+	return func(node string) bool {
+		if p.cfg.Peers == nil || node == "" {
+			return false
+		}
+		aor, _, code, _ := p.core.AoROf(&req.Recipient, "Request")
+		return code == 0 && p.cfg.Peers.Pinger(aor, node) != node
+	}
 }

@@ -47,14 +47,25 @@ type target struct {
 // contact is reached directly. When the first Path entry is another node
 // (the binding's home), the request goes there with the whole Path as
 // Route, and that node reads its own token.
-func targetFor(b *locsvc.Binding, isSelf func(uri string) bool) target {
+//
+// When the home node is gone (homeGone) and its entry is the whole Path,
+// the request goes straight to the flow its token names: any node of the
+// farm opens the token, and a phone behind NAT whose pinhole the home
+// held may still be reached at that address (a connection of the home's
+// is gone with it, and the attempt fails at once).
+func targetFor(b *locsvc.Binding, isSelf func(uri string) bool, homeGone func(node string) bool) target {
 	t := target{uri: b.URI, q: b.Q}
 	path := b.Path
-	if len(path) > 0 && isSelf(path[0]) {
+	switch {
+	case len(path) > 0 && isSelf(path[0]):
 		if len(path) == 1 {
 			t.flow = userOf(path[0])
 		}
 		path = path[1:]
+	case len(path) == 1 && homeGone(b.Node):
+		if tok := userOf(path[0]); tok != "" {
+			t.flow, path = tok, nil
+		}
 	}
 	t.route = slices.Clone(path)
 	return t
@@ -66,14 +77,14 @@ func targetFor(b *locsvc.Binding, isSelf func(uri string) bool) target {
 // flow first and the others its alternatives. RFC 5626 §5.3 has a proxy
 // use one flow of an instance at a time, and the next only when it fails:
 // forking to every flow would ring the same phone several times.
-func targetsFor(bs []locsvc.Binding, isSelf func(uri string) bool) []target {
+func targetsFor(bs []locsvc.Binding, isSelf func(uri string) bool, homeGone func(node string) bool) []target {
 	var out []target
 	instance := make(map[string]int) // instance -> index in out
 	order := slices.Clone(bs)
 	slices.SortStableFunc(order, func(a, b locsvc.Binding) int { return b.Updated.Compare(a.Updated) })
 	for i := range order {
 		b := &order[i]
-		t := targetFor(b, isSelf)
+		t := targetFor(b, isSelf, homeGone)
 		if b.Instance == "" || b.RegID == 0 {
 			out = append(out, t)
 			continue

@@ -54,13 +54,19 @@ func TestTargetFor(t *testing.T) {
 		{"home elsewhere: route via the home node, token and all",
 			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:TOK@10.0.0.2:5060;lr"}, Received: "203.0.113.9:1024", Transport: "udp"},
 			target{uri: "sip:a@10.1.1.1", route: []string{"sip:TOK@10.0.0.2:5060;lr"}}},
+		{"home gone: straight to the flow its token names",
+			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:TOK@10.0.0.2:5060;lr"}, Node: "gone"},
+			target{uri: "sip:a@10.1.1.1", flow: "TOK"}},
+		{"home gone, no token: still routed there",
+			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:10.0.0.2:5060;lr"}, Node: "gone"},
+			target{uri: "sip:a@10.1.1.1", route: []string{"sip:10.0.0.2:5060;lr"}}},
 		{"home elsewhere behind an edge",
 			locsvc.Binding{URI: "sip:a@10.1.1.1", Path: []string{"sip:10.0.0.2:5060;lr", "sip:edge;lr"}, Received: "203.0.113.9:1024"},
 			target{uri: "sip:a@10.1.1.1", route: []string{"sip:10.0.0.2:5060;lr", "sip:edge;lr"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := targetFor(&tt.b, isSelf)
+			got := targetFor(&tt.b, isSelf, func(node string) bool { return node == "gone" })
 			if got.route == nil {
 				got.route = []string{}
 			}
@@ -85,7 +91,7 @@ func TestTargetsForInstanceFlows(t *testing.T) {
 		{URI: "sip:other", Instance: "<urn:uuid:B>", RegID: 1, Updated: at(2), Q: 500},
 		{URI: "sip:noreg", Instance: "<urn:uuid:A>", Updated: at(0), Q: 1000},
 	}
-	got := targetsFor(bs, func(string) bool { return false })
+	got := targetsFor(bs, func(string) bool { return false }, func(string) bool { return false })
 	var desc []string
 	for _, t := range got {
 		d := t.uri
