@@ -25,8 +25,9 @@ type cluster struct {
 	stopRepair  context.CancelFunc
 	repairDone  chan struct{}
 	unsubscribe func()
-	// The walks that find phones to keep alive (nat.go); nil without
-	// --nat-ping.
+	// peers names who keeps alive a gone node's phones; the walks find
+	// them (nat.go; not run without --nat-ping).
+	peers   *natPeers
 	stopNAT context.CancelFunc
 	natDone sync.WaitGroup
 
@@ -67,7 +68,7 @@ func openCluster(cfg *Config, addrs announced, log *slog.Logger) (*cluster, erro
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
-	c := &cluster{cfg: cfg, log: log, mship: mship}
+	c := &cluster{cfg: cfg, log: log, mship: mship, peers: &natPeers{mship: mship}}
 	c.store = ringstore.New(mship, ringstore.Config{
 		Replicas: cfg.Replicas, WriteQuorum: cfg.WriteQuorum, Timeout: timeout, ConnsPerShard: cfg.MemcachedConns,
 		Logger: log.With("component", "store"),

@@ -43,6 +43,15 @@ func (p *natPeers) Pinger(aor, home string) string {
 	return set[0].Node
 }
 
+// forget drops the reading of the members, so that the next question
+// reads them afresh: a walk that follows a ring change must see the
+// member that left as gone.
+func (p *natPeers) forget() {
+	p.mu.Lock()
+	p.alive = nil
+	p.mu.Unlock()
+}
+
 func (p *natPeers) isAlive(node string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -73,6 +82,7 @@ func (c *cluster) natWalks(ctx context.Context, sip *sipfront.Server) {
 		}
 	}
 	walk := func(shards []string) {
+		c.peers.forget()
 		for _, sh := range shards {
 			if err := c.store.Walk(ctx, sh, c.cfg.RepairRate, offer); err != nil && ctx.Err() == nil {
 				c.log.Warn("NAT keepalives: cannot read a shard for phones to take over", "shard", sh, "err", err)

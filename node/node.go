@@ -80,7 +80,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	var peers sipfront.Peers
 	if n.cluster != nil {
-		peers = &natPeers{mship: n.cluster.mship}
+		peers = n.cluster.peers
 	}
 	if n.sip, err = startSIP(&n.cfg, loc, peers, log); err != nil {
 		return nil, err
