@@ -2,10 +2,11 @@
 // Path per RFC 3327, the reg-id/instance part of RFC 5626), a redirect
 // server (302 with the AoR's contacts) and a stateful forking proxy
 // (RFC 3261 §16), with digest authentication (RFC 7616/8760: SHA-256 and
-// MD5, qop=auth), over UDP, TCP and TLS, and in registrar and redirect
-// modes over WebSocket (RFC 7118). It talks to the location service
-// only through Locator, so it runs in-process or in front of a remote
-// cluster unchanged.
+// MD5, qop=auth), over UDP, TCP, TLS and WebSocket (RFC 7118), with
+// RFC 5626 outbound flows, RFC 5627 GRUUs and NAT keepalives from each
+// phone's home node. It talks to the location service only through
+// Locator (and Unbinder, to remove bindings found unreachable), so it
+// runs in-process or in front of a remote cluster unchanged.
 //
 // # Layers
 //
@@ -26,9 +27,14 @@
 //     own transports (transport_udp.go, transport_tcp.go,
 //     transport_tls.go, transport_ws.go), a retransmission table (txcache.go) in place of
 //     transactions, and a bounded handler pool.
-//   - proxy (proxy.go) in proxy mode: sipgo's transports and transactions;
-//     REGISTER, auth, limits and lookups go to the core, forwarding is its
-//     own.
+//   - proxy (proxy.go) in proxy mode: sipgo's transports and transactions
+//     on sockets the proxy owns (proxy_wire.go); REGISTER, auth, limits
+//     and lookups go to the core, forwarding is its own.
+//
+// Beside the front ends, both share what outlives a request: the table of
+// open connections (conns.go: each a flow, by remote address), the
+// bindings that only a connection reaches (flows.go) and the NAT
+// keepalives (nat.go).
 //
 // SIP over WebSocket (RFC 7118; transport_ws.go, Config.WSAddr and
 // WSSAddr) is one more transport of the stateless front end, touching
@@ -52,10 +58,18 @@
 // Connections are bounded by MaxTCPConns apart from TCP's, counted in
 // Stats.WSConns. Close stops the upgrades, lets each connection's answers
 // in hand go out, then closes it with 1001 (going away), waiting at most
-// the library's 5 s for the peer's close frame. Proxy mode
-// refuses WSAddr and WSSAddr for now: sipgo's own WebSocket transport
-// sends no Pong and drops binary and fragmented messages, so serving it
-// there means relaying over connections of our own.
+// the library's 5 s for the peer's close frame.
+//
+// Proxy mode serves WebSocket with the same transport, not sipgo's (which
+// sends no Pong, drops binary and fragmented messages and reads without a
+// bound): each upgraded connection becomes a stream (wsStream) that
+// sipgo's TCP transport accepts from an in-process listener, so its
+// transactions and connection pool work unchanged. A message is given a
+// Content-Length when it has none (optional over WebSocket, needed on a
+// stream); one whose Content-Length is wrong is dropped and counted as a
+// parse error. Keep-alives are answered before sipgo sees them. sipgo
+// names these streams TCP; the connection table knows them as ws or wss,
+// which is what bindings, Vias and Record-Routes say.
 //
 // # Wire handling
 //
@@ -98,8 +112,9 @@
 // reaching the core: on TCP, TLS and WebSocket a double CRLF gets a CRLF back, and on
 // UDP a STUN Binding request gets a Binding success response naming the
 // source address (internal/stun), so that a phone behind NAT sees its
-// mapping and can tell when it changes. In proxy mode sipgo's transports
-// read the sockets; keepalives there are not answered yet.
+// mapping and can tell when it changes. In proxy mode the same: the UDP
+// socket sipgo reads is filtered (stunFilter), sipgo's TCP transport
+// answers a double CRLF itself, and WebSocket keep-alives never reach it.
 //
 // A message over Config.MaxMessageSize gets 513 (§21.5.14) when its header
 // can be parsed, and over TCP the connection is then closed (limits.go,
@@ -140,19 +155,40 @@
 //     branch leaves on another transport than the request came on (double
 //     record-routing, RFC 5658), and a new top Via (sipgo's
 //     ClientRequestAddVia).
+//   - The home entry: a REGISTER this node accepts gets it as first Path
+//     entry, <sip:NODE;lr> (with ;ob for an outbound one). When the phone
+//     is reached on the flow it registered over rather than at its
+//     contact (a connection, an RFC 5626 flow, or UDP from another IP
+//     than the contact's: NAT), the entry's user part is a flow token
+//     (internal/flowtoken, signed with Config.FlowKey) naming the
+//     transport, source address and connection. A UDP REGISTER from the
+//     contact's IP but another port is taken as a UA that listens at its
+//     contact (sipp does).
 //   - Where a branch goes (targetFor): a first Path entry naming this node
-//     is dropped; with no Path left, the request goes to the contact, or to
-//     the address the REGISTER came from (received, over its transport)
-//     when the binding is a flow (TCP, reg-id) or the source IP differs
-//     from the contact's (NAT). A UDP REGISTER from the contact's IP but
-//     another port is taken as a UA that listens at its contact. When the
-//     first Path entry is another node (the UA registered there), the
-//     branch goes to it with the Path as Route; if that is the whole Path
-//     and the received address is needed, the Route carries it as a
-//     ;locsvc-dst=transport:ip:port parameter, which the home node uses as
-//     the destination once it has removed its own Route entry. That node
-//     then relays to the contact and record-routes too, so in-dialog
-//     requests cross both nodes.
+//     is dropped; with no Path left after it, its flow token (if any) is
+//     the destination, else the contact. When the first Path entry is
+//     another node (the UA registered there), the branch goes to it with
+//     the Path as Route; that node pops its entry, checks the token (403
+//     Forbidden when it does not verify), finds the flow (430 Flow Failed
+//     when its connection is gone) and sends the request on it, record-
+//     routing too, so in-dialog requests cross both nodes. When that node
+//     has left the farm (Config.Peers) and its entry is the whole Path,
+//     the token is followed directly: the farm shares the key.
+//   - Flows (RFC 5626 §5.3): the bindings of one instance that carry
+//     reg-ids make one target, the newest first; the next flow is tried
+//     when one fails (no connection, 430, a send error), never in
+//     parallel. A 430 reaching the node that looked the user up becomes
+//     480 when every flow failed. When a connection closes, the bindings
+//     only it reaches (its reg-id flows, every binding made over
+//     WebSocket) are removed through Unbinder in the version registered
+//     over it, so no node sends to them any more (Stats.FlowsUnbound).
+//   - GRUUs (RFC 5627; the core's): a Request-URI that is a GRUU reaches
+//     that instance's bindings only, inside a dialog too, since a UA may
+//     give its GRUU as its Contact (JsSIP does); an ACK to one is routed
+//     the same way.
+//   - A request leaving over UDP toward a proxy (a Route, not a phone)
+//     beyond RFC 3261 §18.1.1's 1300 bytes goes over TCP instead; to a
+//     phone reached over UDP alone it goes as one datagram however large.
 //   - Answers: 100 is not relayed (sipgo's server transaction sends its
 //     own); other provisional answers are relayed at once. The first 2xx
 //     is relayed at once and the other branches are cancelled; its
@@ -187,11 +223,29 @@
 // Not done: a second 2xx from another branch (a race with the CANCEL) is
 // dropped, not relayed (the callee's dialog then times out); 401/407
 // answers of several branches are not merged; a strict-routing previous
-// hop (Request-URI naming this node) is not handled; Path entries with
-// ;ob get no flow token (the received address stands in for it); requests
-// the node relays for others (ACK, in-dialog, routed) are not counted per
-// target; WebSocket (RFC 7118) is not served in proxy mode yet (see
-// Layers).
+// hop (Request-URI naming this node) is not handled; requests the node
+// relays for others (ACK, in-dialog, routed) are not counted per target;
+// the Flow-Timer is announced, not enforced (a flow ends when its
+// connection does: WebSocket Pings and the idle timeout find dead ones).
+//
+// # NAT keepalives
+//
+// With Config.NATPing (nat.go), a phone registered here over UDP whose
+// contact IP is not its source IP is behind NAT, and this node holds its
+// pinhole: this node, and no other, sends it an OPTIONS (or a 4-byte
+// CRLF) once per interval, from the SIP port, to the address the REGISTER
+// came from. The phones of one node go round in a fixed order, a share of
+// them every 100 ms, so the pings are spread evenly over the interval.
+// Before each ping the binding is read again: a phone that registered
+// through another node since, unregistered or expired is dropped at its
+// next turn, so two nodes never ping one phone for longer than an
+// interval. An OPTIONS unanswered by the phone's next turn is a miss;
+// Misses in a row remove the binding through every node (Unbinder). A
+// phone whose home node is gone is pinged by the node Config.Peers names
+// (the node holding the first live replica of its record), which finds
+// such phones by walking its shard (the node package does this, after
+// every ring change); a node that starts walks every shard once, to find
+// its own phones again after a restart.
 //
 // Without credentials the server runs open. New refuses that on a
 // listen address that is not loopback unless Config.AllowOpen is set (like

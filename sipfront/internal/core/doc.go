@@ -1,8 +1,8 @@
 // Package core is what the SIP front end answers, without any wire: a
 // parsed request plus the facts only the wire knows (source address,
 // transport, arrival time) in, the response to send out. It holds the
-// registrar (RFC 3261 §10.3, RFC 3327 Path, RFC 5626 reg-id), the
-// redirect server, digest authentication, the REGISTER rate limit, the
+// registrar (RFC 3261 §10.3, RFC 3327 Path, RFC 5626 reg-id and flow
+// tokens, RFC 5627 GRUUs), the redirect server, digest authentication, the REGISTER rate limit, the
 // request checks every request must pass, the one way responses are built
 // (NewResponse) and rendered (Render), the counters behind sipfront.Stats,
 // and the one last-resort recovery (Recover).
@@ -34,7 +34,7 @@
 //     Request-URI host of a served domain is dropped, so that a REGISTER to
 //     sip:alice@example.com:5060 and an INVITE to sip:alice@example.com
 //     name the same AoR.
-//   - Require with an option tag other than path or outbound on a REGISTER:
+//   - Require with an option tag other than path, outbound or gruu on a REGISTER:
 //     420 with Unsupported. Require on other requests is not checked: the
 //     redirect server answers them finally and at once.
 //   - Max-Forwards: 0 gets 483, except OPTIONS, which the server answers
@@ -42,6 +42,17 @@
 //   - Registrar Contact list in the 200: every current binding as
 //     <uri>;expires=N, with ;q= only when q is not 1, and +sip.instance and
 //     reg-id for RFC 5626 bindings. A Date header is always added.
+//   - GRUUs (RFC 5627, gruu.go): only to a REGISTER with Supported: gruu,
+//     and in it for every binding whose +sip.instance is a URN in angle
+//     brackets (other instance IDs get none): pub-gruu is the AoR with
+//     gr=URN; temp-gruu is sip:tgruu.TOKEN@DOMAIN;gr, TOKEN sealing the AoR,
+//     the instance and a hash of the binding's Call-ID (internal/gruu), a
+//     new one in every 200. Nothing is stored for either. A request to a
+//     GRUU reaches that instance's bindings only; a temp-gruu that does not
+//     open, or whose instance is registered under another Call-ID now (RFC
+//     5627 invalidates it), gets 404; a GRUU whose instance has no live
+//     binding gets 480 when the AoR had bindings recently, 404 otherwise,
+//     as for an AoR.
 //   - Redirect Contact list in the 302: every current binding, best q first,
 //     always with ;q=, and with the binding's stored Path as an escaped
 //     ?Route= URI header (RFC 3261 §19.1.5). An AoR with no current
