@@ -62,7 +62,9 @@ func TestProxyCall(t *testing.T) {
 		MustWait(t, "proxy_uas.xml", uas)
 		want := "Record-Route: <sip:" + n.SIP + ";lr>"
 		if tcp {
-			want = "Record-Route: <sip:" + n.SIP + ";lr;transport=tcp>"
+			// The caller's side names its TCP connection (a flow token),
+			// so that the callee's requests in the dialog come back on it.
+			want = "@" + n.SIP + ";lr;ob;transport=tcp>"
 		}
 		if !strings.Contains(uac.Messages, want) {
 			t.Errorf("no %q in the UAC's messages:\n%s", want, uac.Messages)

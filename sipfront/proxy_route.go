@@ -10,7 +10,9 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/locsvc/locsvc/internal/flowtoken"
 	"github.com/locsvc/locsvc/internal/sipuri"
+	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
@@ -147,12 +149,13 @@ func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (out
 		out.AppendHeader(&m)
 	}
 	dest, wire := t.dest, t.transport
+	calleeFlow := ""
 	if t.flow != "" && len(t.route) == 0 {
 		h, err := p.flowHop(t.flow)
 		if err != nil {
 			return nil, "", err
 		}
-		dest, wire = h.addr, h.transport
+		dest, wire, calleeFlow = h.addr, h.transport, t.flow
 	}
 	if dest == "" {
 		next := out.Recipient.String()
@@ -184,13 +187,17 @@ func (p *proxy) branchRequest(req *sip.Request, t target, recordRoute bool) (out
 		}
 	}
 	if recordRoute {
-		// One entry per side when the transports differ (double
-		// record-routing, RFC 5658): the callee uses the top one, the
-		// caller the bottom one, and popOwnRoutes removes both.
-		in := p.wireOf(req)
-		out.PrependHeader(sip.NewHeader("Record-Route", p.recordRoute(in)))
-		if in != wire {
-			out.PrependHeader(sip.NewHeader("Record-Route", p.recordRoute(wire)))
+		// One entry per side when the sides differ (double
+		// record-routing, RFC 5658): the callee's requests in the dialog
+		// carry the top one last, the caller's the bottom one, and
+		// popOwnRoutes removes both and follows the flow token of the one
+		// it removed last. So a side on a flow (a connection, a phone
+		// behind NAT; RFC 5626 §5.3) gets that flow's token, and its
+		// requests come back on it whatever its Contact says.
+		in, callerFlow := p.wireOf(req), p.callerFlow(req)
+		out.PrependHeader(sip.NewHeader("Record-Route", p.recordRoute(in, callerFlow)))
+		if in != wire || callerFlow != "" || calleeFlow != "" {
+			out.PrependHeader(sip.NewHeader("Record-Route", p.recordRoute(wire, calleeFlow)))
 		}
 	}
 	out.SetTransport(sipgoNetwork(wire))
@@ -244,10 +251,48 @@ func (p *proxy) addVia(wire string) sipgo.ClientRequestOption {
 	}
 }
 
-// recordRoute is this node's Record-Route value for one transport.
-func (p *proxy) recordRoute(transport string) string {
-	if transport != "udp" {
-		return "<" + p.rr + ";transport=" + transport + ">"
+// recordRoute is this node's Record-Route value for one transport,
+// naming a flow (with ;ob, RFC 5626 §5.3) when flow is a token.
+func (p *proxy) recordRoute(transport, flow string) string {
+	uri := p.rr
+	if flow != "" {
+		uri = "sip:" + flow + "@" + strings.TrimPrefix(p.rr, "sip:") + ";ob"
 	}
-	return "<" + p.rr + ">"
+	if transport != "udp" {
+		uri += ";transport=" + transport
+	}
+	return "<" + uri + ">"
+}
+
+// callerFlow is the flow token of the flow a dialog-forming request came
+// on, when the caller is reached on that flow rather than at its Contact
+// (as for a registration: a connection, an outbound Contact with ;ob, a
+// UDP source that is not the Contact's IP), else "".
+func (p *proxy) callerFlow(req *sip.Request) string {
+	src, err := netip.ParseAddrPort(req.Source())
+	ct := req.Contact()
+	if err != nil || ct == nil {
+		return ""
+	}
+	src = unmapped(src)
+	f := flowtoken.Flow{Transport: "udp", Remote: src}
+	if !strings.EqualFold(req.Transport(), "udp") {
+		ci, ok := p.conns.get(src)
+		if !ok {
+			return ""
+		}
+		f.Transport, f.Conn = ci.transport, ci.id
+	}
+	contact := locsvc.Contact{URI: ct.Address.String()}
+	if ct.Address.UriParams != nil && ct.Address.UriParams.Has("ob") {
+		contact.RegID = 1 // an outbound flow, whatever its reg-id
+	}
+	if !core.NeedsFlow(contact, f.Transport, src.Addr()) {
+		return ""
+	}
+	tok, err := p.cfg.flows.Encode(f)
+	if err != nil {
+		return ""
+	}
+	return tok
 }

@@ -130,8 +130,8 @@ func TestNeedsFlow(t *testing.T) {
 		{"WebSocket", locsvc.Contact{URI: "sip:a@df7jal23ls0d.invalid;transport=ws"}, "ws", true},
 		{"unparseable", locsvc.Contact{URI: "sip:"}, "udp", true},
 	} {
-		if got := needsFlow(tc.ct, tc.transport, src); got != tc.want {
-			t.Errorf("%s: needsFlow = %v, want %v", tc.name, got, tc.want)
+		if got := NeedsFlow(tc.ct, tc.transport, src); got != tc.want {
+			t.Errorf("%s: NeedsFlow = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

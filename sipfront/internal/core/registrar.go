@@ -193,7 +193,7 @@ func (c *Core) registerRequest(in *Inbound, aor string) (lreq locsvc.Request, ou
 func (c *Core) homeEntry(in *Inbound, contacts []locsvc.Contact, outbound bool) string {
 	entry := c.home
 	for _, ct := range contacts {
-		if !needsFlow(ct, in.Transport, in.Src.Addr()) {
+		if !NeedsFlow(ct, in.Transport, in.Src.Addr()) {
 			continue
 		}
 		tok, err := c.cfg.Flows.Encode(flowtoken.Flow{Transport: in.Transport, Remote: in.Src, Conn: in.Conn})
@@ -210,7 +210,7 @@ func (c *Core) homeEntry(in *Inbound, contacts []locsvc.Contact, outbound bool) 
 	return entry
 }
 
-// needsFlow reports whether a contact registered from src over transport
+// NeedsFlow reports whether a contact registered from src over transport
 // is reached on that flow rather than at its own URI: always for a
 // connection transport or an RFC 5626 flow (reg-id), and over UDP when the
 // source IP differs from the contact's (a NAT rewrote it). A UDP REGISTER
@@ -218,7 +218,7 @@ func (c *Core) homeEntry(in *Inbound, contacts []locsvc.Contact, outbound bool) 
 // from an ephemeral port and listens at its contact (sipp does), so the
 // contact is used; so is a contact naming a host, which says where the UA
 // is reached.
-func needsFlow(ct locsvc.Contact, transport string, src netip.Addr) bool {
+func NeedsFlow(ct locsvc.Contact, transport string, src netip.Addr) bool {
 	if transport != "udp" || ct.RegID != 0 {
 		return true
 	}
