@@ -487,6 +487,11 @@ func (b *bench) measure(ctx context.Context) (res *result) {
 	if err := b.check(); err != nil {
 		return fail(err)
 	}
+	// Memory once more, after the idle window's traffic: VmRSS keeps
+	// growing after the phases were read, towards the heap's size.
+	if err := take("idle", 0); err != nil {
+		return fail(err)
+	}
 
 	b.order = make([]*client, len(b.clients))
 	for i, s := range rand.Perm(len(b.clients)) {
