@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,8 @@ type step struct {
 	start      time.Time
 	sendEnd    time.Time
 	cpu        float64 // server CPU seconds over the step and its drain
+	genCPU     float64 // the generator's, over the same time
+	wall       time.Duration
 	pass       bool
 	verdict    string
 }
@@ -67,6 +70,7 @@ func (b *bench) runStep(ctx context.Context, rate int) (*step, error) {
 	if err != nil {
 		return nil, err
 	}
+	gen0, _ := cpuTicks(os.Getpid())
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	s.start = time.Now()
@@ -113,7 +117,9 @@ func (b *bench) runStep(ctx context.Context, rate int) (*step, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cpu = float64(cpu1-cpu0) / clkTck
+	gen1, _ := cpuTicks(os.Getpid())
+	s.cpu, s.genCPU = float64(cpu1-cpu0)/clkTck, float64(gen1-gen0)/clkTck
+	s.wall = time.Since(s.start)
 	s.judge()
 	return s, nil
 }
@@ -181,12 +187,13 @@ func (s *step) percentile(p float64) time.Duration {
 	return l[i]
 }
 
-const stepCSVHeader = "offered_per_s,step_s,offered,sent,busy,send_errors,ok_200,other,within_max_latency,no_require_outbound,unanswered,achieved_per_s,p50_ms,p99_ms,max_ms,server_cpu_s,cpu_us_per_register,pass,verdict"
+const stepCSVHeader = "offered_per_s,step_s,offered,sent,busy,send_errors,ok_200,other,within_max_latency,no_require_outbound,unanswered,achieved_per_s,p50_ms,p99_ms,max_ms,server_cpu_s,cpu_us_per_register,generator_cpu_s,wall_s,pass,verdict"
 
 func (s *step) csv(stepLen time.Duration) string {
-	return fmt.Sprintf("%d,%g,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.1f,%.2f,%.2f,%.2f,%.2f,%.1f,%t,%q",
+	return fmt.Sprintf("%d,%g,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.1f,%.2f,%.2f,%.2f,%.2f,%.1f,%.2f,%.2f,%t,%q",
 		s.rate, stepLen.Seconds(), s.offered, s.sent, s.busy, s.sendErr, s.ok, s.other, s.within, s.noRequire, s.unanswered,
-		s.achieved(), msf(s.percentile(50)), msf(s.percentile(99)), msf(s.percentile(100)), s.cpu, s.cpuPerRegister(), s.pass, s.verdict)
+		s.achieved(), msf(s.percentile(50)), msf(s.percentile(99)), msf(s.percentile(100)), s.cpu, s.cpuPerRegister(),
+		s.genCPU, s.wall.Seconds(), s.pass, s.verdict)
 }
 
 func (s *step) cpuPerRegister() float64 {

@@ -87,12 +87,12 @@ func (b *bench) table(res *result) string {
 	if len(res.steps) > 0 {
 		fmt.Fprintf(&sb, "\nREGISTER refreshes while every connection is held (same Call-ID, CSeq + 1, over the client's own connection), "+
 			"%v steps; sustained: >= 99 %% of the refreshes offered answered 200 within %v, achieved >= 97 %% of offered:\n\n", c.stepLen, maxLatency)
-		sb.WriteString("| offered | sent | 200 | within " + maxLatency.String() + " | other answers | unanswered | achieved | p50 | p99 | server CPU per REGISTER | verdict |\n")
-		sb.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		sb.WriteString("| offered | sent | 200 | within " + maxLatency.String() + " | other answers | unanswered | achieved | p50 | p99 | server CPU per REGISTER | server / load generator CPU | verdict |\n")
+		sb.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, s := range res.steps {
-			fmt.Fprintf(&sb, "| %d/s | %d | %d | %.2f %% | %d | %d | %.0f/s | %.1f ms | %.1f ms | %.0f µs | %s |\n",
+			fmt.Fprintf(&sb, "| %d/s | %d | %d | %.2f %% | %d | %d | %.0f/s | %.1f ms | %.1f ms | %.0f µs | %.2f / %.2f cores | %s |\n",
 				s.rate, s.sent, s.ok, 100*float64(s.within)/float64(s.offered), s.other, s.unanswered, s.achieved(),
-				msf(s.percentile(50)), msf(s.percentile(99)), s.cpuPerRegister(), s.verdict)
+				msf(s.percentile(50)), msf(s.percentile(99)), s.cpuPerRegister(), s.cpu/s.wall.Seconds(), s.genCPU/s.wall.Seconds(), s.verdict)
 		}
 		fmt.Fprintf(&sb, "\nHighest sustained refresh rate: %s.\n", bestRate(res.steps, c.rates))
 	}
