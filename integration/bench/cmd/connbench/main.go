@@ -5,9 +5,11 @@
 //
 //   - memory per connection: the server's VmRSS (/proc/PID/status) and Go
 //     heap and stack in use (its /metrics), read after a garbage
-//     collection, before any client, after the WebSocket clients are all
-//     registered and idle, and again after the TCP clients; each phase's
-//     growth divided by its connections;
+//     collection, before any client, -settle (35 s, past the 32 s the
+//     server keeps each REGISTER's answer) after the WebSocket clients
+//     are all registered, as long after the TCP clients, and at the end
+//     of the idle window; each phase's growth divided by its
+//     connections;
 //   - the CPU of keepalives at idle: every client sends a double-CRLF
 //     ping (over WebSocket a text message of it) every -keepalive, at a
 //     fixed offset drawn at random so that the pings are spread evenly,
@@ -38,7 +40,10 @@
 // time; the clients connect from 127.0.0.2, 127.0.0.3, ..., -per-source
 // to an address, so that no address runs short of ephemeral ports.
 // connbench raises RLIMIT_NOFILE for itself and the server (see
-// raiseNofile) and checks the server's limit.
+// raiseNofile) and checks the server's limit. The server takes at most
+// 8192 connections per transport and has no flag for it
+// (sipfrontMaxConns), so more clients of one kind are refused at the
+// start unless -server-args is given.
 //
 // The load generator runs on the same machine as the server and is kept
 // light: one parked reader goroutine per client; dialing, refreshes and
