@@ -13,7 +13,7 @@ FUZZTIME    ?= 10s
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs chaos clean
+.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs bench-conns chaos clean
 
 all: build
 
@@ -95,6 +95,22 @@ bench-sip-vs:
 	(cd "$$tmp/src" && $(GO) build -ldflags "-X main.version=$$(git describe --always)" -o "$$tmp/locsvc" ./cmd/locsvc) && \
 	git worktree remove --force "$$tmp/src" && \
 	$(MAKE) --no-print-directory bench-sip BASELINE="$$tmp/locsvc"
+
+# Connections at scale (docs/BENCHMARKS.md): one locsvc node (embedded
+# store, redirect mode) holding 10,000 WebSocket and 10,000 TCP clients,
+# each an RFC 5626 outbound flow with keepalives: memory per connection,
+# the keepalives' CPU at idle, the REGISTER refresh rate sustained
+# meanwhile. About 5 minutes; needs no other tool, but about 22,000 file
+# descriptors for itself and the node (it raises RLIMIT_NOFILE for both,
+# which takes root where the hard limit is lower). Not part of `make bench`.
+# The node takes at most 8192 connections per transport (docs/limits.md),
+# so until that bound can be raised the default run stops at its start;
+# CONNBENCH_FLAGS='-ws 8000 -tcp 8000' fits under it.
+# Table in results/connbench.md, raw data in results/connbench-*/.
+# CONNBENCH_FLAGS passes more flags (e.g. -ws 1000 -tcp 1000 -idle 20s).
+bench-conns: build
+	mkdir -p results
+	$(GO) run ./integration/bench/cmd/connbench -locsvc $(BIN)/locsvc -out results $(CONNBENCH_FLAGS)
 
 # The long chaos test: 3 nodes and 3 memcached shards (R=2) under sipp
 # REGISTER and INVITE load for a few minutes while a memcached and then a
