@@ -2,6 +2,8 @@ package sipfront
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,6 +137,11 @@ type natPinger struct {
 	seq     uint64
 	waiting map[uint64]flowKey // unanswered OPTIONS by serial
 
+	// id makes this pinger's Call-IDs, branches and tags its own:
+	// unique across nodes and restarts (RFC 3261 §8.1.1.4), and what its
+	// answers are known by.
+	id string
+
 	busy chan struct{} // bounds the checks in flight
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -149,7 +156,9 @@ const natChecksInFlight = 64
 
 func newNATPinger(cfg *Config, loc Locator, stats *core.Counters) *natPinger {
 	u, _ := loc.(Unbinder)
-	return &natPinger{cfg: cfg.NATPing, self: cfg.NodeID, peers: cfg.Peers, loc: loc, unbind: u, log: cfg.Logger,
+	id := make([]byte, 6)
+	rand.Read(id)
+	return &natPinger{cfg: cfg.NATPing, self: cfg.NodeID, peers: cfg.Peers, loc: loc, unbind: u, log: cfg.Logger, id: hex.EncodeToString(id),
 		stats: stats, lookup: cfg.RequestTimeout, entries: make(map[flowKey]*natEntry),
 		waiting: make(map[uint64]flowKey), busy: make(chan struct{}, natChecksInFlight), stop: make(chan struct{})}
 }
@@ -207,8 +216,12 @@ func (p *natPinger) adopt(aor string, b locsvc.Binding) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e, ok := p.entries[k]; ok {
-		if !b.Updated.Before(e.updated) {
+		if b.Updated.After(e.updated) {
+			// A new registration: the phone is there, perhaps behind a
+			// new mapping; what the old one missed counts no more.
+			delete(p.waiting, e.waiting)
 			e.uri, e.dest, e.updated, e.home = b.URI, unmapped(dest), b.Updated, b.Node
+			e.waiting, e.misses = 0, 0
 		}
 		return
 	}
@@ -367,7 +380,7 @@ const natBranch = "z9hG4bK-lsvcnat-"
 
 // options is the keepalive OPTIONS for contact uri, serial seq.
 func (p *natPinger) options(uri string, seq uint64) []byte {
-	id := strconv.FormatUint(seq, 36)
+	id := p.id + "-" + strconv.FormatUint(seq, 36)
 	host, _, _ := net.SplitHostPort(p.via)
 	var b strings.Builder
 	b.WriteString("OPTIONS " + uri + " SIP/2.0\r\n")
@@ -394,7 +407,11 @@ func (p *natPinger) answered(res *sip.Response) bool {
 	if !ok {
 		return false
 	}
-	seq, err := strconv.ParseUint(id, 36, 64)
+	mine, serial, ok := strings.Cut(id, "-")
+	if !ok || mine != p.id {
+		return true // a keepalive answer, of this node before a restart
+	}
+	seq, err := strconv.ParseUint(serial, 36, 64)
 	if err != nil || res.StatusCode < 200 {
 		return true
 	}

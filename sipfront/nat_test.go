@@ -99,3 +99,44 @@ func TestNATPingSpread(t *testing.T) {
 		t.Errorf("%d of %d phones pinged", len(seen), n)
 	}
 }
+
+// A phone that registers again (its NAT gave it a new mapping) starts
+// afresh: what its old mapping missed counts no more, and the new one is
+// pinged.
+func TestNATPingReRegister(t *testing.T) {
+	e := startEnv(t, func(c *Config) {
+		c.NodeID = "n1"
+		c.NATPing = NATPing{Interval: time.Second, Misses: 2}
+	})
+	register := func(c *udpClient, cseq string) {
+		wantCode(t, c.do(msg{from: "<sip:roam@example.com>;tag=r", to: "<sip:roam@example.com>", callID: "roam@test",
+			cseq: cseq + " REGISTER", hdrs: []string{"Contact: <sip:roam@10.9.9.9:5060>"}}), 200)
+	}
+	old := e.udpClient()
+	register(old, "1")
+	// Two pings go unanswered: one miss counted, the second ping waiting
+	// for its answer when the phone registers again.
+	for range 2 {
+		if req := old.recvRequest(3 * time.Second); req == nil || req.Method != sip.OPTIONS {
+			t.Fatalf("old mapping got %v", req)
+		}
+	}
+	moved := e.udpClient()
+	register(moved, "2")
+	answered := 0
+	deadline := time.Now().Add(3500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		req := moved.recvRequest(time.Until(deadline))
+		if req == nil {
+			break
+		}
+		moved.sendRaw(sip.NewResponseFromRequest(req, 200, "OK", nil).String())
+		answered++
+	}
+	if answered < 2 {
+		t.Errorf("the new mapping got %d pings in 3.5 s", answered)
+	}
+	if n := len(e.live("sip:roam@example.com")); n != 1 || e.srv.Stats().NATUnbound != 0 {
+		t.Errorf("%d bindings, %d removed: a phone that registered again was taken for gone", n, e.srv.Stats().NATUnbound)
+	}
+}
