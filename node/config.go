@@ -70,6 +70,9 @@ type Config struct {
 	SIPAuthAll    bool
 	Limits        locsvc.Limits
 	SIPMaxMessage int
+	// SIPMaxConns (--sip-max-conns) bounds the open connections of each
+	// SIP stream listener (TCP, TLS, WS, WSS), each apart.
+	SIPMaxConns int
 	// SIPRequestTimeout bounds the work on one SIP request, counted from
 	// its arrival: its store calls get the rest as their deadline.
 	SIPRequestTimeout time.Duration
@@ -118,6 +121,7 @@ func DefaultConfig() Config {
 		Domains:           []string{"localhost"},
 		Limits:            locsvc.DefaultLimits(),
 		SIPMaxMessage:     sipfront.DefaultMaxMessageSize,
+		SIPMaxConns:       sipfront.DefaultMaxTCPConns,
 		SIPRequestTimeout: 5 * time.Second,
 		FlowTimer:         120 * time.Second,
 		NATPingMethod:     sipfront.NATPingOptions,
@@ -260,6 +264,9 @@ func (c *Config) validateSIP() []error {
 	errs = append(errs, flagNamed(sipfront.CheckNATPing(c.natPing()))...)
 	if c.NATPing > 0 && c.SIP == "" {
 		errs = append(errs, errors.New("--nat-ping needs --sip: the keepalives leave from the SIP port"))
+	}
+	if c.SIPMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("--sip-max-conns: must be at least 1, got %d", c.SIPMaxConns))
 	}
 	if c.SIPRequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--sip-request-timeout: must be positive, got %v", c.SIPRequestTimeout))

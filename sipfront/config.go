@@ -143,9 +143,10 @@ const (
 	defaultNonceLifetime  = 5 * time.Minute
 	defaultRequestTimeout = 5 * time.Second
 	defaultMaxInFlight    = 4096
-	defaultMaxTCPConns    = 8192
-	defaultTCPIdle        = 10 * time.Minute
-	defaultTxCacheSize    = 65536
+	// DefaultMaxTCPConns is MaxTCPConns's default.
+	DefaultMaxTCPConns = 8192
+	defaultTCPIdle     = 10 * time.Minute
+	defaultTxCacheSize = 65536
 )
 
 // Bounds of Config.MaxMessageSize. The default is twice the largest
@@ -330,7 +331,7 @@ func (c *Config) fillDefaults() {
 		c.MaxInFlight = defaultMaxInFlight
 	}
 	if c.MaxTCPConns == 0 {
-		c.MaxTCPConns = defaultMaxTCPConns
+		c.MaxTCPConns = DefaultMaxTCPConns
 	}
 	if c.TCPIdleTimeout == 0 {
 		c.TCPIdleTimeout = defaultTCPIdle

@@ -13,6 +13,10 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
+// tcpReadBuffer is what one read of a connection takes at most: a
+// REGISTER or an INVITE fits, a larger message takes a few reads.
+const tcpReadBuffer = 4 << 10
+
 // tcpWriteTimeout bounds one response write, so a client that stops
 // reading cannot hold a handler.
 const tcpWriteTimeout = 5 * time.Second
@@ -130,7 +134,9 @@ func (c *tcpConn) serve() {
 	defer fe.conns.remove(ci)
 	ps := fe.parser.NewSIPStream()
 	defer ps.Close()
-	buf := make([]byte, 64<<10)
+	// Small: one per connection, and tens of thousands of connections
+	// are mostly idle. The stream parser gathers what a message needs.
+	buf := make([]byte, tcpReadBuffer)
 	for {
 		// Deadline first, then the check: stopReading sets closing, then
 		// a deadline of now, so one of the two stops this reader.

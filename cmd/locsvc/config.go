@@ -67,6 +67,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", d.MemcachedTimeout, "timeout of each memcached call")
 	fs.IntVar(&cfg.MemcachedConns, "memcached-conns", d.MemcachedConns, "connections to each memcached shard; concurrent requests' commands are pipelined over them")
 	fs.IntVar(&cfg.SIPMaxMessage, "sip-max-message", d.SIPMaxMessage, "largest SIP message accepted, bytes; larger gets 513 (TCP: then the connection closes)")
+	fs.IntVar(&cfg.SIPMaxConns, "sip-max-conns", d.SIPMaxConns, "open connections each SIP stream listener (TCP, TLS, WS, WSS) takes; more are refused")
 	fs.DurationVar(&cfg.FlowTimer, "flow-timer", d.FlowTimer, "Flow-Timer of outbound registrations (RFC 5626): how long a flow may go without a keepalive, whole seconds (0: none)")
 	fs.DurationVar(&cfg.NATPing, "nat-ping", d.NATPing, "ping each phone behind NAT this often from its home node, spread over the interval (0: off)")
 	fs.StringVar(&cfg.NATPingMethod, "nat-ping-method", d.NATPingMethod, "NAT keepalive: options (an OPTIONS request) or crlf (4 bytes, no answer)")

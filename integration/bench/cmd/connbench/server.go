@@ -82,7 +82,9 @@ func serveArgs(c config, sip, ws, grpc, http, gossip string) []string {
 	args := []string{"serve", "--node-id", "connbench",
 		"--sip", sip, "--sip-mode", c.mode, "--domain", "localhost",
 		"--grpc", grpc, "--http", http, "--gossip", gossip,
-		"--log-level", "warn", "--register-rate", "0"}
+		"--log-level", "warn", "--register-rate", "0",
+		// Room for every client of the larger transport, and the checks'.
+		"--sip-max-conns", strconv.Itoa(max(c.ws, c.tcp) + 64)}
 	if ws != "" {
 		args = append(args, "--sip-ws", ws)
 	}
