@@ -236,3 +236,56 @@ func TestNewChecksLimits(t *testing.T) {
 		}
 	}
 }
+
+// Messages larger than one read of a connection (a large body, a large
+// header), trickled in pieces and followed by a small one in the same
+// stream, are each answered: what is kept of a message that spans reads
+// does not lose the stream's place.
+func TestTCPMessagesAcrossReads(t *testing.T) {
+	e := startEnv(t, nil)
+	c := e.tcpClient()
+	body := registerMsg("bigbody", 1)
+	body.hdrs = append(body.hdrs, "Content-Type: text/plain")
+	body.body = strings.Repeat("b", 3*tcpReadBuffer)
+	head := registerMsg("bighead", 1)
+	head.hdrs = append(head.hdrs, "X-Padding: "+strings.Repeat("h", 2*tcpReadBuffer))
+	stream := body.text(c.local(), "tcp") + head.text(c.local(), "tcp") + registerMsg("small", 1).text(c.local(), "tcp")
+	go func() {
+		for i := 0; i < len(stream); i += 1000 {
+			c.conn.Write([]byte(stream[i:min(i+1000, len(stream))]))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for _, user := range []string{"bigbody", "bighead", "small"} {
+		res := c.recv(3 * time.Second)
+		if res == nil {
+			t.Fatalf("no answer for %s", user)
+		}
+		wantCode(t, res, 200)
+		if to := res.To(); to == nil || !strings.Contains(to.Address.User, user) {
+			t.Errorf("answer for %v, want %s", to, user)
+		}
+	}
+}
+
+// A header over the bound that arrives in many reads still gets its 513:
+// the parser keeps nothing of a message it refuses before the header is
+// whole, the connection keeps its start.
+func TestTCPOversizedHeaderTrickled(t *testing.T) {
+	e := startEnv(t, func(c *Config) { c.MaxMessageSize = 8192 })
+	c := e.tcpClient()
+	stream := oversized(c.local(), "tcp", 20000, true)
+	go func() {
+		for i := 0; i < len(stream); i += 500 {
+			if _, err := c.conn.Write([]byte(stream[i:min(i+500, len(stream))])); err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	res := c.recv(3 * time.Second)
+	if res == nil {
+		t.Fatal("no answer")
+	}
+	wantCode(t, res, 513)
+}

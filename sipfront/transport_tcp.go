@@ -1,6 +1,7 @@
 package sipfront
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -102,7 +103,17 @@ type tcpConn struct {
 	conn    net.Conn
 	wmu     sync.Mutex
 	pending sync.WaitGroup // requests handed to handlers, not yet answered
+	// partial is the start of a message that spans reads (at most
+	// partialKeep bytes), partialN how much of it has been read: what a
+	// 513 is built from when the message turns out too large before its
+	// header is whole. nil between messages.
+	partial  []byte
+	partialN int
 }
+
+// partialKeep is how much of a message's start is kept for its 513: the
+// start line and the headers an answer copies come first.
+const partialKeep = 4 << 10
 
 func (c *tcpConn) name() string { return c.t.proto }
 
@@ -168,9 +179,12 @@ func (c *tcpConn) feed(ps *sip.ParserStream, data []byte, src netip.AddrPort) bo
 		}
 	}
 	ps.Write(data)
+	off := 0 // where in data the message being parsed began
 	for ps.Buffer().Len() > 0 {
-		msg, _, err := ps.ParseNext()
+		msg, n, err := ps.ParseNext()
+		rest := data[min(off, len(data)):]
 		if errors.Is(err, io.ErrUnexpectedEOF) {
+			c.keepPartial(rest)
 			return true // wait for the rest
 		}
 		if err != nil {
@@ -178,12 +192,42 @@ func (c *tcpConn) feed(ps *sip.ParserStream, data []byte, src netip.AddrPort) bo
 			// up: where the next message starts is unknown.
 			if errors.Is(err, sip.ErrMessageTooLarge) {
 				fe.core.Stats.Limit(LimitMessageSize)
+				if msg == nil {
+					// Too large before its header was whole: the parser
+					// keeps nothing of it, the start kept here is enough
+					// to answer.
+					msg = c.partialHead(rest)
+				}
 			}
 			fe.receive(msg, err, src, c, nil)
 			return false
 		}
+		off += max(n-c.partialN, 0)
+		c.partial, c.partialN = nil, 0
 		c.pending.Add(1)
 		fe.receive(msg, nil, src, c, c.pending.Done)
 	}
+	c.partial, c.partialN = nil, 0
 	return true
+}
+
+// keepPartial notes b, the part of an incomplete message that arrived in
+// the last read.
+func (c *tcpConn) keepPartial(b []byte) {
+	c.partialN += len(b)
+	if room := partialKeep - len(c.partial); room > 0 {
+		c.partial = append(c.partial, b[:min(room, len(b))]...)
+	}
+}
+
+// partialHead is as much of the message begun in c.partial (and
+// continued in b) as parses: its start line and whole header lines.
+func (c *tcpConn) partialHead(b []byte) sip.Message {
+	c.keepPartial(b)
+	head := c.partial
+	if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
+		head = head[:i+4]
+	}
+	msg, _, _ := c.t.fe.head.Parse(head, false)
+	return msg
 }

@@ -158,11 +158,17 @@ func (t *wsTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.conns[c] = struct{}{}
 	t.wg.Add(1)
 	t.mu.Unlock()
-	defer func() {
+	release := func() {
 		t.mu.Lock()
 		delete(t.conns, c)
 		t.mu.Unlock()
 		t.wg.Done()
+	}
+	served := false
+	defer func() {
+		if !served {
+			release()
+		}
 	}()
 
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -190,7 +196,14 @@ func (t *wsTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	src, _ := netip.ParseAddrPort(r.RemoteAddr)
-	c.serve(src)
+	// The connection is read on a goroutine of its own, and the handler
+	// returns: what net/http kept for the request and its goroutine's
+	// stack go (a few KB a connection, which tens of thousands hold).
+	served = true
+	go func() {
+		defer release()
+		c.serve(src)
+	}()
 }
 
 // refusal is why an upgrade request is refused before the upgrade: an
@@ -264,13 +277,13 @@ func (c *wsConn) serve(src netip.AddrPort) {
 	c.ws.SetReadLimit(int64(t.cfg.MaxMessageSize))
 	c.t.wg.Add(1) // the handler's count is held: no race with Wait
 	go c.pingLoop(done)
+	// A connection that sends nothing (keep-alives count, Pongs do not)
+	// for the idle timeout is closed, as over TCP. One timer, pushed back
+	// by each message, costs less than a deadline context per read.
+	idle := time.AfterFunc(t.cfg.TCPIdleTimeout, func() { c.ws.CloseNow() })
+	defer idle.Stop()
 	for {
-		// A connection that sends nothing (keep-alives count, Pongs do
-		// not) for the idle timeout is closed, as over TCP: the library
-		// closes it when the read's context ends.
-		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.TCPIdleTimeout)
-		_, data, err := c.ws.Read(ctx)
-		cancel()
+		_, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				// The library has closed with 1009: no answer can go.
@@ -278,6 +291,7 @@ func (c *wsConn) serve(src netip.AddrPort) {
 			}
 			return
 		}
+		idle.Reset(t.cfg.TCPIdleTimeout)
 		if !c.take() {
 			return
 		}

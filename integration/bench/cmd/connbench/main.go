@@ -295,8 +295,8 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 	// Every client is one descriptor here and one in the server; the rest
-	// is room for the server's listeners, log and store.
-	need := uint64(c.ws+c.tcp) + 1024
+	// is room for the server's listeners, log and profiles (a few dozen).
+	need := uint64(c.ws+c.tcp) + 256
 	if err := raiseNofile(need); err != nil {
 		return err
 	}
