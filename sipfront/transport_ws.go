@@ -60,9 +60,9 @@ type wsTransport struct {
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
 	closing bool
-	// wg counts the HTTP server's Serve, connection handlers and their
-	// pingers; each Add happens under mu before closing is set, or while
-	// another count is held, so none races stopReading's Wait.
+	// wg counts the HTTP server's Serve and the connection readers; each
+	// Add happens under mu before closing is set, or while another count
+	// is held, so none races stopReading's Wait.
 	wg sync.WaitGroup
 }
 
@@ -244,6 +244,7 @@ type wsConn struct {
 
 	mu      sync.Mutex
 	stopped bool           // no message is taken once set
+	pinger  *time.Timer    // the next Ping (ping)
 	pending sync.WaitGroup // messages taken, not yet dealt with
 }
 
@@ -262,9 +263,7 @@ func (c *wsConn) serve(src netip.AddrPort) {
 	stats := &t.core.Stats
 	stats.WSConns.Add(1)
 	deliver, ended := t.open(c, src)
-	done := make(chan struct{})
 	defer func() {
-		close(done)
 		c.stop()
 		c.pending.Wait()
 		c.ws.CloseNow()
@@ -275,8 +274,16 @@ func (c *wsConn) serve(src netip.AddrPort) {
 	}()
 	defer t.core.Recover("reading a "+t.proto+" connection", nil, nil)
 	c.ws.SetReadLimit(int64(t.cfg.MaxMessageSize))
-	c.t.wg.Add(1) // the handler's count is held: no race with Wait
-	go c.pingLoop(done)
+	// Pings come from a timer, not a goroutine of the connection's own:
+	// tens of thousands of connections each keep one goroutine fewer.
+	c.mu.Lock()
+	c.pinger = time.AfterFunc(t.pingEvery, c.ping)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.pinger.Stop()
+		c.mu.Unlock()
+	}()
 	// A connection that sends nothing (keep-alives count, Pongs do not)
 	// for the idle timeout is closed, as over TCP. One timer, pushed back
 	// by each message, costs less than a deadline context per read.
@@ -324,25 +331,24 @@ func (c *wsConn) shutdown() {
 	c.ws.Close(websocket.StatusGoingAway, "server shutting down")
 }
 
-func (c *wsConn) pingLoop(done <-chan struct{}) {
-	defer c.t.wg.Done()
-	tick := time.NewTicker(c.t.pingEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-tick.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.t.pingWait)
-		err := c.ws.Ping(ctx)
-		cancel()
-		if err != nil {
-			c.t.log.Debug("sip: WebSocket peer gone", "transport", c.t.proto, "err", err)
-			c.ws.CloseNow()
-			return
-		}
+// ping is the ping timer's: a peer that answers no Ping in time is gone
+// (its connection is closed, which ends the reader); one that answers is
+// pinged again an interval later. A connection that ended meanwhile is
+// not: its reader stops the timer.
+func (c *wsConn) ping() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.t.pingWait)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil {
+		c.t.log.Debug("sip: WebSocket peer gone", "transport", c.t.proto, "err", err)
+		c.ws.CloseNow()
+		return
 	}
+	c.mu.Lock()
+	if !c.stopped {
+		c.pinger.Reset(c.t.pingEvery)
+	}
+	c.mu.Unlock()
 }
 
 // openWS is the stateless front end's wsOpener: each message is parsed
