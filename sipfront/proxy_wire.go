@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/locsvc/locsvc/internal/sipuri"
@@ -44,11 +45,13 @@ func (f stunFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // trackedListener hands sipgo the connections of a TCP or TLS listener,
 // each recorded in the connection table while it lasts, at most
-// MaxTCPConns at once.
+// MaxTCPConns at once (this listener's own: the table holds every
+// transport's).
 type trackedListener struct {
 	net.Listener
 	p         *proxy
 	transport string
+	open      atomic.Int64
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
@@ -59,13 +62,14 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		remote, err := netip.ParseAddrPort(c.RemoteAddr().String())
-		if err != nil || l.p.conns.len() >= l.p.cfg.MaxTCPConns {
+		if err != nil || l.open.Load() >= int64(l.p.cfg.MaxTCPConns) {
 			stats.Dropped.Add(1)
 			c.Close()
 			continue
 		}
+		l.open.Add(1)
 		stats.TCPConns.Add(1)
-		return &trackedConn{Conn: c, p: l.p, ci: l.p.conns.add(remote, l.transport)}, nil
+		return &trackedConn{Conn: c, l: l, ci: l.p.conns.add(remote, l.transport)}, nil
 	}
 }
 
@@ -74,13 +78,13 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 // connection leaves the table, once, when it fails or is closed.
 type trackedConn struct {
 	net.Conn
-	p    *proxy
+	l    *trackedListener
 	ci   connInfo
 	once sync.Once
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.p.cfg.TCPIdleTimeout))
+	c.Conn.SetReadDeadline(time.Now().Add(c.l.p.cfg.TCPIdleTimeout))
 	n, err := c.Conn.Read(b)
 	if err != nil {
 		c.end()
@@ -95,8 +99,9 @@ func (c *trackedConn) Close() error {
 
 func (c *trackedConn) end() {
 	c.once.Do(func() {
-		c.p.core.Stats.TCPConns.Add(-1)
-		c.p.conns.remove(c.ci)
+		c.l.open.Add(-1)
+		c.l.p.core.Stats.TCPConns.Add(-1)
+		c.l.p.conns.remove(c.ci)
 	})
 }
 

@@ -244,3 +244,22 @@ func TestProxyFarmWebSocket(t *testing.T) {
 		}
 	}
 }
+
+// MaxTCPConns bounds each listener apart: WebSocket connections do not
+// use up the TCP listener's.
+func TestProxyConnBoundPerListener(t *testing.T) {
+	e := startProxyEnv(t, func(c *Config) { c.WSAddr, c.MaxTCPConns = "127.0.0.1:0", 2 })
+	ws1, ws2 := e.wsClient(), e.wsClient()
+	wantCode(t, ws1.do(msg{method: "OPTIONS", ruri: "sip:" + e.srv.Addr()}), 200)
+	wantCode(t, ws2.do(msg{method: "OPTIONS", ruri: "sip:" + e.srv.Addr()}), 200)
+	for i := range 2 {
+		if res := e.tcpClient().do(msg{method: "OPTIONS", ruri: "sip:" + e.srv.Addr()}); res.StatusCode != 200 {
+			t.Fatalf("TCP connection %d: %d", i, res.StatusCode)
+		}
+	}
+	third := e.tcpClient()
+	third.sendRaw(msg{method: "OPTIONS", ruri: "sip:" + e.srv.Addr()}.text(third.local(), "tcp"))
+	if res := third.recv(time.Second); res != nil {
+		t.Errorf("a third TCP connection was served: %d", res.StatusCode)
+	}
+}

@@ -145,7 +145,7 @@ func parseFlags() config {
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle window over which the keepalives' CPU is measured")
 	flag.DurationVar(&c.emptyWindow, "empty-window", 10*time.Second, "window over which the empty server's CPU is measured first")
 	flag.DurationVar(&c.settle, "settle", 35*time.Second, "wait after a phase's clients are registered before its memory is read (the server keeps each REGISTER's answer for 32 s, for retransmissions)")
-	flag.StringVar(&c.mode, "mode", "redirect", "server --sip-mode: registrar, redirect or proxy (proxy refuses --sip-ws for now: use -ws 0)")
+	flag.StringVar(&c.mode, "mode", "redirect", "server --sip-mode: registrar, redirect or proxy")
 	flag.StringVar(&rates, "rates", "1000,2000,4000,8000,16000,32000", "offered REGISTER refresh rates of the ladder, per second, in order (empty: no ladder)")
 	flag.DurationVar(&c.stepLen, "step", 5*time.Second, "length of one ladder step")
 	flag.DurationVar(&c.cooldown, "cooldown", 2*time.Second, "pause after each ladder step")
