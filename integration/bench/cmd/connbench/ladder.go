@@ -66,7 +66,7 @@ var maxLatency = time.Second
 // + 1 s for the answers and gives up on the rest.
 func (b *bench) runStep(ctx context.Context, rate int) (*step, error) {
 	s := &step{rate: rate, offered: max(1, int(float64(rate)*b.c.stepLen.Seconds()))}
-	cpu0, err := cpuTicks(b.srv.p.pid())
+	cpu0, err := cpuTicks(b.srv.p.PID())
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (b *bench) runStep(ctx context.Context, rate int) (*step, error) {
 			s.unanswered++
 		}
 	}
-	cpu1, err := cpuTicks(b.srv.p.pid())
+	cpu1, err := cpuTicks(b.srv.p.PID())
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 )
 
 type config struct {
@@ -108,6 +110,10 @@ type config struct {
 	serverArgs  []string // more flags for `locsvc serve`
 }
 
+// children are the processes the run started, stopped by PID on the way
+// out.
+var children = &procs.Table{Grace: 30 * time.Second, Logf: logf}
+
 func main() {
 	c := parseFlags()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -119,11 +125,11 @@ func main() {
 		cancel()
 		<-sigs
 		logf("second signal: stopping the server now")
-		procs.stopAll()
+		children.StopAll()
 		os.Exit(2)
 	}()
 	err := run(ctx, c)
-	procs.stopAll()
+	children.StopAll()
 	if err != nil {
 		if ctx.Err() != nil {
 			logf("interrupted: %v", err)
@@ -334,10 +340,10 @@ func run(ctx context.Context, c config) error {
 	}
 	defer func() {
 		t0 := time.Now()
-		srv.p.stop()
+		srv.p.Stop()
 		logf("locsvc stopped (%s)", time.Since(t0).Round(100*time.Millisecond))
 	}()
-	logf("locsvc (pid %d) up: SIP %s, WebSocket %s, --sip-mode %s", srv.p.pid(), srv.sip, srv.ws, c.mode)
+	logf("locsvc (pid %d) up: SIP %s, WebSocket %s, --sip-mode %s", srv.p.PID(), srv.sip, srv.ws, c.mode)
 
 	b := newBench(c, srv, dir)
 	res := b.measure(ctx)
@@ -519,7 +525,7 @@ func (b *bench) measure(ctx context.Context) (res *result) {
 // window measures the server's and the generator's CPU and the
 // keepalives over d.
 func (b *bench) window(ctx context.Context, d time.Duration) (idleWindow, error) {
-	pid := b.srv.p.pid()
+	pid := b.srv.p.PID()
 	s0, err := cpuTicks(pid)
 	if err != nil {
 		return idleWindow{}, err
@@ -541,8 +547,8 @@ func (b *bench) window(ctx context.Context, d time.Duration) (idleWindow, error)
 
 // check fails the run once a connection was lost or the server died.
 func (b *bench) check() error {
-	if b.srv.p.exited() {
-		return fmt.Errorf("locsvc exited: %v\n%s", b.srv.p.err, tail(filepath.Join(b.dir, "locsvc.log")))
+	if b.srv.p.Exited() {
+		return fmt.Errorf("locsvc exited: %v\n%s", b.srv.p.Err(), tail(filepath.Join(b.dir, "locsvc.log")))
 	}
 	if n := b.lost.Load(); n > 0 {
 		b.mu.Lock()

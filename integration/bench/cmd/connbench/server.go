@@ -13,9 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 )
 
 // ---- file descriptors ----
@@ -66,7 +67,7 @@ func childNofile(pid int) (uint64, error) {
 // ---- the server under test ----
 
 type server struct {
-	p       *proc
+	p       *procs.Proc
 	sip     string // UDP and TCP
 	ws      string // "" without WebSocket clients
 	httpURL string
@@ -142,18 +143,18 @@ func tryStart(ctx context.Context, c config, dir string, need uint64) (*server, 
 		env = append(env, "GODEBUG=memprofilerate="+strconv.Itoa(c.memProfRate))
 	}
 	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(strings.Join(append(env, c.locsvc), " ")+" "+strings.Join(s.args, " ")+"\n"), 0o644)
-	p, err := procs.start("locsvc", filepath.Join(dir, "locsvc.log"), dir, env, c.locsvc, s.args...)
+	p, err := children.Start("locsvc", filepath.Join(dir, "locsvc.log"), dir, env, c.locsvc, s.args...)
 	if err != nil {
 		return nil, err
 	}
 	s.p = p
 	if err := s.waitReady(ctx, 20*time.Second); err != nil {
-		p.stop()
+		p.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "locsvc.log")))
 	}
-	if n, err := childNofile(p.pid()); err != nil || n < need {
-		p.stop()
-		return nil, fmt.Errorf("locsvc (pid %d) may open %d files (%v), the run needs %d", p.pid(), n, err, need)
+	if n, err := childNofile(p.PID()); err != nil || n < need {
+		p.Stop()
+		return nil, fmt.Errorf("locsvc (pid %d) may open %d files (%v), the run needs %d", p.PID(), n, err, need)
 	}
 	return s, nil
 }
@@ -164,8 +165,8 @@ func (s *server) waitReady(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	var last error
 	for time.Now().Before(deadline) {
-		if s.p.exited() {
-			return fmt.Errorf("locsvc exited: %v", s.p.err)
+		if s.p.Exited() {
+			return fmt.Errorf("locsvc exited: %v", s.p.Err())
 		}
 		last = s.ready()
 		if last == nil {
@@ -239,12 +240,12 @@ func (s *server) sample(phase string, withProfiles bool) (sample, error) {
 	sm := sample{phase: phase, at: time.Now(), heapInuse: m["go_memstats_heap_inuse_bytes"],
 		stackInuse: m["go_memstats_stack_inuse_bytes"], goroutines: m["go_goroutines"],
 		wsConns: m["locsvc_sip_ws_connections"], tcpConns: m["locsvc_sip_tcp_connections"]}
-	st, err := procStatus(s.p.pid())
+	st, err := procStatus(s.p.PID())
 	if err != nil {
 		return sample{}, err
 	}
 	sm.rss, sm.rssAnon = st["VmRSS"], st["RssAnon"]
-	if sm.cpuTicks, err = cpuTicks(s.p.pid()); err != nil {
+	if sm.cpuTicks, err = cpuTicks(s.p.PID()); err != nil {
 		return sample{}, err
 	}
 	return sm, nil
@@ -357,95 +358,4 @@ func tail(path string) string {
 		b = b[len(b)-3000:]
 	}
 	return string(b)
-}
-
-// ---- processes ----
-
-// proc is a child process in its own process group, stopped by PID.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	once sync.Once
-}
-
-type procTable struct {
-	mu   sync.Mutex
-	list []*proc
-}
-
-var procs procTable
-
-// start runs bin with args in dir, its output to logPath and env added
-// to connbench's environment.
-func (t *procTable) start(name, logPath, dir string, env []string, bin string, args ...string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = dir
-	if len(env) > 0 {
-		p.cmd.Env = append(os.Environ(), env...)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	// Own process group: a Ctrl-C on the terminal reaches only connbench,
-	// which stops the server after its clients. Pdeathsig: if connbench
-	// dies without stopping it, the kernel sends SIGTERM.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	t.list = append(t.list, p)
-	go func() {
-		p.err = p.cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, waits up to 30 s (a node closes every WebSocket
-// connection with a close handshake on the way out), then SIGKILLs the
-// process group, which holds only this child.
-func (p *proc) stop() {
-	p.once.Do(func() {
-		if p.exited() {
-			return
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			logf("%s (pid %d) ignored SIGTERM: killing its process group", p.name, p.pid())
-			_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-			<-p.done
-		}
-	})
-}
-
-// stopAll stops every process still running, newest first.
-func (t *procTable) stopAll() {
-	t.mu.Lock()
-	list := append([]*proc(nil), t.list...)
-	t.mu.Unlock()
-	for i := len(list) - 1; i >= 0; i-- {
-		list[i].stop()
-	}
 }

@@ -70,9 +70,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 )
 
 type config struct {
@@ -96,6 +97,10 @@ type config struct {
 	smokeRate   int
 }
 
+// children are the processes the run started, stopped by PID on the way
+// out.
+var children = &procs.Table{Grace: 10 * time.Second, Logf: logf}
+
 func main() {
 	c := parseFlags()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -107,12 +112,12 @@ func main() {
 		cancel()
 		<-sigs
 		logf("second signal: killing everything now")
-		procs.stopAll()
+		children.StopAll()
 		os.Exit(2)
 	}()
 
 	err := run(ctx, c)
-	procs.stopAll()
+	children.StopAll()
 	if err != nil {
 		if ctx.Err() != nil {
 			logf("interrupted: %v", err)
@@ -178,7 +183,7 @@ func logf(format string, args ...any) {
 
 func fatalf(format string, args ...any) {
 	logf(format, args...)
-	procs.stopAll()
+	children.StopAll()
 	os.Exit(1)
 }
 
@@ -810,24 +815,23 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 	before := readRcvbufErrors()
 	cpu0 := srv.cpuTicks()
 	t0 := time.Now()
-	p, err := procs.start("sipp", filepath.Join(st.dir, "sipp.out"), st.dir, "sipp", args...)
+	p, err := children.Start("sipp", filepath.Join(st.dir, "sipp.out"), st.dir, nil, "sipp", args...)
 	if err != nil {
 		return nil, err
 	}
 	sippCPU := 0.0
 	select {
-	case <-p.done:
-		exitErr = p.err
+	case <-p.Done():
+		exitErr = p.Err()
 	case <-ctx.Done():
-		p.stop()
+		p.Stop()
 		return nil, ctx.Err()
 	case <-time.After(st.expectedDuration() + 20*time.Second):
-		p.stop()
+		p.Stop()
 		exitErr = errors.New("sipp did not end: killed")
 	}
 	st.wall = time.Since(t0)
-	if p.cmd.ProcessState != nil {
-		u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if u := p.Usage(); u != nil {
 		sippCPU = tv(u.Utime) + tv(u.Stime)
 	}
 	cpu1 := srv.cpuTicks()
@@ -1211,7 +1215,7 @@ func cpuCell(s *search) string {
 type server struct {
 	name  string
 	sip   string
-	procs []*proc
+	procs []*procs.Proc
 	stop  func()
 	info  string
 }
@@ -1223,7 +1227,7 @@ func (s *server) describe() string { return s.info }
 func (s *server) cpuTicks() map[string]int64 {
 	groups := map[int]string{}
 	for _, p := range s.procs {
-		groups[p.pid()] = p.name
+		groups[p.PID()] = p.Name
 	}
 	return groupTicks(groups)
 }
@@ -1272,7 +1276,7 @@ func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
 	stopAll := func() {
 		// locsvc first: it drains and leaves while its shards are still up.
 		for i := len(s.procs) - 1; i >= 0; i-- {
-			s.procs[i].stop()
+			s.procs[i].Stop()
 		}
 	}
 	s.stop = stopAll
@@ -1283,7 +1287,7 @@ func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
 			return nil, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p, err := procs.start("memcached", filepath.Join(dir, fmt.Sprintf("memcached-%d.log", i+1)), dir,
+		p, err := children.Start("memcached", filepath.Join(dir, fmt.Sprintf("memcached-%d.log", i+1)), dir, nil,
 			"memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "256", "-t", "1")
 		if err != nil {
 			stopAll()
@@ -1314,7 +1318,7 @@ func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
 	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(bin+" "+strings.Join(args, " ")+"\n"), 0o644)
 	// The process is named after the program, not the target: CPU time is
 	// summed per program name.
-	p, err := procs.start("locsvc", filepath.Join(dir, "locsvc.log"), dir, bin, args...)
+	p, err := children.Start("locsvc", filepath.Join(dir, "locsvc.log"), dir, nil, bin, args...)
 	if err != nil {
 		stopAll()
 		return nil, err
@@ -1356,10 +1360,10 @@ func startKamailio(ctx context.Context, c config, dir string) (*server, error) {
 		"-A", "SIP_IP=127.0.0.1", "-A", "SIP_PORT=" + strconv.Itoa(port),
 		"-A", `SIPDOMAIN="localhost"`, "-A", "CHILDREN=" + strconv.Itoa(c.kamChildren)}
 	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte("kamailio "+strings.Join(args, " ")+"\n"), 0o644)
-	p, err := procs.start("kamailio", filepath.Join(dir, "kamailio.log"), dir, "kamailio", args...)
+	p, err := children.Start("kamailio", filepath.Join(dir, "kamailio.log"), dir, nil, "kamailio", args...)
 	s.stop = func() {
 		if p != nil {
-			p.stop()
+			p.Stop()
 		}
 		os.RemoveAll(rundir)
 	}
@@ -1367,7 +1371,7 @@ func startKamailio(ctx context.Context, c config, dir string) (*server, error) {
 		s.stop()
 		return nil, err
 	}
-	s.procs = []*proc{p}
+	s.procs = []*procs.Proc{p}
 	if err := waitReady(ctx, p, "", s.sip, 20*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "kamailio.log")))
@@ -1414,12 +1418,12 @@ func waitMemcached(ctx context.Context, addr string, d time.Duration) error {
 
 // waitReady waits for readyURL (if any) to answer 200, then for the SIP
 // address to answer an OPTIONS over UDP.
-func waitReady(ctx context.Context, p *proc, readyURL, sip string, d time.Duration) error {
+func waitReady(ctx context.Context, p *procs.Proc, readyURL, sip string, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	var last error
 	for time.Now().Before(deadline) {
-		if p.exited() {
-			return fmt.Errorf("%s exited: %v", p.name, p.err)
+		if p.Exited() {
+			return fmt.Errorf("%s exited: %v", p.Name, p.Err())
 		}
 		last = nil
 		if readyURL != "" {
@@ -1442,7 +1446,7 @@ func waitReady(ctx context.Context, p *proc, readyURL, sip string, d time.Durati
 			return err
 		}
 	}
-	return fmt.Errorf("%s not ready at %s after %v: %v", p.name, sip, d, last)
+	return fmt.Errorf("%s not ready at %s after %v: %v", p.Name, sip, d, last)
 }
 
 // sipOptions sends one OPTIONS to the server itself and waits for any
@@ -1496,103 +1500,4 @@ func freePort() (int, error) {
 		return port, nil
 	}
 	return 0, errors.New("no free port")
-}
-
-// ---- processes ----
-
-// proc is a child process in its own process group, stopped by PID.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	log  *os.File
-	once sync.Once
-}
-
-type procTable struct {
-	mu   sync.Mutex
-	list []*proc
-}
-
-var procs procTable
-
-func (t *procTable) start(name, logPath, dir, bin string, args ...string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	p := &proc{name: name, done: make(chan struct{}), log: f}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	// Own process group: a Ctrl-C on the terminal reaches only sipbench,
-	// which stops the children in order. Pdeathsig: if sipbench dies
-	// without stopping them, the kernel sends SIGTERM.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	t.list = append(t.list, p)
-	go func() {
-		p.err = p.cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM to the process, waits up to 10 s, then SIGKILLs its
-// process group (its own children only: it was started with Setpgid), and
-// waits until no process of the group is left.
-func (p *proc) stop() {
-	p.once.Do(func() {
-		pid := p.pid()
-		if !p.exited() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				logf("%s (pid %d) ignored SIGTERM: killing its process group", p.name, pid)
-				_ = syscall.Kill(-pid, syscall.SIGKILL)
-				<-p.done
-			}
-		}
-		// Children that outlive the main process (Kamailio's workers).
-		for range 100 {
-			if err := syscall.Kill(-pid, 0); errors.Is(err, syscall.ESRCH) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-			if err := syscall.Kill(-pid, 0); err == nil {
-				_ = syscall.Kill(-pid, syscall.SIGKILL)
-			}
-		}
-		logf("%s: process group %d still alive", p.name, pid)
-	})
-}
-
-// stopAll stops every process still running, newest first.
-func (t *procTable) stopAll() {
-	t.mu.Lock()
-	list := slices.Clone(t.list)
-	t.mu.Unlock()
-	slices.Reverse(list)
-	for _, p := range list {
-		p.stop()
-	}
 }
