@@ -107,11 +107,4 @@ func (f *flowBindings) ended(ci connInfo) {
 }
 
 // wait lets the removals in flight end, for at most d.
-func (f *flowBindings) wait(d time.Duration) {
-	done := make(chan struct{})
-	go func() { f.running.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
-}
+func (f *flowBindings) wait(d time.Duration) { waitAtMost(&f.running, d) }

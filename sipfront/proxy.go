@@ -219,9 +219,13 @@ func (p *proxy) close() error {
 	return err
 }
 
-func (p *proxy) waitHandlers(d time.Duration) {
+func (p *proxy) waitHandlers(d time.Duration) { waitAtMost(&p.handlers, d) }
+
+// waitAtMost waits for wg, for at most d: what is still running then is
+// left to end on its own.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 	done := make(chan struct{})
-	go func() { p.handlers.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(d):
