@@ -10,7 +10,9 @@
 //     shards, the repairer of the shards this node fronts), or, with
 //     Locator, a gRPC client of a remote cluster;
 //   - the core service over it, and the gRPC and HTTP APIs;
-//   - the SIP front end, on the service or the remote client;
+//   - the SIP front end, on the service or the remote client, told by the
+//     cluster who keeps alive the NAT phones of a node that is gone, and
+//     offered those phones by walks of the shards (nat.go);
 //   - a Prometheus registry that reads the components' snapshots at
 //     scrape time; the shards' item counts are the one figure that needs
 //     a dial, shared by the scrapes of a second and bounded by one

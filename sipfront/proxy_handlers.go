@@ -253,11 +253,8 @@ func (p *proxy) relay(in *core.Inbound, tx sip.ServerTransaction, popped bool, f
 // home node has left the farm (Config.Peers names another node their
 // pinger); without Peers every home counts as there.
 func (p *proxy) homeGone(req *sip.Request) func(node string) bool {
+	aor, _, code, _ := p.core.AoROf(&req.Recipient, "Request")
 	return func(node string) bool {
-		if p.cfg.Peers == nil || node == "" {
-			return false
-		}
-		aor, _, code, _ := p.core.AoROf(&req.Recipient, "Request")
-		return code == 0 && p.cfg.Peers.Pinger(aor, node) != node
+		return p.cfg.Peers != nil && node != "" && code == 0 && p.cfg.Peers.Pinger(aor, node) != node
 	}
 }
