@@ -58,10 +58,11 @@ func (f *flowBindings) registered(r core.Registration) {
 	if r.In.Conn == 0 || f.unbind == nil {
 		return
 	}
+	bound := r.Bound()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i := range r.Bound {
-		b := &r.Bound[i]
+	for i := range bound {
+		b := &bound[i]
 		if !connBound(b, r.In.Transport) {
 			continue
 		}

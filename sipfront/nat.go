@@ -188,8 +188,8 @@ func (p *natPinger) registered(r core.Registration) {
 	if r.In.Transport != "udp" {
 		return
 	}
-	for i := range r.Bound {
-		if b := r.Bound[i]; natDetected(&b) {
+	for _, b := range r.Bound() {
+		if natDetected(&b) {
 			p.adopt(r.AoR, b)
 		}
 	}

@@ -60,7 +60,7 @@ func (c *Core) register(ctx context.Context, in *Inbound) *sip.Response {
 	}
 
 	if c.cfg.Registered != nil && len(lreq.Contacts) > 0 {
-		c.cfg.Registered(Registration{In: in, AoR: result.AoR, Bound: bound(result.Bindings, lreq.Contacts)})
+		c.cfg.Registered(Registration{In: in, AoR: result.AoR, current: result.Bindings, contacts: lreq.Contacts})
 	}
 	// Step 9: the current bindings.
 	res := NewResponse(req, 200, "OK")
@@ -96,22 +96,22 @@ func (c *Core) register(ctx context.Context, in *Inbound) *sip.Response {
 	return res
 }
 
-// Registration is what a REGISTER that succeeded bound.
+// Registration is a REGISTER that succeeded and bound contacts.
 type Registration struct {
-	In  *Inbound
-	AoR string
-	// Bound are the live bindings the request wrote (a contact with
-	// expires 0 removes, and is not among them), each with its ID and
-	// the version (Updated) the write gave it.
-	Bound []locsvc.Binding
+	In       *Inbound
+	AoR      string
+	current  []locsvc.Binding // the AoR's live bindings afterwards
+	contacts []locsvc.Contact // what the request bound or removed
 }
 
-// bound picks, from the bindings a REGISTER's answer lists, the ones its
-// contacts wrote. A remote Locator answers without binding IDs: they are
-// derived as the registrar derives them.
-func bound(bs []locsvc.Binding, contacts []locsvc.Contact) []locsvc.Binding {
+// Bound are the live bindings the request wrote (a contact with expires
+// 0 removes, and is not among them), each with its ID and the version
+// (Updated) the write gave it. It is worked out when asked for: most
+// REGISTERs need nothing of it. A remote Locator answers without
+// binding IDs: they are derived as the registrar derives them.
+func (r *Registration) Bound() []locsvc.Binding {
 	var out []locsvc.Binding
-	for _, b := range bs {
+	for _, b := range r.current {
 		id := b.ID
 		if id == "" {
 			var err error
@@ -120,7 +120,7 @@ func bound(bs []locsvc.Binding, contacts []locsvc.Contact) []locsvc.Binding {
 			}
 			b.ID = id
 		}
-		for _, ct := range contacts {
+		for _, ct := range r.contacts {
 			if ctID, err := locsvc.BindingID(ct.URI, ct.Instance, ct.RegID); err == nil && ctID == id {
 				out = append(out, b)
 				break
