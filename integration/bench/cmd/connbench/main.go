@@ -75,14 +75,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/procs"
@@ -116,18 +114,7 @@ var children = &procs.Table{Grace: 30 * time.Second, Logf: logf}
 
 func main() {
 	c := parseFlags()
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		logf("%v: stopping", s)
-		cancel()
-		<-sigs
-		logf("second signal: stopping the server now")
-		children.StopAll()
-		os.Exit(2)
-	}()
+	ctx := children.Interruptible()
 	err := run(ctx, c)
 	children.StopAll()
 	if err != nil {

@@ -127,7 +127,7 @@ func startServer(ctx context.Context, c config, dir string, need uint64) (*serve
 func tryStart(ctx context.Context, c config, dir string, need uint64) (*server, error) {
 	ports := make([]string, 5)
 	for i := range ports {
-		p, err := freePort()
+		p, err := procs.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -330,26 +330,6 @@ func cpuTicks(pid int) (int64, error) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return ut + st, nil
-}
-
-// freePort is a loopback port that was free for both TCP and UDP a moment
-// ago (SIP and gossip listen on both).
-func freePort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port, nil
-	}
-	return 0, errors.New("no free port")
 }
 
 func tail(path string) string {

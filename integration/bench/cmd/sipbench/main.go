@@ -63,7 +63,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -103,19 +102,7 @@ var children = &procs.Table{Grace: 10 * time.Second, Logf: logf}
 
 func main() {
 	c := parseFlags()
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		logf("%v: stopping", s)
-		cancel()
-		<-sigs
-		logf("second signal: killing everything now")
-		children.StopAll()
-		os.Exit(2)
-	}()
-
+	ctx := children.Interruptible()
 	err := run(ctx, c)
 	children.StopAll()
 	if err != nil {
@@ -806,7 +793,7 @@ func (r *runner) sippArgs(srv *server, st *step, port int) []string {
 // exitErr is how sipp ended; err is set when it could not run or ctx
 // ended.
 func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, err error) {
-	port, err := freePort()
+	port, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -1282,7 +1269,7 @@ func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
 	s.stop = stopAll
 	var shards []string
 	for i := range 3 {
-		port, err := freePort()
+		port, err := procs.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -1304,7 +1291,7 @@ func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
 	}
 	ports := make([]int, 4)
 	for i := range ports {
-		p, err := freePort()
+		p, err := procs.FreePort()
 		if err != nil {
 			stopAll()
 			return nil, err
@@ -1347,7 +1334,7 @@ func locsvcArgs(shards []string, sip, grpc, http, gossip string) []string {
 
 func startKamailio(ctx context.Context, c config, dir string) (*server, error) {
 	s := &server{name: "kamailio"}
-	port, err := freePort()
+	port, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -1480,24 +1467,4 @@ func sipOptions(addr string) error {
 			return nil
 		}
 	}
-}
-
-// freePort is a loopback port that was free for both TCP and UDP a moment
-// ago (SIP and gossip listen on both).
-func freePort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port, nil
-	}
-	return 0, errors.New("no free port")
 }

@@ -8,11 +8,15 @@
 package procs
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -144,4 +148,43 @@ func (t *Table) logf(format string, args ...any) {
 	if t.Logf != nil {
 		t.Logf(format, args...)
 	}
+}
+
+// Interruptible is the context of a run: the first SIGINT or SIGTERM
+// cancels it, so the run winds down and stops its processes in order; a
+// second stops every process of t at once and exits 2.
+func (t *Table) Interruptible() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		t.logf("%v: stopping", s)
+		cancel()
+		<-sigs
+		t.logf("second signal: stopping every process now")
+		t.StopAll()
+		os.Exit(2)
+	}()
+	return ctx
+}
+
+// FreePort is a loopback port that was free for both TCP and UDP a moment
+// ago, for a child to listen on (SIP and gossip listen on both).
+func FreePort() (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port")
 }
