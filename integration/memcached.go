@@ -25,26 +25,37 @@ type Memcached struct {
 func StartMemcached(t testing.TB) *Memcached {
 	t.Helper()
 	m := &Memcached{Addr: FreeAddr(t), t: t}
-	m.start()
+	// The free port may be taken by another test's process before
+	// memcached binds it: then it exits, and starts again on another.
+	for attempt := 1; !m.start(); attempt++ {
+		if attempt == 3 {
+			t.Fatalf("memcached exited at start %d times:\n%s", attempt, m.Output())
+		}
+		m.Addr = FreeAddr(t)
+	}
 	return m
 }
 
-func (m *Memcached) start() {
+// start reports false when memcached exited before it answered.
+func (m *Memcached) start() bool {
 	m.t.Helper()
 	_, port, _ := net.SplitHostPort(m.Addr)
 	// memcached refuses to run as root without -u; CI runs as root.
 	m.Proc = Start(m.t, "memcached "+m.Addr, "memcached", nil,
 		"-u", "nobody", "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-t", "1")
 	WaitFor(m.t, 10*time.Second, "memcached at "+m.Addr, func() bool {
-		return memcache.New(m.Addr).Ping() == nil
+		return m.Exited() || memcache.New(m.Addr).Ping() == nil
 	})
+	return !m.Exited()
 }
 
 // Restart kills (-9) and starts memcached again, empty, on the same port.
 func (m *Memcached) Restart() {
 	m.t.Helper()
 	m.Kill()
-	m.start()
+	if !m.start() {
+		m.t.Fatalf("memcached %s exited at restart:\n%s", m.Addr, m.Output())
+	}
 }
 
 // Client is a gomemcache client for this one server.

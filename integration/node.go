@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,10 +68,31 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 	if o.ID == "" {
 		o.ID = "node1"
 	}
+	// A port found free can be taken by another test's process before the
+	// node binds it; then the node exits at once and is started again on
+	// newly picked ports (only those the caller left to us).
+	for attempt := 1; ; attempt++ {
+		n, inUse := startNodeOnce(t, o)
+		if n != nil {
+			return n
+		}
+		if attempt == 3 {
+			t.Fatalf("node %s exited before it was ready, %d times on ports in use:\n%s", o.ID, attempt, inUse)
+		}
+		t.Logf("node %s: a port was taken before it bound it; starting it again on other ports", o.ID)
+	}
+}
+
+// startNodeOnce is StartNode's one attempt. It returns nil and the node's
+// output when the node exited because a port it was given was in use and
+// at least one of its addresses was picked here.
+func startNodeOnce(t testing.TB, o NodeOptions) (*Node, string) {
+	t.Helper()
 	n := &Node{ID: o.ID, GRPC: orFree(t, o.GRPC), HTTP: orFree(t, o.HTTP), Gossip: orFree(t, o.Gossip)}
 	if !o.NoSIP {
 		n.SIP = orFree(t, o.SIP)
 	}
+	picked := o.GRPC == "" || o.HTTP == "" || o.Gossip == "" || (!o.NoSIP && o.SIP == "")
 	args := append([]string{"serve", "--node-id", o.ID, "--grpc", n.GRPC, "--http", n.HTTP,
 		"--gossip", n.Gossip, "--sip", n.SIP}, o.Args...)
 	n.HTTPBase, n.HTTPClient = "http://"+n.HTTP, http.DefaultClient
@@ -104,6 +126,9 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 	err := waitHTTPWith(ctx, n.HTTPClient, n.HTTPBase+"/readyz", 20*time.Second)
 	cancel()
 	if n.Exited() {
+		if picked && strings.Contains(n.Output(), "address already in use") {
+			return nil, n.Output()
+		}
 		t.Fatalf("node %s exited before it was ready:\n%s", o.ID, n.Output())
 	}
 	if err != nil {
@@ -117,7 +142,7 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 	n.conn = conn
 	n.Location = locsvcv1.NewLocationServiceClient(conn)
 	n.Cluster = locsvcv1.NewClusterServiceClient(conn)
-	return n
+	return n, ""
 }
 
 // Scrape returns the node's /metrics page.
