@@ -21,6 +21,19 @@ type Cluster struct {
 	Shards []*Memcached
 	Nodes  []*Node
 	args   []string
+	hosts  *Hosts // node i and its memcached run on host i; nil: loopback
+}
+
+// StartClusterOn is StartCluster with node i and its memcached on host i
+// of hs, one node per host.
+func StartClusterOn(t testing.TB, hs *Hosts, extra ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, args: extra, hosts: hs}
+	for range hs.List {
+		c.AddNode()
+	}
+	c.WaitMembers(len(hs.List))
+	return c
 }
 
 // StartCluster starts n memcached servers and n nodes (R=2, fast gossip),
@@ -39,12 +52,21 @@ func StartCluster(t testing.TB, n int, extra ...string) *Cluster {
 // cluster.
 func (c *Cluster) AddNode() *Node {
 	c.t.Helper()
-	m := StartMemcached(c.t)
+	var host *Host
+	if c.hosts != nil {
+		host = c.hosts.List[len(c.Nodes)]
+	}
+	var m *Memcached
+	if host != nil {
+		m = host.StartMemcached(c.t)
+	} else {
+		m = StartMemcached(c.t)
+	}
 	args := append([]string{"--memcached", m.Addr, "--replicas", "2", "--gossip-profile", "local"}, c.args...)
 	if len(c.Nodes) > 0 {
 		args = append(args, "--join", c.Nodes[0].Gossip)
 	}
-	n := StartNode(c.t, NodeOptions{ID: fmt.Sprintf("node%d", len(c.Nodes)+1), NoSIP: true, Args: args})
+	n := StartNode(c.t, NodeOptions{ID: fmt.Sprintf("node%d", len(c.Nodes)+1), NoSIP: true, Args: args, Host: host})
 	c.Shards = append(c.Shards, m)
 	c.Nodes = append(c.Nodes, n)
 	return n

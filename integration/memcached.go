@@ -18,6 +18,19 @@ type Memcached struct {
 	*Proc
 	Addr string
 	t    testing.TB
+	host *Host // nil: on loopback
+}
+
+// StartMemcached starts one memcached inside the host, on its address
+// and port 11211. Stats does not reach it (it dials from the test's own
+// namespace); Client and Has do.
+func (h *Host) StartMemcached(t testing.TB) *Memcached {
+	t.Helper()
+	m := &Memcached{Addr: h.HostPort(11211), t: t, host: h}
+	if !m.start() {
+		t.Fatalf("memcached on %s exited at start:\n%s", h.Name, m.Output())
+	}
+	return m
 }
 
 // StartMemcached starts one memcached (TCP only, 64 MiB, one thread) and
@@ -39,12 +52,16 @@ func StartMemcached(t testing.TB) *Memcached {
 // start reports false when memcached exited before it answered.
 func (m *Memcached) start() bool {
 	m.t.Helper()
-	_, port, _ := net.SplitHostPort(m.Addr)
+	host, port, _ := net.SplitHostPort(m.Addr)
 	// memcached refuses to run as root without -u; CI runs as root.
-	m.Proc = Start(m.t, "memcached "+m.Addr, "memcached", nil,
-		"-u", "nobody", "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-t", "1")
+	args := []string{"-u", "nobody", "-l", host, "-p", port, "-U", "0", "-m", "64", "-t", "1"}
+	if m.host != nil {
+		m.Proc = m.host.Start(m.t, "memcached "+m.Addr, "memcached", nil, args...)
+	} else {
+		m.Proc = Start(m.t, "memcached "+m.Addr, "memcached", nil, args...)
+	}
 	WaitFor(m.t, 10*time.Second, "memcached at "+m.Addr, func() bool {
-		return m.Exited() || memcache.New(m.Addr).Ping() == nil
+		return m.Exited() || m.Client().Ping() == nil
 	})
 	return !m.Exited()
 }
@@ -63,6 +80,9 @@ func (m *Memcached) Client() *memcache.Client {
 	c := memcache.New(m.Addr)
 	c.Timeout = 2 * time.Second
 	c.MaxIdleConns = 8
+	if m.host != nil {
+		c.DialContext = m.host.DialContext
+	}
 	return c
 }
 

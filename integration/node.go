@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,7 +53,18 @@ type NodeOptions struct {
 	// takes a dead member back only at its old address); empty: free
 	// ports picked now.
 	GRPC, HTTP, SIP, Gossip string
+	// Host runs the node inside a host of StartHosts: its addresses
+	// default to the host's address and the usual ports (the namespace is
+	// the node's own), and the node's clients reach it through the host.
+	Host *Host
+	// Wildcard binds the node's listeners to 0.0.0.0 on the ports of its
+	// addresses, which stay what the test reaches it at. The node must
+	// then be told what to advertise (Args).
+	Wildcard bool
 }
+
+// defaultPorts are a host's node's ports (NodeOptions.Host).
+var defaultPorts = struct{ grpc, http, sip, gossip int }{7070, 8080, 5060, 7946}
 
 // orFree is addr, or a free loopback address when it is empty.
 func orFree(t testing.TB, addr string) string {
@@ -88,14 +100,32 @@ func StartNode(t testing.TB, o NodeOptions) *Node {
 // at least one of its addresses was picked here.
 func startNodeOnce(t testing.TB, o NodeOptions) (*Node, string) {
 	t.Helper()
-	n := &Node{ID: o.ID, GRPC: orFree(t, o.GRPC), HTTP: orFree(t, o.HTTP), Gossip: orFree(t, o.Gossip)}
-	if !o.NoSIP {
-		n.SIP = orFree(t, o.SIP)
+	addr := func(fixed string, port int) string {
+		switch {
+		case fixed != "":
+			return fixed
+		case o.Host != nil:
+			return o.Host.HostPort(port)
+		}
+		return FreeAddr(t)
 	}
-	picked := o.GRPC == "" || o.HTTP == "" || o.Gossip == "" || (!o.NoSIP && o.SIP == "")
-	args := append([]string{"serve", "--node-id", o.ID, "--grpc", n.GRPC, "--http", n.HTTP,
-		"--gossip", n.Gossip, "--sip", n.SIP}, o.Args...)
-	n.HTTPBase, n.HTTPClient = "http://"+n.HTTP, http.DefaultClient
+	n := &Node{ID: o.ID, GRPC: addr(o.GRPC, defaultPorts.grpc), HTTP: addr(o.HTTP, defaultPorts.http),
+		Gossip: addr(o.Gossip, defaultPorts.gossip)}
+	if !o.NoSIP {
+		n.SIP = addr(o.SIP, defaultPorts.sip)
+	}
+	picked := o.Host == nil && (o.GRPC == "" || o.HTTP == "" || o.Gossip == "" || (!o.NoSIP && o.SIP == ""))
+	bind := func(a string) string {
+		if !o.Wildcard || a == "" {
+			return a
+		}
+		_, port, _ := net.SplitHostPort(a)
+		return net.JoinHostPort("0.0.0.0", port)
+	}
+	args := append([]string{"serve", "--node-id", o.ID, "--grpc", bind(n.GRPC), "--http", bind(n.HTTP),
+		"--gossip", bind(n.Gossip), "--sip", bind(n.SIP)}, o.Args...)
+	n.HTTPBase = "http://" + n.HTTP
+	transport := &http.Transport{}
 	creds := insecure.NewCredentials()
 	if o.TLS != nil {
 		args = append(args, "--tls-cert", o.TLS.ServerCert, "--tls-key", o.TLS.ServerKey)
@@ -104,15 +134,30 @@ func startNodeOnce(t testing.TB, o NodeOptions) (*Node, string) {
 		}
 		conf := o.TLS.ClientTLS(t, o.MTLS)
 		n.HTTPBase = "https://" + n.HTTP
-		n.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: conf}, Timeout: 5 * time.Second}
-		t.Cleanup(n.HTTPClient.CloseIdleConnections)
+		transport.TLSClientConfig = conf
 		creds = credentials.NewTLS(conf)
 	}
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if h := o.Host; h != nil {
+		transport.DialContext = h.DialContext
+		dialOpts = append(dialOpts, grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+			return h.DialContext(ctx, "tcp", a)
+		}))
+	}
+	n.HTTPClient = &http.Client{Transport: transport}
+	if o.TLS != nil {
+		n.HTTPClient.Timeout = 5 * time.Second
+	}
+	t.Cleanup(n.HTTPClient.CloseIdleConnections)
 	bin := LocsvcBinary
 	if o.Bench {
 		bin = LocsvcBenchBinary
 	}
-	n.Proc = Start(t, "locsvc "+o.ID, bin(t), o.Env, args...)
+	if o.Host != nil {
+		n.Proc = o.Host.Start(t, "locsvc "+o.ID, bin(t), o.Env, args...)
+	} else {
+		n.Proc = Start(t, "locsvc "+o.ID, bin(t), o.Env, args...)
+	}
 	// A node that refuses its flags exits at once: say so then, rather
 	// than after the whole wait.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,7 +179,7 @@ func startNodeOnce(t testing.TB, o NodeOptions) (*Node, string) {
 	if err != nil {
 		t.Fatalf("node %s not ready: %v\n%s", o.ID, err, n.Output())
 	}
-	conn, err := grpc.NewClient(n.GRPC, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(n.GRPC, dialOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +193,7 @@ func startNodeOnce(t testing.TB, o NodeOptions) (*Node, string) {
 // Scrape returns the node's /metrics page.
 func Scrape(t testing.TB, n *Node) string {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	resp, err := n.HTTPClient.Get(n.HTTPBase + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
