@@ -88,6 +88,9 @@ register-burst: 3
 	if !strings.Contains(metrics, want) {
 		t.Errorf("/metrics lacks %q:\n%s", want, grepLines(metrics, "locsvc_sip_limited_total"))
 	}
+	if want := fmt.Sprintf(`locsvc_sip_shed_total{reason="register_rate"} %d`, flood-3); !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, grepLines(metrics, "locsvc_sip_shed_total"))
+	}
 	if !strings.Contains(metrics, `locsvc_sip_limited_total{limit="message_size"} 0`) {
 		t.Errorf("/metrics does not show the limits not hit:\n%s", grepLines(metrics, "locsvc_sip_limited_total"))
 	}

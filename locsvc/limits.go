@@ -23,6 +23,12 @@ type Limits struct {
 	MaxPath int
 	// MaxFieldLen bounds Call-ID, User-Agent, +sip.instance and received.
 	MaxFieldLen int
+	// ExpiresJitter (percent, 0 to 90) shortens each granted expiry e to
+	// a value in [(1-ExpiresJitter/100) e, e], never below MinExpires, so
+	// that phones that registered together (after an outage) refresh
+	// spread out instead of all at once at every interval. Kamailio's
+	// default_expires_range does the same.
+	ExpiresJitter int
 }
 
 // DefaultLimits are what `locsvc serve` starts with: Kamailio's registrar
@@ -59,6 +65,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("max-uri-len and max-field-len must be at least 32")
 	case l.MaxPath < 0:
 		return fmt.Errorf("max-path must not be negative")
+	case l.ExpiresJitter < 0 || l.ExpiresJitter > 90:
+		return fmt.Errorf("expires-jitter must lie between 0 and 90 (percent), got %d", l.ExpiresJitter)
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package locsvc
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"net"
 	"net/netip"
@@ -246,8 +248,29 @@ func checkContact(c Contact, req Request, lim Limits) (ContactUpdate, error) {
 	case secs > int64(lim.MaxExpires/time.Second):
 		secs = int64(lim.MaxExpires / time.Second)
 	}
+	if secs > 0 && lim.ExpiresJitter > 0 {
+		secs = max(minSecs, secs-jitter(req, c, secs*int64(lim.ExpiresJitter)/100))
+	}
 	u.Expires = time.Duration(secs) * time.Second
 	return u, nil
+}
+
+// jitter draws how much of a contact's expiry to take off, in [0, spread].
+// The draw is a hash of the request (Call-ID, CSeq) and the contact, not
+// a random number: Check stays a function of its input, a retransmission
+// is granted what the first copy was, and each refresh of a phone (a new
+// CSeq) still lands somewhere new.
+func jitter(req Request, c Contact, spread int64) int64 {
+	if spread <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(req.CallID))
+	var cseq [4]byte
+	binary.BigEndian.PutUint32(cseq[:], req.CSeq)
+	h.Write(cseq[:])
+	h.Write([]byte(c.URI))
+	return int64(h.Sum64() % uint64(spread+1))
 }
 
 func checkLen(field, v string, limit int, name string) error {

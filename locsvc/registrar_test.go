@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -670,5 +671,50 @@ func TestErrorMapping(t *testing.T) {
 	}
 	if _, ok := AsError(cause); ok {
 		t.Errorf("AsError of a plain error")
+	}
+}
+
+// --expires-jitter: every granted expiry lies in [(1-PCT) e, e] and never
+// below the minimum, the grants differ across phones, a retransmission
+// (same Call-ID and CSeq) is granted the same, and 0 s still removes.
+func TestExpiresJitter(t *testing.T) {
+	lim := DefaultLimits()
+	lim.ExpiresJitter = 20
+	seen := map[time.Duration]bool{}
+	for i := range 200 {
+		req := Request{AoR: "sip:u@example.com", CallID: "c" + strconv.Itoa(i), CSeq: uint32(i),
+			Contacts: []Contact{{URI: "sip:u@192.0.2.1", Expires: 3600, HasExpires: true}}}
+		r, err := Check(req, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := r.Contacts[0].Expires
+		if got < 2880*time.Second || got > 3600*time.Second {
+			t.Fatalf("granted %v, outside [2880 s, 3600 s]", got)
+		}
+		again, _ := Check(req, lim)
+		if again.Contacts[0].Expires != got {
+			t.Fatalf("a retransmission was granted %v, the first copy %v", again.Contacts[0].Expires, got)
+		}
+		seen[got] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("only %d distinct expiries in 200 registrations", len(seen))
+	}
+	// Near the minimum the range is cut at it; removal stays removal.
+	for _, c := range []struct{ asked, want int64 }{{60, 60}, {0, 0}} {
+		req := Request{AoR: "sip:u@example.com", CallID: "x", CSeq: 1,
+			Contacts: []Contact{{URI: "sip:u@192.0.2.1", Expires: c.asked, HasExpires: true}}}
+		r, err := Check(req, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Contacts[0].Expires; got != time.Duration(c.want)*time.Second {
+			t.Errorf("asked %d s: granted %v, want %d s", c.asked, got, c.want)
+		}
+	}
+	lim.ExpiresJitter = 91
+	if err := lim.Validate(); err == nil || !strings.Contains(err.Error(), "expires-jitter") {
+		t.Errorf("jitter of 91%%: %v", err)
 	}
 }

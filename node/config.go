@@ -88,6 +88,13 @@ type Config struct {
 	NATPingMisses int
 	RegisterRate  float64
 	RegisterBurst int
+	// Overload control of the registrar's and redirect server's UDP
+	// requests (sipfront.Overload): --overload-target (0: off),
+	// --overload-interval, --retry-after-min and --retry-after-max
+	// (seconds), --overload-oc.
+	OverloadTarget, OverloadInterval time.Duration
+	RetryAfterMin, RetryAfterMax     int
+	OverloadOC                       bool
 
 	Pprof bool // serve Go's profiler on HTTP
 
@@ -126,9 +133,15 @@ func DefaultConfig() Config {
 		FlowTimer:         120 * time.Second,
 		NATPingMethod:     sipfront.NATPingOptions,
 		RegisterRate:      20,
-		DrainTimeout:      10 * time.Second,
-		HandoffTimeout:    60 * time.Second,
-		Version:           "dev",
+		// A request answered within T1 (500 ms) is not retransmitted:
+		// 20 ms of queueing leaves the rest for the store calls.
+		OverloadTarget:   20 * time.Millisecond,
+		OverloadInterval: 100 * time.Millisecond,
+		RetryAfterMin:    1,
+		RetryAfterMax:    4,
+		DrainTimeout:     10 * time.Second,
+		HandoffTimeout:   60 * time.Second,
+		Version:          "dev",
 	}
 }
 
@@ -258,6 +271,7 @@ func (c *Config) validateSIP() []error {
 		errs = append(errs, fmt.Errorf("--sip-max-message: %w", err))
 	}
 	errs = append(errs, flagNamed(sipfront.CheckRegisterRate(c.RegisterRate, c.RegisterBurst))...)
+	errs = append(errs, flagNamed(sipfront.CheckOverload(c.overload()))...)
 	if c.FlowTimer != 0 && (c.FlowTimer < time.Second || c.FlowTimer%time.Second != 0) {
 		errs = append(errs, fmt.Errorf("--flow-timer: 0 (none) or whole seconds, got %v", c.FlowTimer))
 	}
@@ -302,7 +316,14 @@ func (c *Config) validateWS() []error {
 // sipfront owns.
 var sipFlags = map[string]string{"RegisterRate": "--register-rate", "RegisterBurst": "--register-burst",
 	"WSOrigins": "--ws-origins", "NATPingInterval": "--nat-ping", "NATPingMethod": "--nat-ping-method",
-	"NATPingMisses": "--nat-ping-misses"}
+	"NATPingMisses": "--nat-ping-misses", "OverloadTarget": "--overload-target", "OverloadInterval": "--overload-interval",
+	"RetryAfterMin": "--retry-after-min", "RetryAfterMax": "--retry-after-max"}
+
+// overload is the front end's overload control setting.
+func (c *Config) overload() sipfront.Overload {
+	return sipfront.Overload{Target: c.OverloadTarget, Interval: c.OverloadInterval,
+		RetryAfterMin: c.RetryAfterMin, RetryAfterMax: c.RetryAfterMax, OC: c.OverloadOC}
+}
 
 // natPing is the front end's NAT keepalive setting.
 func (c *Config) natPing() sipfront.NATPing {

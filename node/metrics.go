@@ -51,6 +51,17 @@ var (
 	descSIPLimited   = prometheus.NewDesc("locsvc_sip_limited_total",
 		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
 		[]string{"limit"}, nil)
+	descSIPShed = prometheus.NewDesc("locsvc_sip_shed_total",
+		"New SIP requests refused with 503 to shed load, by reason (queue_delay: overload control; register_rate: --register-rate).",
+		[]string{"reason"}, nil)
+	descSIPQueue = prometheus.NewDesc("locsvc_sip_queue_delay_seconds",
+		"Time UDP requests waited between reaching the host and being read (measured while overload control is on).", nil, nil)
+	descSIPOverloadDelay = prometheus.NewDesc("locsvc_sip_overload_min_delay_seconds",
+		"Overload control's signal: the shortest queueing delay of its last window.", nil, nil)
+	descSIPOverloadStanding = prometheus.NewDesc("locsvc_sip_overload_standing",
+		"1 while overload control sees a standing queue and refuses new requests that waited past --overload-target.", nil, nil)
+	descSIPOverloadLoss = prometheus.NewDesc("locsvc_sip_overload_loss_ratio",
+		"Share of requests overload control refused in its last window (what --overload-oc asks upstream proxies to drop).", nil, nil)
 	descShardRecords = prometheus.NewDesc("locsvc_shard_records",
 		"AoR records (memcached items) held by each memcached shard this node fronts, read at most once a second.",
 		[]string{"shard"}, nil)
@@ -72,6 +83,7 @@ var (
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
 		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPNATPinged, descSIPLimited, descSIPAnswer, descShardRecords,
+		descSIPWS, descSIPShed, descSIPQueue, descSIPOverloadDelay, descSIPOverloadStanding, descSIPOverloadLoss,
 		descMemcachedCommands, descMemcachedWrites, descGRPCCalls, descGRPCLatency} {
 		ch <- d
 	}
@@ -187,6 +199,17 @@ func (e emitter) sip(st sipfront.Stats) {
 	for method, h := range st.AnswerTimes {
 		e.histogram(descSIPAnswer, h, method)
 	}
+	for reason, n := range st.Shed {
+		e.counter(descSIPShed, n, reason)
+	}
+	e.histogram(descSIPQueue, st.QueueDelay)
+	e.gauge(descSIPOverloadDelay, st.Overload.MinDelay.Seconds())
+	standing := 0.0
+	if st.Overload.Standing {
+		standing = 1
+	}
+	e.gauge(descSIPOverloadStanding, standing)
+	e.gauge(descSIPOverloadLoss, float64(st.Overload.Loss)/100)
 }
 
 // metrics is a node's Prometheus registry: Go runtime, process, the gRPC

@@ -20,7 +20,7 @@ func startSIP(cfg *Config, loc sipfront.Locator, peers sipfront.Peers, log *slog
 		MaxMessageSize: cfg.SIPMaxMessage, MaxTCPConns: cfg.SIPMaxConns, RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
 		TLSAddr: cfg.SIPTLS, TLSConfig: cfg.SIPTLSConfig, RequestTimeout: cfg.SIPRequestTimeout, FlowTimer: cfg.FlowTimer,
 		WSAddr: cfg.SIPWS, WSSAddr: cfg.SIPWSS, WSOrigins: cfg.WSOrigins,
-		NATPing: cfg.natPing(), NodeID: cfg.NodeID, Peers: peers,
+		NATPing: cfg.natPing(), NodeID: cfg.NodeID, Peers: peers, Overload: cfg.overload(),
 	}
 	if cfg.Credentials != "" {
 		creds, err := sipfront.LoadCredentials(cfg.Credentials)

@@ -117,6 +117,9 @@ type Config struct {
 	// RegisterBurst is how many REGISTERs a source may send at once above
 	// the rate (default twice RegisterRate, at least 1).
 	RegisterBurst int
+	// Overload is overload control of the registrar's and the redirect
+	// server's UDP requests (overload.go); a zero Target turns it off.
+	Overload Overload
 	// NATPing sends keepalives to the phones behind NAT registered here
 	// (nat.go); off by default.
 	NATPing NATPing
@@ -233,6 +236,7 @@ func (c *Config) validate() error {
 		}
 	}
 	errs = append(errs, CheckRegisterRate(c.RegisterRate, c.RegisterBurst)...)
+	errs = append(errs, CheckOverload(c.Overload)...)
 	errs = append(errs, CheckNATPing(c.NATPing)...)
 	if c.NATPing.Interval > 0 && c.NodeID == "" {
 		errs = append(errs, errors.New("NATPing needs NodeID: the name bindings record as their home"))
@@ -291,6 +295,47 @@ func CheckRegisterRate(rate float64, burst int) []error {
 	}
 	if burst < 0 {
 		errs = append(errs, &FieldError{Field: "RegisterBurst", Err: fmt.Errorf("must not be negative, got %d", burst)})
+	}
+	return errs
+}
+
+// Overload sets overload control: new REGISTERs and INVITEs that waited
+// in the UDP queue past what internal/overload allows get a stateless 503
+// with a Retry-After drawn from [RetryAfterMin, RetryAfterMax] seconds.
+type Overload struct {
+	// Target is the queueing delay a standing queue is held to (0: no
+	// overload control); Interval the window that tells a standing queue
+	// from a burst.
+	Target, Interval time.Duration
+	// RetryAfterMin and RetryAfterMax bound the refusals' Retry-After,
+	// in seconds.
+	RetryAfterMin, RetryAfterMax int
+	// OC adds RFC 7339's overload control parameters (loss algorithm) to
+	// the top Via of answers to clients that announce support ("oc").
+	OC bool
+}
+
+// CheckOverload reports what is wrong with o, each error a *FieldError
+// naming its field (OverloadTarget, OverloadInterval, RetryAfterMin,
+// RetryAfterMax).
+func CheckOverload(o Overload) []error {
+	if o.Target == 0 {
+		return nil
+	}
+	var errs []error
+	if o.Target < 0 || o.Target > time.Second {
+		errs = append(errs, &FieldError{Field: "OverloadTarget", Err: fmt.Errorf("must lie between 0 (off) and 1s, got %v", o.Target)})
+	}
+	if o.Interval < o.Target || o.Interval > 10*time.Second {
+		errs = append(errs, &FieldError{Field: "OverloadInterval",
+			Err: fmt.Errorf("must lie between the target (%v) and 10s, got %v", o.Target, o.Interval)})
+	}
+	if o.RetryAfterMin < 1 {
+		errs = append(errs, &FieldError{Field: "RetryAfterMin", Err: fmt.Errorf("must be at least 1 s, got %d", o.RetryAfterMin)})
+	}
+	if o.RetryAfterMax < o.RetryAfterMin || o.RetryAfterMax > 3600 {
+		errs = append(errs, &FieldError{Field: "RetryAfterMax",
+			Err: fmt.Errorf("must lie between the minimum (%d s) and 3600 s, got %d", o.RetryAfterMin, o.RetryAfterMax)})
 	}
 	return errs
 }

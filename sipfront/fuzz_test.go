@@ -95,6 +95,11 @@ func FuzzHandle(f *testing.F) {
 	shaha1, _ := HA1("alice", "example.com", "alice-pw", SHA256)
 	creds, _ := ParseCredentials(strings.NewReader("alice:example.com:" + md5ha1 + "\nalice:example.com:" + shaha1))
 	authed := fuzzServer(f, func(c *Config) { c.Credentials = creds; c.AuthAll = true; c.Mode = ModeRedirect })
+	// shedding refuses every new REGISTER and INVITE: each waited an hour.
+	shedding := fuzzServer(f, func(c *Config) {
+		c.Overload = Overload{Target: time.Millisecond, Interval: time.Millisecond, RetryAfterMin: 1, RetryAfterMax: 4}
+	})
+	longAgo := time.Now().Add(-time.Hour)
 	src := netip.MustParseAddrPort("192.0.2.10:5062")
 
 	f.Fuzz(func(t *testing.T, data []byte, split uint16, useAuth bool) {
@@ -103,7 +108,8 @@ func FuzzHandle(f *testing.F) {
 			s = authed
 		}
 		rec := &recorder{}
-		s.receiveDatagram(data, src, rec)
+		s.receiveDatagram(data, src, time.Time{}, rec)
+		shedding.receiveDatagram(data, src, longAgo, rec)
 
 		tc := &tcpConn{t: &tcpTransport{fe: s}, conn: fakeConn{rec: rec}}
 		ps := s.parser.NewSIPStream()
@@ -113,7 +119,7 @@ func FuzzHandle(f *testing.F) {
 			tc.feed(ps, data[cut:], src)
 		}
 
-		if n := s.core.Stats.Panics.Load(); n != 0 {
+		if n := s.core.Stats.Panics.Load() + shedding.core.Stats.Panics.Load(); n != 0 {
 			t.Fatalf("%d panics recovered", n)
 		}
 		for _, out := range rec.out {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/locsvc/locsvc/internal/overload"
 	"github.com/locsvc/locsvc/internal/workpool"
 	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
@@ -33,6 +34,9 @@ type stateless struct {
 	// response takes the responses that arrive (the server sends only
 	// NAT keepalives); true: one of its own.
 	response func(*sip.Response) bool
+
+	// ctl is overload control (overload.go); nil: off.
+	ctl *overload.Controller
 
 	// slots bounds the handlers running at once.
 	slots chan struct{}
@@ -79,6 +83,14 @@ func newStateless(c *core.Core, cfg *Config, conns *connTable, response func(*si
 		stop:     make(chan struct{}),
 	}
 	fe.txs = newTxCache(cfg.TxCacheSize, c.Clock)
+	if o := cfg.Overload; o.Target > 0 {
+		fe.ctl = overload.New(overload.Config{Target: o.Target, Interval: o.Interval,
+			RetryMin: o.RetryAfterMin, RetryMax: o.RetryAfterMax})
+		c.Stats.Signal = func() core.OverloadSignal {
+			s := fe.ctl.Signal()
+			return core.OverloadSignal{MinDelay: s.MinDelay, Standing: s.Standing, Loss: s.Loss}
+		}
+	}
 	return fe
 }
 
@@ -134,6 +146,13 @@ type inbound struct {
 // release, if not nil, is called once the message is dealt with (answered
 // or dropped), which may be after receive returns.
 func (fe *stateless) receive(msg sip.Message, perr error, src netip.AddrPort, out sink, release func()) {
+	fe.receiveJudged(msg, perr, src, out, release, true)
+}
+
+// receiveJudged is receive of a request overload control judged: one not
+// admitted is refused if it is a new REGISTER or INVITE that is not a
+// retransmission.
+func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPort, out sink, release func(), admitted bool) {
 	handedOff := false
 	defer func() {
 		if !handedOff && release != nil {
@@ -161,6 +180,10 @@ func (fe *stateless) receive(msg sip.Message, perr error, src netip.AddrPort, ou
 		return
 	}
 	if fe.transaction(in) {
+		return
+	}
+	if !admitted && sheddable(in.Req) {
+		fe.answer(in, fe.refusal(in))
 		return
 	}
 	if res := fe.core.Quick(&in.Inbound); res != nil {
@@ -285,6 +308,7 @@ func (fe *stateless) answerOnce(in *inbound) func(*sip.Response) {
 // answer sends the final response to in and, for a request claimed in the
 // retransmission table, keeps it there.
 func (fe *stateless) answer(in *inbound, res *sip.Response) {
+	fe.addOC(in, res)
 	b := core.Render(res)
 	if !in.answered && res.StatusCode >= 200 {
 		fe.core.Stats.Answered(string(in.Req.Method), time.Since(in.Arrived))
@@ -319,10 +343,15 @@ func udpDest(via *sip.ViaHeader, src netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(src.Addr(), port)
 }
 
-// receiveDatagram parses and receives one UDP datagram.
-func (fe *stateless) receiveDatagram(data []byte, src netip.AddrPort, out sink) {
+// receiveDatagram parses and receives one UDP datagram, which reached
+// the host at arrived (zero: unknown).
+func (fe *stateless) receiveDatagram(data []byte, src netip.AddrPort, arrived time.Time, out sink) {
 	defer fe.core.Recover("parsing a datagram", nil, nil)
 	if isKeepAlive(data) {
+		return
+	}
+	admitted := fe.admit(arrived)
+	if !admitted && fe.refuseEarly(data, src, out) {
 		return
 	}
 	if len(data) > fe.cfg.MaxMessageSize {
@@ -330,7 +359,7 @@ func (fe *stateless) receiveDatagram(data []byte, src netip.AddrPort, out sink) 
 		return
 	}
 	msg, err := fe.parser.ParseSIP(data)
-	fe.receive(msg, err, src, out, nil)
+	fe.receiveJudged(msg, err, src, out, nil, admitted)
 }
 
 // isKeepAlive recognises the CRLF keep-alives of RFC 5626 §3.5.1 (and

@@ -23,6 +23,7 @@ type udpTransport struct {
 	nread   int // reader goroutines
 	readers sync.WaitGroup
 	closing atomic.Bool
+	rxTime  bool // datagrams carry their receive timestamps (overload control)
 }
 
 func newUDPTransport(fe *stateless, conn *net.UDPConn, readers int) *udpTransport {
@@ -37,6 +38,13 @@ func (t *udpTransport) send(b []byte, to netip.AddrPort) error {
 }
 
 func (t *udpTransport) start() {
+	if t.fe.ctl != nil {
+		if err := enableRxTime(t.conn); err != nil {
+			t.fe.log.Warn("sip: no receive timestamps: overload control sees no UDP queueing", "err", err)
+		} else {
+			t.rxTime = true
+		}
+	}
 	for range t.nread {
 		t.readers.Add(1)
 		go t.read()
@@ -46,8 +54,12 @@ func (t *udpTransport) start() {
 func (t *udpTransport) read() {
 	defer t.readers.Done()
 	buf := make([]byte, udpBufSize)
+	var oob []byte
+	if t.rxTime {
+		oob = make([]byte, rxTimeOOB)
+	}
 	for {
-		n, src, err := t.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, src, err := t.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if t.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -63,7 +75,11 @@ func (t *udpTransport) read() {
 			_ = t.send(stun.BindingResponse(buf[:n], src), src)
 			continue
 		}
-		t.fe.receiveDatagram(buf[:n], src, t)
+		var arrived time.Time
+		if oobn > 0 {
+			arrived = rxTime(oob[:oobn])
+		}
+		t.fe.receiveDatagram(buf[:n], src, arrived, t)
 	}
 }
 

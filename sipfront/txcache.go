@@ -145,30 +145,44 @@ func (c *txCache) popOldest() bool {
 // falls back to the RFC 2543 identifiers. method overrides the request's
 // own, so that a CANCEL can look up the transaction it cancels.
 func txKey(req *sip.Request, via *sip.ViaHeader, method sip.RequestMethod) string {
-	var b strings.Builder
 	branch, _ := via.Params.Get("branch")
 	if strings.HasPrefix(branch, "z9hG4bK") {
-		b.WriteString(branch)
-	} else {
-		b.WriteString("2543|")
-		b.WriteString(req.Recipient.String())
-		if from := req.From(); from != nil {
-			tag, _ := from.Params.Get("tag")
-			b.WriteString("|" + tag)
-		}
-		if id := req.CallID(); id != nil {
-			b.WriteString("|" + string(*id))
-		}
-		if cs := req.CSeq(); cs != nil {
-			b.WriteString("|" + strconv.FormatUint(uint64(cs.SeqNo), 10))
-		}
-		b.WriteString("|" + branch)
+		return txKeyRFC3261(branch, via.Host, via.Port, method)
 	}
+	var b strings.Builder
+	b.WriteString("2543|")
+	b.WriteString(req.Recipient.String())
+	if from := req.From(); from != nil {
+		tag, _ := from.Params.Get("tag")
+		b.WriteString("|" + tag)
+	}
+	if id := req.CallID(); id != nil {
+		b.WriteString("|" + string(*id))
+	}
+	if cs := req.CSeq(); cs != nil {
+		b.WriteString("|" + strconv.FormatUint(uint64(cs.SeqNo), 10))
+	}
+	b.WriteString("|" + branch)
+	writeSentBy(&b, via.Host, via.Port, method)
+	return b.String()
+}
+
+// txKeyRFC3261 is txKey of a request with an RFC 3261 branch, from the
+// top Via's parts: what the early refusal (overload.go) looks up without
+// a parsed request.
+func txKeyRFC3261(branch, host string, port int, method sip.RequestMethod) string {
+	var b strings.Builder
+	b.Grow(len(branch) + len(host) + 20)
+	b.WriteString(branch)
+	writeSentBy(&b, host, port, method)
+	return b.String()
+}
+
+func writeSentBy(b *strings.Builder, host string, port int, method sip.RequestMethod) {
 	b.WriteByte('|')
-	b.WriteString(strings.ToLower(via.Host))
+	b.WriteString(strings.ToLower(host))
 	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(via.Port))
+	b.WriteString(strconv.Itoa(port))
 	b.WriteByte('|')
 	b.WriteString(string(method))
-	return b.String()
 }

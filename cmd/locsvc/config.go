@@ -75,6 +75,12 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.DurationVar(&cfg.SIPRequestTimeout, "sip-request-timeout", d.SIPRequestTimeout, "time a SIP request may take from its arrival, store calls included; past it the answer is 503 (Retry-After)")
 	fs.Float64Var(&cfg.RegisterRate, "register-rate", d.RegisterRate, "REGISTER requests per second allowed per source IP (IPv6: per /64), --trusted exempt; over it gets 503 (0: no limit)")
 	fs.IntVar(&cfg.RegisterBurst, "register-burst", d.RegisterBurst, "REGISTER requests a source may send at once above --register-rate (0: twice the rate)")
+	fs.DurationVar(&cfg.OverloadTarget, "overload-target", d.OverloadTarget, "overload control (registrar and redirect modes, UDP): once a queue stands, new REGISTERs and INVITEs that waited longer than this get 503 (0: off)")
+	fs.DurationVar(&cfg.OverloadInterval, "overload-interval", d.OverloadInterval, "overload control's window: a queue whose shortest wait over a whole window exceeds --overload-target is standing")
+	fs.IntVar(&cfg.RetryAfterMin, "retry-after-min", d.RetryAfterMin, "shortest Retry-After of an overload 503, seconds; each refusal draws one in [min, max]")
+	fs.IntVar(&cfg.RetryAfterMax, "retry-after-max", d.RetryAfterMax, "longest Retry-After of an overload 503, seconds")
+	fs.BoolVar(&cfg.OverloadOC, "overload-oc", d.OverloadOC, "send RFC 7339 overload control parameters (loss algorithm) on the top Via to upstream proxies that announce oc")
+	fs.IntVar(&lim.ExpiresJitter, "expires-jitter", lim.ExpiresJitter, "percent (0-90): each granted expiry e is drawn from [(1-PCT/100) e, e], so that phones registered together refresh apart")
 	cfg.Sec.register(fs)
 
 	finish := func() error {

@@ -55,7 +55,42 @@ type Stats struct {
 	// final answer the front end itself sent (registrar and redirect
 	// answers, refusals; not responses relayed by proxy mode).
 	AnswerTimes map[string]Histogram
+	// Shed counts new requests refused (503) for overload, by reason
+	// (ShedQueueDelay, ShedRegisterRate).
+	Shed map[string]uint64
+	// QueueDelay is how long UDP requests waited between reaching the
+	// host and being read, when overload control is on.
+	QueueDelay Histogram
+	// Overload is the admission signal of the last window (zero when
+	// overload control is off).
+	Overload OverloadSignal
 }
+
+// OverloadSignal is what overload control saw in its last window: the
+// shortest queueing delay, whether a standing queue made it refuse, and
+// the percentage refused.
+type OverloadSignal struct {
+	MinDelay time.Duration
+	Standing bool
+	Loss     int
+}
+
+// Shed reasons, as counted in Stats.Shed and exported as the reason label
+// of locsvc_sip_shed_total.
+const (
+	// ShedQueueDelay: overload control refused a new REGISTER or INVITE
+	// that waited too long in the queue (503 with Retry-After).
+	ShedQueueDelay = "queue_delay"
+	// ShedRegisterRate: a source over --register-rate (also counted as
+	// the limit of that name).
+	ShedRegisterRate = "register_rate"
+)
+
+// QueueBuckets are the upper bounds of the queueing delay histogram:
+// from nothing to far past T1.
+var QueueBuckets = []time.Duration{100 * time.Microsecond, time.Millisecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}
 
 // Histogram is one method's answer times (internal/histogram: one way of
 // timing things for every component).
@@ -122,6 +157,11 @@ type Counters struct {
 	NATUnbound      atomic.Uint64
 	limited         [len(limitNames)]atomic.Uint64
 	answerTimes     [len(knownMethods)]*histogram.Histogram
+	// ShedQueueDelay counts refusals by overload control.
+	ShedQueueDelay atomic.Uint64
+	queueDelay     *histogram.Histogram
+	// Signal, when set, reads overload control's last window.
+	Signal func() OverloadSignal
 }
 
 // init makes the histograms (New calls it).
@@ -129,7 +169,11 @@ func (c *Counters) init() {
 	for i := range c.answerTimes {
 		c.answerTimes[i] = histogram.New(AnswerBuckets)
 	}
+	c.queueDelay = histogram.New(QueueBuckets)
 }
+
+// Queued records how long a request waited before it was read.
+func (c *Counters) Queued(d time.Duration) { c.queueDelay.Observe(d) }
 
 // Answered records how long a request of this method waited for its final
 // answer.
@@ -197,6 +241,11 @@ func (c *Counters) Snapshot() Stats {
 	}
 	for i := range c.limited {
 		s.Limited[limitNames[i]] = c.limited[i].Load()
+	}
+	s.Shed = map[string]uint64{ShedQueueDelay: c.ShedQueueDelay.Load(), ShedRegisterRate: s.Limited[LimitRegisterRate]}
+	s.QueueDelay = c.queueDelay.Snapshot()
+	if c.Signal != nil {
+		s.Overload = c.Signal()
 	}
 	for i := range c.requests {
 		if n := c.requests[i].Load(); n > 0 {

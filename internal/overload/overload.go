@@ -1,0 +1,127 @@
+// Package overload decides which new requests a server takes on when
+// more arrive than it can serve.
+//
+// The signal is queueing delay: how long a request waited between
+// reaching the host (the kernel's receive timestamp) and being read. It
+// tracks real overload whatever the cause (a slow shard, a burst, a
+// smaller machine), where counting busy handlers does not: measured on
+// a registration avalanche, refusing whenever the handler slots were
+// full cut retransmissions but also cut accepted REGISTERs by a third,
+// because the slots fill for a moment long before the server falls
+// behind.
+//
+// The rule is CoDel's, in the form used for request queues: a queue is standing when even the shortest delay seen in
+// a whole Interval exceeded Target. While it is not, a request is taken
+// unless it waited longer than Interval, a request already late; while
+// it is, only requests that waited at most Target are. A short burst
+// thus passes untouched, and a standing queue is drained fast, because
+// the requests refused are refused cheaply (a stateless 503 costs a
+// small fraction of a REGISTER). The admitted requests see at most about
+// Target of queueing, so a phone gets its answer well inside SIP's T1
+// (500 ms) and does not retransmit.
+//
+// The same windows give the fraction refused, which is what RFC 7339's
+// loss algorithm asks upstream proxies to drop before they send.
+package overload
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Config is a controller's setting.
+type Config struct {
+	// Target is the queueing delay a standing queue is held to; 0 turns
+	// overload control off.
+	Target time.Duration
+	// Interval is the window over which a standing queue is told from a
+	// burst; about the time a burst takes to drain.
+	Interval time.Duration
+	// RetryMin and RetryMax bound the Retry-After of a refusal, in
+	// seconds; each refusal draws its own, so that refused phones do not
+	// come back in lockstep.
+	RetryMin, RetryMax int
+}
+
+// Controller is one server's admission state. Safe for concurrent use.
+type Controller struct {
+	cfg Config
+
+	mu        sync.Mutex
+	windowEnd time.Time
+	minDelay  time.Duration // shortest delay of the current window
+	standing  bool          // decided at the end of the last window
+	taken     int           // verdicts in the current window
+	refused   int
+	last      Signal
+}
+
+// Signal is what the last whole window showed, for metrics and for RFC
+// 7339's loss percentage.
+type Signal struct {
+	MinDelay time.Duration // the shortest queueing delay of the window
+	Standing bool          // MinDelay exceeded Target: refusing
+	Loss     int           // percent of the window's verdicts that refused
+	Seq      int64         // the window's end, in ms since the epoch (oc-seq)
+}
+
+// New returns a controller; cfg.Target > 0 and cfg.Interval > 0.
+func New(cfg Config) *Controller {
+	return &Controller{cfg: cfg}
+}
+
+// Admit records that a request waited delay and reports whether it may
+// be taken on. now is the time of the verdict.
+func (c *Controller) Admit(now time.Time, delay time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.After(c.windowEnd) {
+		c.closeWindow(now)
+	}
+	if c.taken+c.refused == 0 || delay < c.minDelay {
+		c.minDelay = delay
+	}
+	limit := c.cfg.Interval
+	if c.standing {
+		limit = c.cfg.Target
+	}
+	if delay > limit {
+		c.refused++
+		return false
+	}
+	c.taken++
+	return true
+}
+
+// closeWindow decides from the window that ended whether the queue is
+// standing, and starts the next. A window without requests, or followed
+// by a whole window without any, is no queue.
+func (c *Controller) closeWindow(now time.Time) {
+	n := c.taken + c.refused
+	c.last = Signal{Seq: now.UnixMilli()}
+	if n > 0 {
+		c.last.MinDelay = c.minDelay
+		c.last.Loss = c.refused * 100 / n
+	}
+	idle := now.Sub(c.windowEnd) > c.cfg.Interval
+	c.standing = n > 0 && !idle && c.minDelay > c.cfg.Target
+	c.last.Standing = c.standing
+	c.taken, c.refused = 0, 0
+	c.windowEnd = now.Add(c.cfg.Interval)
+}
+
+// Signal is the last whole window's.
+func (c *Controller) Signal() Signal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// RetryAfter draws a refusal's Retry-After, in seconds.
+func (c *Controller) RetryAfter() int {
+	if c.cfg.RetryMax <= c.cfg.RetryMin {
+		return c.cfg.RetryMin
+	}
+	return c.cfg.RetryMin + rand.IntN(c.cfg.RetryMax-c.cfg.RetryMin+1)
+}

@@ -1,0 +1,88 @@
+package overload
+
+import (
+	"testing"
+	"time"
+)
+
+const ms = time.Millisecond
+
+// step is one request: when it is judged (ms after the start), how long
+// it waited, and the verdict wanted.
+type step struct {
+	at    int
+	delay time.Duration
+	admit bool
+}
+
+func TestAdmit(t *testing.T) {
+	cfg := Config{Target: 20 * ms, Interval: 100 * ms}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"no queue: everything taken", []step{{0, 0, true}, {50, 5 * ms, true}, {150, 1 * ms, true}, {250, 0, true}}},
+		{"a burst shorter than a window passes, a late request does not", []step{
+			{0, 0, true}, {10, 60 * ms, true}, {20, 90 * ms, true}, {30, 150 * ms, false}, {40, 5 * ms, true},
+			// the window's shortest delay was 0: no standing queue
+			{110, 80 * ms, true},
+		}},
+		{"a standing queue: only requests within the target", []step{
+			{0, 30 * ms, true}, {50, 40 * ms, true}, {90, 35 * ms, true},
+			// window 1's shortest delay, 30 ms, exceeded the target
+			{110, 25 * ms, false}, {120, 60 * ms, false}, {130, 15 * ms, true}, {140, 30 * ms, false},
+			// window 2 saw 15 ms: drained, so back to the interval's bound
+			{220, 60 * ms, true},
+		}},
+		{"an idle spell ends the standing queue", []step{
+			{0, 50 * ms, true}, {110, 50 * ms, false},
+			{1000, 50 * ms, true},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctl := New(cfg)
+			start := time.Unix(1000, 0)
+			for i, s := range c.steps {
+				if got := ctl.Admit(start.Add(time.Duration(s.at)*ms), s.delay); got != s.admit {
+					t.Fatalf("step %d (%d ms, waited %v): admit %v, want %v", i, s.at, s.delay, got, s.admit)
+				}
+			}
+		})
+	}
+}
+
+func TestSignal(t *testing.T) {
+	ctl := New(Config{Target: 20 * ms, Interval: 100 * ms})
+	start := time.Unix(1000, 0)
+	for i := range 4 {
+		ctl.Admit(start.Add(time.Duration(i)*ms), 30*ms)
+	}
+	ctl.Admit(start.Add(150*ms), 40*ms) // closes window 1: standing; refused
+	for i := range 3 {
+		ctl.Admit(start.Add(time.Duration(160+i)*ms), 10*ms) // taken
+	}
+	ctl.Admit(start.Add(300*ms), 0) // closes window 2
+	s := ctl.Signal()
+	if s.Standing || s.MinDelay != 10*ms || s.Loss != 25 || s.Seq != start.Add(300*ms).UnixMilli() {
+		t.Errorf("%+v", s)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	ctl := New(Config{Target: ms, Interval: ms, RetryMin: 2, RetryMax: 5})
+	seen := map[int]bool{}
+	for range 1000 {
+		r := ctl.RetryAfter()
+		if r < 2 || r > 5 {
+			t.Fatalf("Retry-After %d outside 2-5", r)
+		}
+		seen[r] = true
+	}
+	if len(seen) != 4 {
+		t.Errorf("values drawn: %v, want all of 2-5", seen)
+	}
+	if r := New(Config{RetryMin: 3, RetryMax: 3}).RetryAfter(); r != 3 {
+		t.Errorf("fixed range: %d", r)
+	}
+}

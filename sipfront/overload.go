@@ -1,0 +1,172 @@
+package sipfront
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/internal/siphead"
+	"github.com/locsvc/locsvc/sipfront/internal/core"
+)
+
+// Overload control of the stateless front end (internal/overload has the
+// rule). Only UDP requests are judged: a datagram's wait in the socket
+// queue is invisible to the server unless measured, while a stream
+// connection's sender is held back by TCP itself once the server stops
+// reading it.
+//
+// What is refused: a new REGISTER or INVITE (no To tag), and nothing
+// else. ACK, CANCEL, BYE and every request inside a dialog finish work
+// already admitted and cost little; keepalives are answered before any
+// of this. A retransmission of a request already taken is absorbed by
+// the retransmission table as always (it finds its key there), so a
+// phone never gets a 503 for a request that is being served.
+//
+// Where: the refusal is decided on the reading goroutine before the
+// datagram is parsed, from a scan of its bytes (internal/siphead), with
+// no storage call and nothing kept; a request the scan cannot read takes
+// the ordinary path and is refused there, after a full parse.
+
+// admit judges a datagram that reached the host at arrived (zero:
+// unknown, taken as now). It reports whether the request may be taken
+// on; a refused one may still be a request that is never refused.
+func (fe *stateless) admit(arrived time.Time) bool {
+	if fe.ctl == nil {
+		return true
+	}
+	now := time.Now()
+	delay := time.Duration(0)
+	if !arrived.IsZero() {
+		delay = max(0, now.Sub(arrived))
+	}
+	fe.core.Stats.Queued(delay)
+	return fe.ctl.Admit(now, delay)
+}
+
+// refuseEarly answers a refused datagram from a scan of its bytes when it
+// is a new REGISTER or INVITE that is not a retransmission. It reports
+// false when the ordinary path must decide.
+func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, out sink) bool {
+	h := heads.Get().(*siphead.Head)
+	defer heads.Put(h)
+	if !h.Scan(data) || h.ToTag {
+		return false
+	}
+	var method sip.RequestMethod
+	switch {
+	case bytes.Equal(h.Method, []byte("REGISTER")):
+		method = sip.REGISTER
+	case bytes.Equal(h.Method, []byte("INVITE")):
+		method = sip.INVITE
+	default:
+		return false
+	}
+	branch := string(h.Branch)
+	if !strings.HasPrefix(branch, "z9hG4bK") {
+		return false // keyed on more than the Via: the ordinary path knows how
+	}
+	if fe.txs.has(txKeyRFC3261(branch, string(h.Host), h.Port, method)) {
+		return false
+	}
+	stats := &fe.core.Stats
+	stats.Request(string(method))
+	stats.ShedQueueDelay.Add(1)
+	stats.Response(503)
+	buf := refusalBufs.Get().(*[]byte)
+	b := h.Refusal((*buf)[:0], src, fe.ctl.RetryAfter(), earlyTag(h.Branch, h.CallID), fe.ocValue(h.OC))
+	dest := src
+	if !h.Rport {
+		port := uint16(5060)
+		if h.Port != 0 {
+			port = uint16(h.Port)
+		}
+		dest = netip.AddrPortFrom(src.Addr(), port)
+	}
+	if err := out.send(b, dest); err != nil {
+		fe.log.Debug("sip: sending a refusal failed", "to", dest, "err", err)
+	}
+	*buf = b
+	refusalBufs.Put(buf)
+	return true
+}
+
+var (
+	refusalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+	heads       = sync.Pool{New: func() any { return new(siphead.Head) }}
+)
+
+// sheddable is what overload control may refuse: a new REGISTER or
+// INVITE.
+func sheddable(req *sip.Request) bool {
+	if req.Method != sip.REGISTER && req.Method != sip.INVITE {
+		return false
+	}
+	to := req.To()
+	return to != nil && !to.Params.Has("tag")
+}
+
+// refusal is the ordinary path's 503 for overload.
+func (fe *stateless) refusal(in *inbound) *sip.Response {
+	fe.core.Stats.ShedQueueDelay.Add(1)
+	res := core.NewResponse(in.Req, 503, "Service Unavailable")
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(fe.ctl.RetryAfter())))
+	return res
+}
+
+// ocValue is the value of RFC 7339's oc parameter and the parameters
+// that go with it, for a client that announced support; empty when it
+// did not, or when the node does not send them.
+func (fe *stateless) ocValue(announced bool) string {
+	if !announced || fe.ctl == nil || !fe.cfg.Overload.OC {
+		return ""
+	}
+	s := fe.ctl.Signal()
+	// The validity is how long the upstream applies the loss before it
+	// needs a fresh value: a few of our windows, so that it follows the
+	// controller without flapping on every answer.
+	validity := 4 * fe.cfg.Overload.Interval.Milliseconds()
+	return strconv.Itoa(s.Loss) + `;oc-algo="loss";oc-validity=` + strconv.FormatInt(validity, 10) +
+		";oc-seq=" + strconv.FormatInt(s.Seq/1000, 10) + "." + fmt.Sprintf("%03d", s.Seq%1000)
+}
+
+// addOC puts the oc parameters on a response's top Via when the request's
+// top Via announced support.
+func (fe *stateless) addOC(in *inbound, res *sip.Response) {
+	if !fe.cfg.Overload.OC || fe.ctl == nil || !in.via.Params.Has("oc") {
+		return
+	}
+	via := res.Via()
+	if via == nil {
+		return
+	}
+	v := fe.ocValue(true)
+	// v is "N;k=v;...": sipgo renders each parameter as key=value, and
+	// Add replaces the client's own (its "oc", "oc-algo").
+	first, rest, _ := strings.Cut(v, ";")
+	via.Params.Add("oc", first)
+	for _, p := range strings.Split(rest, ";") {
+		k, val, _ := strings.Cut(p, "=")
+		via.Params.Add(k, val)
+	}
+}
+
+// earlyTag is a refusal's To tag: the same for a retransmission of the
+// same request (RFC 3261 §8.2.7), different across requests.
+func earlyTag(branch, callID []byte) string {
+	h := uint64(14695981039346656037)
+	for _, b := range [2][]byte{branch, callID} {
+		for _, c := range b {
+			h ^= uint64(c)
+			h *= 1099511628211
+		}
+		h ^= 0xff
+		h *= 1099511628211
+	}
+	return strconv.FormatUint(h, 36)
+}

@@ -1,0 +1,246 @@
+package sipfront
+
+import (
+	"context"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/locsvc"
+)
+
+// overloaded is a front end under overload control whose requests all
+// waited a second in the queue, far past its target: it refuses every new
+// REGISTER and INVITE.
+func overloaded(t *testing.T, loc Locator) *stateless {
+	t.Helper()
+	cfg := Config{Addr: "127.0.0.1:5060", Domains: []string{"example.com"}, Logger: quietLogger(), Mode: ModeRedirect,
+		Overload: Overload{Target: 20 * time.Millisecond, Interval: 100 * time.Millisecond, RetryAfterMin: 2, RetryAfterMax: 9}}
+	s, err := New(loc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := s.front.(*stateless)
+	fe.inline = true
+	s.core.SetAddr("127.0.0.1:5060")
+	return fe
+}
+
+func memService(t *testing.T) *locsvc.Service {
+	store := locsvc.NewMemStore(nil, 0)
+	t.Cleanup(func() { store.Close() })
+	svc, err := locsvc.NewService(store, testLimits(), "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// answers sends one datagram that waited a second and returns the
+// responses sent for it.
+func answers(t *testing.T, fe *stateless, text string) []*sip.Response {
+	t.Helper()
+	rec := &recorder{}
+	fe.receiveDatagram([]byte(text), netip.MustParseAddrPort("192.0.2.10:5062"), time.Now().Add(-time.Second), rec)
+	var out []*sip.Response
+	for _, b := range rec.out {
+		m, err := sip.ParseMessage(b)
+		if err != nil {
+			t.Fatalf("unparseable answer: %v\n%s", err, b)
+		}
+		out = append(out, m.(*sip.Response))
+	}
+	return out
+}
+
+// Under overload, new REGISTERs and INVITEs get 503 with a Retry-After
+// inside the configured range, and the values differ; ACK, CANCEL, BYE,
+// requests inside a dialog and OPTIONS are never refused. A request the
+// early scan does not read (a folded header) is refused all the same, by
+// the ordinary path.
+func TestOverloadRefusesOnlyNewRequests(t *testing.T) {
+	fe := overloaded(t, memService(t))
+	local := "192.0.2.10:5062"
+	seen := map[int]bool{}
+	for i := range 40 {
+		res := answers(t, fe, msg{callID: "c" + strconv.Itoa(i), hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>"}}.text(local, "udp"))
+		if len(res) != 1 {
+			t.Fatalf("%d answers to a REGISTER", len(res))
+		}
+		wantCode(t, res[0], 503)
+		ra := res[0].GetHeader("Retry-After")
+		if ra == nil {
+			t.Fatalf("503 without Retry-After:\n%s", res[0])
+		}
+		n, err := strconv.Atoi(ra.Value())
+		if err != nil || n < 2 || n > 9 {
+			t.Fatalf("Retry-After %q outside 2-9", ra.Value())
+		}
+		seen[n] = true
+	}
+	if len(seen) < 3 {
+		t.Errorf("Retry-After values %v: refused phones would come back together", seen)
+	}
+	refused := []msg{
+		{method: "INVITE", ruri: "sip:alice@example.com"},
+		{via: "SIP/2.0/UDP " + local + ";branch=z9hG4bK-folded", hdrs: []string{"Contact: <sip:alice@192.0.2.10>", " ;expires=60"}},
+	}
+	for _, m := range refused {
+		res := answers(t, fe, m.text(local, "udp"))
+		if len(res) != 1 || res[0].StatusCode != 503 {
+			t.Errorf("%s: answers %v, want one 503", m.method, res)
+		}
+	}
+	never := []msg{
+		{method: "ACK", ruri: "sip:alice@192.0.2.10", cseq: "1 ACK", to: "<sip:alice@example.com>;tag=x"},
+		{method: "CANCEL", ruri: "sip:alice@example.com", cseq: "1 CANCEL"},
+		{method: "BYE", ruri: "sip:alice@192.0.2.10", cseq: "2 BYE", to: "<sip:alice@example.com>;tag=x"},
+		{method: "INVITE", ruri: "sip:alice@192.0.2.10", cseq: "3 INVITE", to: "<sip:alice@example.com>;tag=x"},
+		{method: "OPTIONS", ruri: "sip:example.com", cseq: "1 OPTIONS"},
+	}
+	for _, m := range never {
+		for _, res := range answers(t, fe, m.text(local, "udp")) {
+			if res.StatusCode == 503 {
+				t.Errorf("%s refused under overload:\n%s", m.method, res)
+			}
+		}
+	}
+	if n := fe.core.Stats.ShedQueueDelay.Load(); n != 42 {
+		t.Errorf("%d refusals counted, want 42", n)
+	}
+}
+
+// slowLocator holds every Register until released, and counts them.
+type slowLocator struct {
+	Locator
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (l *slowLocator) Register(ctx context.Context, req locsvc.Request) (locsvc.Result, error) {
+	l.calls.Add(1)
+	<-l.release
+	return l.Locator.Register(ctx, req)
+}
+
+// A retransmission of a REGISTER still in progress, arriving when the
+// server is overloaded, is absorbed: no 503, no second storage call, and
+// the one answer is the 200.
+func TestOverloadAbsorbsRetransmissions(t *testing.T) {
+	loc := &slowLocator{Locator: memService(t), release: make(chan struct{})}
+	fe := overloaded(t, loc)
+	fe.inline = false
+	rec := &recorder{}
+	src := netip.MustParseAddrPort("192.0.2.10:5062")
+	text := []byte(msg{hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>"}}.text(src.String(), "udp"))
+
+	fe.receiveDatagram(text, src, time.Now(), rec) // admitted: no queue yet
+	waitFor(t, "the REGISTER in the store call", func() bool { return loc.calls.Load() == 1 })
+	for range 3 {
+		fe.receiveDatagram(text, src, time.Now().Add(-time.Second), rec)
+	}
+	close(loc.release)
+	fe.handlers.Wait()
+	if n := loc.calls.Load(); n != 1 {
+		t.Errorf("%d storage calls for one REGISTER", n)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.out) != 1 {
+		t.Fatalf("%d answers, want the one 200", len(rec.out))
+	}
+	m, err := sip.ParseMessage(rec.out[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, m.(*sip.Response), 200)
+	if n := fe.core.Stats.Retransmissions.Load(); n != 3 {
+		t.Errorf("%d retransmissions counted, want 3", n)
+	}
+}
+
+// An upstream that announces overload control (oc on its Via) gets the
+// loss percentage and algorithm on the top Via of answers, refusals
+// included; a client that does not, gets none. (Read from the bytes:
+// sipgo's own parser garbles quoted Via parameters such as oc-algo.)
+func TestOverloadViaOC(t *testing.T) {
+	fe := overloaded(t, memService(t))
+	fe.cfg.Overload.OC = true
+	local := "192.0.2.10:5062"
+	src := netip.MustParseAddrPort(local)
+	oc := regexp.MustCompile(`^SIP/2.0 503 [^\r]*\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=[^;]+;oc=(\d+);oc-algo="loss";oc-validity=400;oc-seq=\d+\.\d{3}\r\n`)
+	for _, early := range []bool{true, false} {
+		hdrs := []string{"Contact: <sip:alice@192.0.2.10>"}
+		if !early {
+			hdrs = append(hdrs, " ;expires=60") // folded: the ordinary path
+		}
+		rec := &recorder{}
+		fe.receiveDatagram([]byte(msg{via: "SIP/2.0/UDP " + local + ";branch=" + newBranch() + ";oc", hdrs: hdrs}.text(local, "udp")),
+			src, time.Now().Add(-time.Second), rec)
+		if len(rec.out) != 1 || !oc.Match(rec.out[0]) {
+			t.Errorf("early=%v: want one 503 with oc parameters on the top Via, got:\n%s", early, rec.out)
+		}
+	}
+	res := answers(t, fe, msg{hdrs: []string{"Contact: <sip:alice@192.0.2.10>"}}.text(local, "udp"))
+	if res[0].Via().Params.Has("oc") {
+		t.Errorf("oc sent to a client that did not announce it: %s", res[0].Via())
+	}
+}
+
+// discard is a sink that sends nothing.
+type discard struct{}
+
+func (discard) send([]byte, netip.AddrPort) error { return nil }
+func (discard) name() string                      { return "udp" }
+
+// BenchmarkRefusal is what a refused REGISTER costs the reading
+// goroutine (controller, scan, rendering; not the send), beside
+// BenchmarkAdmitted, a REGISTER taken on and answered 200 by the
+// embedded store on the same path: their ratio is the share of a
+// request's cost that shedding it saves.
+func BenchmarkRefusal(b *testing.B) {
+	benchDatagrams(b, time.Now().Add(-time.Hour))
+}
+
+func BenchmarkAdmitted(b *testing.B) {
+	benchDatagrams(b, time.Time{})
+}
+
+func benchDatagrams(b *testing.B, arrived time.Time) {
+	store := locsvc.NewMemStore(nil, 0)
+	b.Cleanup(func() { store.Close() })
+	svc, err := locsvc.NewService(store, testLimits(), "n1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{Addr: "127.0.0.1:5060", Domains: []string{"example.com"}, Logger: quietLogger(), RegisterRate: 0,
+		Overload: Overload{Target: 20 * time.Millisecond, Interval: 100 * time.Millisecond, RetryAfterMin: 1, RetryAfterMax: 4}}
+	s, err := New(svc, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fe := s.front.(*stateless)
+	fe.inline = true
+	s.core.SetAddr("127.0.0.1:5060")
+	src := netip.MustParseAddrPort("192.0.2.10:5062")
+	msgs := make([][]byte, 4096)
+	for i := range msgs {
+		msgs[i] = []byte(msg{via: "SIP/2.0/UDP 192.0.2.10:5062;rport;branch=z9hG4bK-b" + strconv.Itoa(i),
+			callID: "bench-" + strconv.Itoa(i), hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>", "User-Agent: bench"}}.text(src.String(), "udp"))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		// New transactions each round: the table must not answer them.
+		if i%len(msgs) == 0 {
+			fe.txs = newTxCache(1<<16, time.Now)
+		}
+		fe.receiveDatagram(msgs[i%len(msgs)], src, arrived, discard{})
+		i++
+	}
+}
