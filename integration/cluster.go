@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/locsvc/locsvc/api/locsvcv1"
+	"github.com/locsvc/locsvc/internal/testcerts"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
 )
@@ -21,7 +22,8 @@ type Cluster struct {
 	Shards []*Memcached
 	Nodes  []*Node
 	args   []string
-	hosts  *Hosts // node i and its memcached run on host i; nil: loopback
+	tls    *testcerts.Certs // TLS-only shards, and nodes with --memcached-tls-*
+	hosts  *Hosts           // node i and its memcached run on host i; nil: loopback
 }
 
 // StartClusterOn is StartCluster with node i and its memcached on host i
@@ -48,19 +50,36 @@ func StartCluster(t testing.TB, n int, extra ...string) *Cluster {
 	return c
 }
 
+// StartClusterTLS is StartCluster with TLS-only shards that require
+// client certificates (StartMemcachedTLS), and nodes that talk to them
+// with MemcachedTLSArgs.
+func StartClusterTLS(t testing.TB, n int, certs *testcerts.Certs, extra ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, args: append(MemcachedTLSArgs(certs), extra...), tls: certs}
+	for range n {
+		c.AddNode()
+	}
+	c.WaitMembers(n)
+	return c
+}
+
+// MemcachedTLSArgs are the flags of a node that talks TLS to shards
+// started by StartMemcachedTLS with certs.
+func MemcachedTLSArgs(certs *testcerts.Certs) []string {
+	return []string{"--memcached-tls-ca", certs.CAFile, "--memcached-tls-cert", certs.ClientCert, "--memcached-tls-key", certs.ClientKey}
+}
+
 // AddNode starts one more memcached and a node fronting it, joined to the
 // cluster.
 func (c *Cluster) AddNode() *Node {
 	c.t.Helper()
 	var host *Host
+	var m *Memcached
 	if c.hosts != nil {
 		host = c.hosts.List[len(c.Nodes)]
-	}
-	var m *Memcached
-	if host != nil {
 		m = host.StartMemcached(c.t)
 	} else {
-		m = StartMemcached(c.t)
+		m = startMemcached(c.t, c.tls)
 	}
 	args := append([]string{"--memcached", m.Addr, "--replicas", "2", "--gossip-profile", "local"}, c.args...)
 	if len(c.Nodes) > 0 {

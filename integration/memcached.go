@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/locsvc/locsvc/internal/testcerts"
 	"github.com/locsvc/locsvc/locsvc/ringstore"
 )
 
@@ -17,13 +19,18 @@ import (
 type Memcached struct {
 	*Proc
 	Addr string
+	// TLS, when set, makes it TLS-only (-Z) with TLS.ServerCert, requiring
+	// client certificates signed by TLS.CAFile (ssl_verify_mode=2), without
+	// flush_all (-F): the shard docs/security.md recommends. The test's
+	// own clients (Client, Has, Stats) then present TLS.ClientCert.
+	TLS  *testcerts.Certs
 	t    testing.TB
 	host *Host // nil: on loopback
 }
 
 // StartMemcached starts one memcached inside the host, on its address
-// and port 11211. Stats does not reach it (it dials from the test's own
-// namespace); Client and Has do.
+// and port 11211 (plain TCP); the test's clients reach it through the
+// host.
 func (h *Host) StartMemcached(t testing.TB) *Memcached {
 	t.Helper()
 	m := &Memcached{Addr: h.HostPort(11211), t: t, host: h}
@@ -37,7 +44,20 @@ func (h *Host) StartMemcached(t testing.TB) *Memcached {
 // waits until it answers.
 func StartMemcached(t testing.TB) *Memcached {
 	t.Helper()
-	m := &Memcached{Addr: FreeAddr(t), t: t}
+	return startMemcached(t, nil)
+}
+
+// StartMemcachedTLS starts one memcached serving TLS only, with the
+// server certificate of certs, and requiring a client certificate signed
+// by its CA.
+func StartMemcachedTLS(t testing.TB, certs *testcerts.Certs) *Memcached {
+	t.Helper()
+	return startMemcached(t, certs)
+}
+
+func startMemcached(t testing.TB, certs *testcerts.Certs) *Memcached {
+	t.Helper()
+	m := &Memcached{Addr: FreeAddr(t), TLS: certs, t: t}
 	// The free port may be taken by another test's process before
 	// memcached binds it: then it exits, and starts again on another.
 	for attempt := 1; !m.start(); attempt++ {
@@ -53,8 +73,13 @@ func StartMemcached(t testing.TB) *Memcached {
 func (m *Memcached) start() bool {
 	m.t.Helper()
 	host, port, _ := net.SplitHostPort(m.Addr)
-	// memcached refuses to run as root without -u; CI runs as root.
+	// memcached refuses to run as root without -u; CI runs as root. It
+	// reads its certificate files before it drops to nobody.
 	args := []string{"-u", "nobody", "-l", host, "-p", port, "-U", "0", "-m", "64", "-t", "1"}
+	if m.TLS != nil {
+		args = append(args, "-F", "-Z", "-o", "ssl_chain_cert="+m.TLS.ServerCert+",ssl_key="+m.TLS.ServerKey+
+			",ssl_ca_cert="+m.TLS.CAFile+",ssl_verify_mode=2")
+	}
 	if m.host != nil {
 		m.Proc = m.host.Start(m.t, "memcached "+m.Addr, "memcached", nil, args...)
 	} else {
@@ -75,14 +100,25 @@ func (m *Memcached) Restart() {
 	}
 }
 
+// Dial is how the test's own clients reach the server: TLS with the
+// client certificate for a TLS server, plain TCP otherwise.
+func (m *Memcached) Dial() ringstore.DialFunc {
+	if m.host != nil {
+		return m.host.DialContext
+	}
+	if m.TLS == nil {
+		return ringstore.Dialer(nil)
+	}
+	conf := m.TLS.ClientTLS(m.t, true)
+	return ringstore.Dialer(func() *tls.Config { return conf })
+}
+
 // Client is a gomemcache client for this one server.
 func (m *Memcached) Client() *memcache.Client {
 	c := memcache.New(m.Addr)
 	c.Timeout = 2 * time.Second
 	c.MaxIdleConns = 8
-	if m.host != nil {
-		c.DialContext = m.host.DialContext
-	}
+	c.DialContext = m.Dial()
 	return c
 }
 
@@ -105,7 +141,7 @@ func (m *Memcached) Has(keys []string) (map[string]bool, error) {
 // Stats returns memcached's "stats" (or "stats <group>", e.g. "slabs")
 // counters by name.
 func (m *Memcached) Stats(group string) (map[string]uint64, error) {
-	return ringstore.ServerStats(context.Background(), m.Addr, group, 5*time.Second)
+	return ringstore.ServerStats(context.Background(), m.Dial(), m.Addr, group, 5*time.Second)
 }
 
 // StatInt is one counter of Stats(group); a missing one fails the test.

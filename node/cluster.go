@@ -21,6 +21,7 @@ type cluster struct {
 	mship *ring.Membership
 	store *ringstore.Store
 	rep   *ringstore.Repairer
+	dial  ringstore.DialFunc // to any shard, TLS or not
 
 	stopRepair  context.CancelFunc
 	repairDone  chan struct{}
@@ -54,24 +55,26 @@ func openCluster(cfg *Config, addrs announced, log *slog.Logger) (*cluster, erro
 		shards[i] = ring.ShardStatus{Addr: a}
 	}
 	timeout := cfg.MemcachedTimeout
+	// The one way this node reaches any shard: the probe, the store and
+	// the item counts all take it.
+	dial := ringstore.Dialer(cfg.MemcachedTLS)
+	probe := newShardProbe(dial, timeout, cfg.MemcachedTLS, log.With("component", "store"))
 	mship, err := ring.Start(ring.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.Gossip, Join: cfg.Join, Profile: cfg.GossipProfile, Keys: keys,
 		Meta: ring.Meta{
 			NodeID: cfg.NodeID, GRPC: addrs.grpc, HTTP: addrs.http, SIP: addrs.sip, Zone: cfg.Zone,
 			State: ring.StateActive, Shards: shards,
 		},
-		HealthCheck: func(ctx context.Context, addr string) (uint64, error) {
-			return ringstore.Probe(ctx, addr, timeout)
-		},
-		Logger: log.With("component", "gossip"),
+		HealthCheck: probe.check,
+		Logger:      log.With("component", "gossip"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
-	c := &cluster{cfg: cfg, log: log, mship: mship, peers: &natPeers{mship: mship}}
+	c := &cluster{cfg: cfg, log: log, mship: mship, dial: dial, peers: &natPeers{mship: mship}}
 	c.store = ringstore.New(mship, ringstore.Config{
 		Replicas: cfg.Replicas, WriteQuorum: cfg.WriteQuorum, Timeout: timeout, ConnsPerShard: cfg.MemcachedConns,
-		Logger: log.With("component", "store"),
+		Dial: dial, Logger: log.With("component", "store"),
 	})
 	c.rep = c.store.NewRepairer(cfg.Memcached, cfg.RepairRate, cfg.RepairInterval)
 	var ctx context.Context

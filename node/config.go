@@ -107,6 +107,10 @@ type Config struct {
 	// listeners;
 	// LocatorTLS dials Locator.
 	ServerTLS, SIPTLSConfig, LocatorTLS *tls.Config
+	// MemcachedTLS, when set (--memcached-tls-ca), makes every connection
+	// to every memcached shard TLS, with the configuration it returns as
+	// the connection opens: the caller re-reads renewed files behind it.
+	MemcachedTLS func() *tls.Config
 
 	Version string // reported by Status
 }

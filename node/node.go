@@ -97,7 +97,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "locator", cfg.Locator,
 		"grpc", n.info.GRPCAddr, "http", n.info.HTTPAddr, "tls", cfg.ServerTLS != nil,
-		"mtls", cfg.ServerTLS != nil && cfg.ServerTLS.ClientCAs != nil,
+		"mtls", cfg.ServerTLS != nil && cfg.ServerTLS.ClientCAs != nil, "memcached_tls", cfg.MemcachedTLS != nil,
 		"sip", sipAddr, "sip_tls", sipTLSAddr, "sip_ws", sipWSAddr, "sip_wss", sipWSSAddr, "sip_mode", cfg.SIPMode)
 	return n, nil
 }

@@ -54,7 +54,7 @@ func (c *cluster) refreshRecords(done chan struct{}) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if st, err := ringstore.ServerStats(ctx, addr, "", c.cfg.MemcachedTimeout); err == nil {
+			if st, err := ringstore.ServerStats(ctx, c.dial, addr, "", c.cfg.MemcachedTimeout); err == nil {
 				mu.Lock()
 				got[addr] = st["curr_items"]
 				mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,6 +24,11 @@ type security struct {
 	LocatorCA   string // --locator-ca: CA bundle that verifies the --locator node (turns TLS on)
 	LocatorCert string // --locator-cert: client certificate for a --locator node that requires one
 	LocatorKey  string // --locator-key
+
+	// Towards the memcached shards (docs/security.md, "The shard tier").
+	MemcachedCA   string // --memcached-tls-ca: CA bundle that verifies every shard (turns TLS on)
+	MemcachedCert string // --memcached-tls-cert: client certificate the shards require
+	MemcachedKey  string // --memcached-tls-key
 }
 
 func (s *security) register(fs *flag.FlagSet) {
@@ -32,6 +38,9 @@ func (s *security) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.LocatorCA, "locator-ca", "", "PEM CA bundle verifying the --locator node: talk to it over TLS")
 	fs.StringVar(&s.LocatorCert, "locator-cert", "", "PEM client certificate presented to the --locator node (needs --locator-key)")
 	fs.StringVar(&s.LocatorKey, "locator-key", "", "PEM private key of --locator-cert")
+	fs.StringVar(&s.MemcachedCA, "memcached-tls-ca", "", "PEM CA bundle verifying the memcached shards' certificates: talk TLS to every shard (reloaded when the file changes)")
+	fs.StringVar(&s.MemcachedCert, "memcached-tls-cert", "", "PEM client certificate presented to the memcached shards (needs --memcached-tls-key and --memcached-tls-ca; reloaded when the files change)")
+	fs.StringVar(&s.MemcachedKey, "memcached-tls-key", "", "PEM private key of --memcached-tls-cert")
 }
 
 // validate loads every file named, so that a wrong path, a key that does
@@ -70,6 +79,27 @@ func (s *security) validate(c *config) []error {
 		if _, err := clientTLS(s.LocatorCA, s.LocatorCert, s.LocatorKey, "--locator-"); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return append(errs, s.validateMemcached(c)...)
+}
+
+// validateMemcached checks the TLS files towards the shards. TLS is on
+// only with the CA, so that every shard's certificate is verified: a
+// client certificate alone is refused rather than presented to shards
+// nobody checked.
+func (s *security) validateMemcached(c *config) []error {
+	if s.MemcachedCA == "" && s.MemcachedCert == "" && s.MemcachedKey == "" {
+		return nil
+	}
+	var errs []error
+	if s.MemcachedCA == "" {
+		errs = append(errs, errors.New("--memcached-tls-cert and --memcached-tls-key need --memcached-tls-ca: it turns TLS on towards the shards and verifies them"))
+	}
+	if len(c.Memcached) == 0 && len(c.Join) == 0 {
+		errs = append(errs, errors.New("--memcached-tls-ca, --memcached-tls-cert and --memcached-tls-key need --memcached or --join: without them this node talks to no memcached"))
+	}
+	if _, err := clientTLS(s.MemcachedCA, s.MemcachedCert, s.MemcachedKey, "--memcached-tls-"); err != nil {
+		errs = append(errs, err)
 	}
 	return errs
 }
@@ -111,7 +141,7 @@ func (s *security) sipTLS(log *slog.Logger) (*tls.Config, error) {
 
 // apply puts the TLS configurations the files describe into the node's
 // Config: the gRPC and HTTP listeners', the SIP TLS and WSS listeners', and the
-// client side towards --locator.
+// client side towards --locator and towards the memcached shards.
 func (s *security) apply(c *config, log *slog.Logger) error {
 	server, sip, err := s.listenerTLS(log)
 	if err != nil {
@@ -121,8 +151,39 @@ func (s *security) apply(c *config, log *slog.Logger) error {
 	if c.SIPTLS != "" || c.SIPWSS != "" {
 		c.SIPTLSConfig = sip
 	}
-	c.LocatorTLS, err = clientTLS(s.LocatorCA, s.LocatorCert, s.LocatorKey, "--locator-")
+	if c.LocatorTLS, err = clientTLS(s.LocatorCA, s.LocatorCert, s.LocatorKey, "--locator-"); err != nil {
+		return err
+	}
+	c.MemcachedTLS, err = s.memcachedTLS(log)
 	return err
+}
+
+// memcachedTLS is the client side towards the memcached shards, nil
+// without --memcached-tls-ca. The node asks it for a configuration at each
+// new shard connection; the CA bundle and the client certificate behind it
+// are re-read when their files change, so a renewal reaches the
+// connections opened after it without a restart.
+func (s *security) memcachedTLS(log *slog.Logger) (func() *tls.Config, error) {
+	if s.MemcachedCA == "" {
+		return nil, nil
+	}
+	roots, err := newCAReloader(s.MemcachedCA, log)
+	if err != nil {
+		return nil, fmt.Errorf("--memcached-tls-ca: %w", err)
+	}
+	var cert *certReloader
+	if s.MemcachedCert != "" {
+		if cert, err = newCertReloader(s.MemcachedCert, s.MemcachedKey, log); err != nil {
+			return nil, fmt.Errorf("--memcached-tls-cert/--memcached-tls-key: %w", err)
+		}
+	}
+	return func() *tls.Config {
+		conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots.get()}
+		if cert != nil {
+			conf.GetClientCertificate = cert.GetClientCertificate
+		}
+		return conf
+	}, nil
 }
 
 // clientTLS is the client side: nil (plaintext) when no file is named;
@@ -177,79 +238,114 @@ func loadCAPool(path string) (*x509.CertPool, error) {
 // under a reconnect storm.
 const certCheckInterval = time.Second
 
-// certReloader serves a certificate pair and re-reads it when either
-// file changes, so that a renewed certificate (cert-manager, certbot) is
-// picked up without a restart. A pair that does not load (a renewal half
-// written: new certificate, old key) keeps the previous one in service
-// and is tried again at the next check.
-type certReloader struct {
-	certFile, keyFile string
-	log               *slog.Logger
+// watched is what load makes of some files, made again when one of them
+// changes, so that a renewal (cert-manager, certbot) is picked up without
+// a restart. The files are looked at by whoever wants the value, at most
+// once per interval. Files that do not load (a renewal half written: new
+// certificate, old key) keep the previous value in service and are tried
+// again at the next look.
+type watched[T any] struct {
+	what  string // names it in the log
+	files []string
+	load  func() (T, error)
+	log   *slog.Logger
 
-	mu              sync.Mutex
-	cert            *tls.Certificate
-	certMod, keyMod time.Time
-	checked         time.Time
-	lastErr         string
-	now             func() time.Time
-	interval        time.Duration
+	mu       sync.Mutex
+	cur      T
+	mods     []time.Time
+	checked  time.Time
+	lastErr  string
+	now      func() time.Time
+	interval time.Duration
 }
+
+func newWatched[T any](what string, log *slog.Logger, load func() (T, error), files ...string) (*watched[T], error) {
+	w := &watched[T]{what: what, files: files, load: load, log: log, now: time.Now, interval: certCheckInterval}
+	mods, err := w.modTimes()
+	if err != nil {
+		return nil, err
+	}
+	cur, err := load()
+	if err != nil {
+		return nil, err
+	}
+	w.cur, w.mods, w.checked = cur, mods, w.now()
+	return w, nil
+}
+
+func (w *watched[T]) modTimes() ([]time.Time, error) {
+	mods := make([]time.Time, len(w.files))
+	for i, f := range w.files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		mods[i] = fi.ModTime()
+	}
+	return mods, nil
+}
+
+// get is the value, made again first if the interval has passed since
+// the last look and a file has changed since.
+func (w *watched[T]) get() T {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now := w.now(); now.Sub(w.checked) >= w.interval {
+		w.checked = now
+		w.reloadLocked()
+	}
+	return w.cur
+}
+
+func (w *watched[T]) reloadLocked() {
+	mods, err := w.modTimes()
+	if err == nil && slices.EqualFunc(mods, w.mods, time.Time.Equal) {
+		return
+	}
+	var cur T
+	if err == nil {
+		cur, err = w.load()
+	}
+	if err != nil {
+		// Logged once per distinct error: the look happens every second.
+		if msg := err.Error(); msg != w.lastErr {
+			w.lastErr = msg
+			w.log.Warn(w.what+" changed but does not load; still using the previous one", "files", w.files, "err", err)
+		}
+		return
+	}
+	w.cur, w.mods, w.lastErr = cur, mods, ""
+	w.log.Info(w.what+" reloaded", "files", w.files)
+}
+
+// certReloader serves a certificate pair, re-read when either file
+// changes: for the listeners (GetCertificate) and towards the memcached
+// shards (GetClientCertificate).
+type certReloader struct{ *watched[*tls.Certificate] }
 
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, now: time.Now, interval: certCheckInterval}
-	certMod, keyMod, err := r.modTimes()
+	w, err := newWatched("TLS certificate", log, func() (*tls.Certificate, error) {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		return &cert, err
+	}, certFile, keyFile)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, err
-	}
-	r.cert, r.certMod, r.keyMod, r.checked = &cert, certMod, keyMod, r.now()
-	return r, nil
-}
-
-func (r *certReloader) modTimes() (certMod, keyMod time.Time, err error) {
-	ci, err := os.Stat(r.certFile)
-	if err != nil {
-		return
-	}
-	ki, err := os.Stat(r.keyFile)
-	if err != nil {
-		return
-	}
-	return ci.ModTime(), ki.ModTime(), nil
+	return &certReloader{w}, nil
 }
 
 // GetCertificate is tls.Config.GetCertificate.
 func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now := r.now(); now.Sub(r.checked) >= r.interval {
-		r.checked = now
-		r.reloadLocked()
-	}
-	return r.cert, nil
+	return r.get(), nil
 }
 
-func (r *certReloader) reloadLocked() {
-	certMod, keyMod, err := r.modTimes()
-	if err == nil && certMod.Equal(r.certMod) && keyMod.Equal(r.keyMod) {
-		return
-	}
-	var cert tls.Certificate
-	if err == nil {
-		cert, err = tls.LoadX509KeyPair(r.certFile, r.keyFile)
-	}
-	if err != nil {
-		// Logged once per distinct error: the check runs every second.
-		if msg := err.Error(); msg != r.lastErr {
-			r.lastErr = msg
-			r.log.Warn("TLS certificate changed but does not load; still serving the previous one",
-				"cert", r.certFile, "key", r.keyFile, "err", err)
-		}
-		return
-	}
-	r.cert, r.certMod, r.keyMod, r.lastErr = &cert, certMod, keyMod, ""
-	r.log.Info("TLS certificate reloaded", "cert", r.certFile)
+// GetClientCertificate is tls.Config.GetClientCertificate.
+func (r *certReloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return r.get(), nil
+}
+
+// newCAReloader serves a CA bundle as a pool, re-read when the file
+// changes.
+func newCAReloader(caFile string, log *slog.Logger) (*watched[*x509.CertPool], error) {
+	return newWatched("TLS CA bundle", log, func() (*x509.CertPool, error) { return loadCAPool(caFile) }, caFile)
 }

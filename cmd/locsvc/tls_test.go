@@ -75,6 +75,21 @@ func TestSecurityFlagValidation(t *testing.T) {
 		{"locator ca without locator", []string{"--locator-ca", c.CAFile}, "--locator-ca, --locator-cert and --locator-key need --locator"},
 		{"locator cert without key", []string{"--locator", "grpc://127.0.0.1:7070", "--locator-cert", c.ClientCert}, "--locator-cert needs --locator-key"},
 		{"unreadable locator ca", []string{"--locator", "grpc://127.0.0.1:7070", "--locator-ca", missing}, "--locator-ca: open"},
+		{"memcached tls", []string{"--memcached", "127.0.0.1:11211", "--memcached-tls-ca", c.CAFile,
+			"--memcached-tls-cert", c.ClientCert, "--memcached-tls-key", c.ClientKey}, ""},
+		{"memcached tls CA only, router", []string{"--join", "127.0.0.1:7946", "--memcached-tls-ca", c.CAFile}, ""},
+		{"memcached cert without CA", []string{"--memcached", "127.0.0.1:11211", "--memcached-tls-cert", c.ClientCert,
+			"--memcached-tls-key", c.ClientKey}, "--memcached-tls-cert and --memcached-tls-key need --memcached-tls-ca"},
+		{"memcached cert without key", []string{"--memcached", "127.0.0.1:11211", "--memcached-tls-ca", c.CAFile,
+			"--memcached-tls-cert", c.ClientCert}, "--memcached-tls-cert needs --memcached-tls-key"},
+		{"memcached key without cert", []string{"--memcached", "127.0.0.1:11211", "--memcached-tls-ca", c.CAFile,
+			"--memcached-tls-key", c.ClientKey}, "--memcached-tls-key needs --memcached-tls-cert"},
+		{"memcached tls without shards", []string{"--memcached-tls-ca", c.CAFile}, "--memcached-tls-ca, --memcached-tls-cert and --memcached-tls-key need --memcached or --join"},
+		{"memcached tls with locator", []string{"--locator", "grpc://127.0.0.1:7070", "--memcached-tls-ca", c.CAFile}, "need --memcached or --join"},
+		{"unreadable memcached CA", []string{"--memcached", "127.0.0.1:11211", "--memcached-tls-ca", missing}, "--memcached-tls-ca: open " + missing},
+		{"memcached CA not PEM", []string{"--memcached", "127.0.0.1:11211", "--memcached-tls-ca", notPEM}, "--memcached-tls-ca: " + notPEM + ": no PEM certificate"},
+		{"memcached key of another cert", []string{"--memcached", "127.0.0.1:11211", "--memcached-tls-ca", c.CAFile,
+			"--memcached-tls-cert", c.ClientCert, "--memcached-tls-key", c.ServerKey}, "--memcached-tls-cert/--memcached-tls-key: tls: private key does not match"},
 		{"keyring", []string{"--gossip-keyring", keyring}, ""},
 		{"both gossip flags", []string{"--gossip-key", key, "--gossip-keyring", keyring}, "--gossip-key and --gossip-keyring are exclusive"},
 		{"unreadable keyring", []string{"--gossip-keyring", missing}, "--gossip-keyring: open"},
@@ -166,6 +181,87 @@ func TestCertReload(t *testing.T) {
 	now = now.Add(2 * certCheckInterval)
 	if got := served().SerialNumber; got.Cmp(firstSerial) == 0 {
 		t.Fatal("renewed certificate not picked up")
+	}
+}
+
+// TestCAReload: a CA bundle replaced on disk is served after the check
+// interval; one that does not load keeps the old one in service.
+func TestCAReload(t *testing.T) {
+	first, second := testcerts.Generate(t), testcerts.Generate(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	copyFile(t, first.CAFile, caFile)
+	r, err := newCAReloader(caFile, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	r.now = func() time.Time { return now }
+	trusts := func(c *testcerts.Certs) bool {
+		t.Helper()
+		pair, err := tls.LoadX509KeyPair(c.ServerCert, c.ServerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: r.get(), DNSName: "127.0.0.1"})
+		return err == nil
+	}
+	if !trusts(first) || trusts(second) {
+		t.Fatal("the first CA bundle is not the one in service")
+	}
+	// A file that is not PEM: still the first CA.
+	if err := os.WriteFile(caFile, []byte("half written\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, caFile, now.Add(time.Minute))
+	now = now.Add(2 * certCheckInterval)
+	if !trusts(first) {
+		t.Fatal("a CA bundle that does not load was put in service")
+	}
+	// The new bundle, looked at only once the interval has passed.
+	copyFile(t, second.CAFile, caFile)
+	touch(t, caFile, now.Add(2*time.Minute))
+	if !trusts(first) {
+		t.Fatal("file looked at again within the check interval")
+	}
+	now = now.Add(2 * certCheckInterval)
+	if !trusts(second) || trusts(first) {
+		t.Fatal("replaced CA bundle not picked up")
+	}
+}
+
+// --memcached-tls-* become a configuration per connection with the CA as
+// roots and the client certificate offered whatever CAs the shard names.
+func TestMemcachedTLSConfig(t *testing.T) {
+	c := testcerts.Generate(t)
+	cfg, err := parseServe(t, "--memcached", "127.0.0.1:11211", "--memcached-tls-ca", c.CAFile,
+		"--memcached-tls-cert", c.ClientCert, "--memcached-tls-key", c.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MemcachedTLS != nil {
+		t.Fatal("TLS configuration built before apply")
+	}
+	if err := cfg.Sec.apply(cfg, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	conf := cfg.MemcachedTLS()
+	if conf.RootCAs == nil || conf.GetClientCertificate == nil || conf.MinVersion != tls.VersionTLS12 || conf.InsecureSkipVerify {
+		t.Fatalf("memcached TLS configuration: %+v", conf)
+	}
+	if cert, err := conf.GetClientCertificate(&tls.CertificateRequestInfo{}); err != nil || len(cert.Certificate) == 0 {
+		t.Fatalf("client certificate: %v, %v", cert, err)
+	}
+	// Without the flags, plain TCP.
+	cfg, err = parseServe(t, "--memcached", "127.0.0.1:11211")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Sec.apply(cfg, quietLog()); err != nil || cfg.MemcachedTLS != nil {
+		t.Fatalf("no flags: %v, TLS set: %v", err, cfg.MemcachedTLS != nil)
 	}
 }
 

@@ -3,6 +3,7 @@ package mcpipe
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -141,6 +142,10 @@ func (cn *conn) enqueue(o *op) error {
 // on it with err.
 func (cn *conn) fail(err error) {
 	cn.once.Do(func() {
+		if !cn.served.Load() {
+			_, overTLS := cn.nc.(*tls.Conn)
+			err = NoAnswer(err, overTLS)
+		}
 		if !errors.Is(err, ErrClosed) {
 			var ne net.Error
 			err = &connError{addr: cn.addr, err: err, timeout: errors.As(err, &ne) && ne.Timeout()}

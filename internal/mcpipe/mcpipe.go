@@ -15,6 +15,10 @@
 // Only the commands the store uses are here: gets (one key or many), add
 // and cas.
 //
+// Connections are opened by Config.Dial, so that the caller decides how a
+// shard is reached (plain TCP, or TLS with its certificates) once for every
+// client it makes.
+//
 // Every call takes a context. Its deadline, when sooner than
 // Config.Timeout, bounds the call instead, on the same pooled timer; its
 // end stops the wait at once with an error wrapping ctx.Err(). A command
@@ -27,9 +31,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -46,6 +52,40 @@ var (
 	ErrBusy         = errors.New("memcache: too many commands queued for the server")
 	ErrClosed       = errors.New("memcache: client closed")
 )
+
+// ErrNoAnswer is a server that closed a new connection before it answered
+// anything. A memcached serving TLS only (-Z) does that to a client that
+// does not speak TLS, and one requiring client certificates does it to a
+// TLS client it refuses: the likeliest causes, so the message names them.
+var ErrNoAnswer = errors.New("closed the connection without answering")
+
+// NoAnswer wraps err, what reading or writing a new connection that never
+// got an answer ran into, so that it matches ErrNoAnswer when it is the
+// server closing the connection (end of file, reset, broken pipe); other
+// errors are returned as they are. overTLS says whether the connection
+// was TLS, which changes the likely cause.
+func NoAnswer(err error, overTLS bool) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return noAnswerError{err, overTLS}
+	}
+	return err
+}
+
+type noAnswerError struct {
+	err     error
+	overTLS bool
+}
+
+func (e noAnswerError) Error() string {
+	if e.overTLS {
+		return "closed the TLS connection without answering (" + e.err.Error() +
+			"), as a memcached requiring client certificates does to a client it refuses"
+	}
+	return ErrNoAnswer.Error() + " (" + e.err.Error() + "), as a TLS-only memcached (-Z) does to a plain client"
+}
+func (e noAnswerError) Unwrap() error        { return e.err }
+func (e noAnswerError) Is(target error) bool { return target == ErrNoAnswer }
 
 // ServerError is an error line from memcached (ERROR, CLIENT_ERROR or
 // SERVER_ERROR and its message).
@@ -98,6 +138,10 @@ type Config struct {
 	// Queue bounds the commands waiting on one connection (default 4096);
 	// past it calls fail at once with ErrBusy.
 	Queue int
+	// Dial opens a connection (default: plain TCP). Its context carries
+	// the call's deadline, capped by Timeout, so a TLS handshake that
+	// hangs costs no more than a silent server.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Client talks to one memcached server. It is safe for concurrent use.
@@ -145,6 +189,10 @@ func New(addr string, cfg Config) *Client {
 	}
 	if cfg.Queue <= 0 {
 		cfg.Queue = 4096
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = d.DialContext
 	}
 	return &Client{addr: addr, cfg: cfg, slots: make([]slot, cfg.Conns)}
 }
@@ -322,10 +370,13 @@ func (c *Client) conn(ctx context.Context, s *slot) (*conn, error) {
 	if s.cn != nil && !s.cn.isDead() {
 		return s.cn, nil
 	}
-	d := net.Dialer{Timeout: c.cfg.Timeout}
-	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	nc, err := c.cfg.Dial(dctx, "tcp", c.addr)
+	cancel()
 	if err != nil {
-		return nil, err
+		// A failed TLS handshake does not name the server: say which.
+		var ne net.Error
+		return nil, &connError{addr: c.addr, err: err, timeout: errors.As(err, &ne) && ne.Timeout()}
 	}
 	s.cn = newConn(nc, c.addr, c.cfg, &c.stats)
 	return s.cn, nil

@@ -35,6 +35,13 @@
 //     wrapping ctx.Err(), which the service reports as Unavailable and
 //     the gRPC API as DEADLINE_EXCEEDED or CANCELLED. Calls cut short by
 //     their context count neither for nor against a shard's breaker.
+//   - Connections: every path to a shard (the pipelined clients, the
+//     health probe, repair's key listing, the item counts) opens its
+//     connections with the node's one DialFunc (Config.Dial, built by
+//     Dialer): plain TCP, or TLS for shards that serve only TLS and
+//     require client certificates. A shard that closes a new connection
+//     unanswered, as a TLS-only memcached does to a plain client, fails
+//     with ErrNoAnswer.
 //   - Repair: on every membership change, and periodically, each node walks
 //     the keys of the shard(s) it fronts (lru_crawler metadump) and merges
 //     each record into the replicas the current ring names, paced by a rate

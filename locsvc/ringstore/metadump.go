@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -18,11 +18,12 @@ import (
 // misses items that reads move between the segmented LRUs during the walk,
 // which under live traffic left some records out of a repair pass. Older
 // servers that lack it get the LRU walk. A crawler busy with another
-// request is retried.
-func listKeys(ctx context.Context, addr string, timeout time.Duration, keep func(string) bool) ([]string, error) {
+// request is retried. The connection is the store's (Config.Dial), TLS
+// when the shards are.
+func (s *Store) listKeys(ctx context.Context, addr string, keep func(string) bool) ([]string, error) {
 	mode := "hash"
 	for attempt := 0; ; attempt++ {
-		keys, err := metadump(ctx, addr, timeout, mode, keep)
+		keys, err := metadump(ctx, s.cfg.Dial, addr, s.cfg.Timeout*4, mode, keep)
 		if errors.Is(err, errUnsupported) && mode == "hash" {
 			mode = "all"
 			continue
@@ -43,11 +44,13 @@ var (
 	errUnsupported = errors.New("metadump mode not supported")
 )
 
-func metadump(ctx context.Context, addr string, timeout time.Duration, mode string, keep func(string) bool) ([]string, error) {
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// metadump is one listing; timeout bounds the dial and handshake.
+func metadump(ctx context.Context, dial DialFunc, addr string, timeout time.Duration, mode string, keep func(string) bool) ([]string, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	conn, err := dial(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("memcached %s: %w", addr, err)
 	}
 	defer conn.Close()
 	// A dump of a large shard takes a while; bound it generously but
@@ -58,12 +61,14 @@ func metadump(ctx context.Context, addr string, timeout time.Duration, mode stri
 	}
 	_ = conn.SetDeadline(deadline)
 	if _, err := conn.Write([]byte("lru_crawler metadump " + mode + "\r\n")); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("memcached %s: %w", addr, unanswered(conn, err))
 	}
 	var keys []string
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	answered := false
 	for sc.Scan() {
+		answered = true
 		line := sc.Text()
 		switch {
 		case line == "END":
@@ -85,7 +90,13 @@ func metadump(ctx context.Context, addr string, timeout time.Duration, mode stri
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
+	err = sc.Err()
+	switch {
+	case !answered && err == nil:
+		return nil, fmt.Errorf("memcached %s: %w", addr, unanswered(conn, io.EOF))
+	case !answered:
+		return nil, fmt.Errorf("memcached %s: %w", addr, unanswered(conn, err))
+	case err != nil:
 		return nil, err
 	}
 	return nil, errors.New("metadump: connection closed before END")

@@ -3,8 +3,9 @@ package ringstore
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"net"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -14,9 +15,14 @@ import (
 // an identity of the running process (pid and start time, from `stats`).
 // A memcached that restarts, and so comes back empty, gets a new epoch even
 // if it was back before any probe saw it down; gossiping the epoch makes
-// every node repair it (see ring.Config.HealthCheck).
-func Probe(ctx context.Context, addr string, timeout time.Duration) (uint64, error) {
-	st, err := ServerStats(ctx, addr, "", timeout)
+// every node repair it (see ring.Config.HealthCheck). dial is the node's
+// (nil: plain TCP), so the probe fails exactly when the store could not
+// talk to the shard either. The error names the shard, and keeps what
+// tells a TLS mismatch apart: ErrNoAnswer (the shard closed the connection
+// unanswered, as a TLS-only shard does to a plain client), the TLS alert
+// of a shard that refused the client certificate, crypto/tls's errors.
+func Probe(ctx context.Context, dial DialFunc, addr string, timeout time.Duration) (uint64, error) {
+	st, err := ServerStats(ctx, dial, addr, "", timeout)
 	if err != nil {
 		return 0, err
 	}
@@ -29,19 +35,27 @@ func Probe(ctx context.Context, addr string, timeout time.Duration) (uint64, err
 
 // ServerStats returns the numeric counters of memcached's `stats` at addr
 // (curr_items, bytes, pid, ...), or of `stats <group>` (e.g. "slabs"), on
-// a connection of its own.
-func ServerStats(ctx context.Context, addr, group string, timeout time.Duration) (map[string]uint64, error) {
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// a connection of its own opened by dial (nil: plain TCP). Errors name
+// the shard.
+func ServerStats(ctx context.Context, dial DialFunc, addr, group string, timeout time.Duration) (map[string]uint64, error) {
+	st, err := serverStats(ctx, dialFor(dial), addr, group, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("memcached %s: %w", addr, err)
+	}
+	return st, nil
+}
+
+func serverStats(ctx context.Context, dial DialFunc, addr, group string, timeout time.Duration) (map[string]uint64, error) {
+	// The sooner of the two bounds, for the dial, the handshake and the
+	// answer; a cancelled ctx ends the wait at once.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	// The sooner of the two bounds; a cancelled ctx ends the wait at once.
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
+	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
@@ -50,11 +64,13 @@ func ServerStats(ctx context.Context, addr, group string, timeout time.Duration)
 		cmd = "stats " + group + "\r\n"
 	}
 	if _, err := conn.Write([]byte(cmd)); err != nil {
-		return nil, err
+		return nil, unanswered(conn, err)
 	}
 	out := make(map[string]uint64)
 	sc := bufio.NewScanner(conn)
+	answered := false
 	for sc.Scan() {
+		answered = true
 		line := sc.Text()
 		if line == "END" {
 			return out, nil
@@ -62,7 +78,7 @@ func ServerStats(ctx context.Context, addr, group string, timeout time.Duration)
 		f := strings.Fields(line)
 		if len(f) != 3 || f[0] != "STAT" {
 			if strings.Contains(line, "ERROR") {
-				return nil, fmt.Errorf("memcached %s: %s", addr, line)
+				return nil, fmt.Errorf("answered %s", line)
 			}
 			continue
 		}
@@ -70,8 +86,14 @@ func ServerStats(ctx context.Context, addr, group string, timeout time.Duration)
 			out[f[1]] = v
 		}
 	}
-	if err := sc.Err(); err != nil {
+	err = sc.Err()
+	switch {
+	case !answered && err == nil:
+		return nil, unanswered(conn, io.EOF)
+	case !answered:
+		return nil, unanswered(conn, err)
+	case err != nil:
 		return nil, err
 	}
-	return nil, fmt.Errorf("memcached %s: connection closed before END", addr)
+	return nil, errors.New("connection closed before END")
 }

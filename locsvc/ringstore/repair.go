@@ -129,7 +129,7 @@ func (r *Repairer) Pass(ctx context.Context) {
 	pace := newPacer(r.rate)
 	start, scanned0, copied0 := time.Now(), r.stats.scanned.Load(), r.stats.copied.Load()
 	for _, addr := range r.local {
-		keys, err := listKeys(ctx, addr, r.store.cfg.Timeout*4, locsvc.IsStoreKey)
+		keys, err := r.store.listKeys(ctx, addr, locsvc.IsStoreKey)
 		if err != nil {
 			r.stats.failures.Add(1)
 			r.store.log.Warn("repair: cannot list keys", "shard", addr, "err", err)

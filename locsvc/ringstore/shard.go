@@ -2,6 +2,7 @@ package ringstore
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,10 @@ type shardClient struct {
 	// number stays fixed under any burst, and a connection the server
 	// closed is redialled by the client itself.
 	mc *mcpipe.Client
+	// log hears when the breaker opens and closes: a shard this node
+	// cannot talk to (down, or TLS-only to a plain client) shows in the
+	// log once per outage, with the error, not once per request.
+	log *slog.Logger
 
 	mu        sync.Mutex
 	failures  int       // consecutive
@@ -32,8 +37,10 @@ const (
 	breakerOpen     = time.Second
 )
 
-func newShardClient(addr string, timeout time.Duration, conns int) *shardClient {
-	return &shardClient{addr: addr, mc: mcpipe.New(addr, mcpipe.Config{Timeout: timeout, Conns: conns})}
+func newShardClient(addr string, cfg Config, log *slog.Logger) *shardClient {
+	return &shardClient{addr: addr, log: log, mc: mcpipe.New(addr, mcpipe.Config{
+		Timeout: cfg.Timeout, Conns: cfg.ConnsPerShard, Dial: cfg.Dial,
+	})}
 }
 
 // available reports whether requests should go to this shard now. While
@@ -70,6 +77,7 @@ func (c *shardClient) releaseProbe() { c.probing.Store(false) }
 func (c *shardClient) record(err error, now time.Time) {
 	failed := isShardFailure(err)
 	c.mu.Lock()
+	was := c.failures
 	if failed {
 		c.failures++
 		if c.failures >= breakerFailures {
@@ -81,6 +89,13 @@ func (c *shardClient) record(err error, now time.Time) {
 	}
 	c.mu.Unlock()
 	c.probing.Store(false)
+	switch {
+	case failed && was == breakerFailures-1:
+		c.log.Warn("memcached shard failing: skipped, and tried again every second until it answers",
+			"shard", c.addr, "err", err)
+	case !failed && was >= breakerFailures:
+		c.log.Info("memcached shard answers again", "shard", c.addr)
+	}
 }
 
 // isShardFailure separates "the shard did not answer" from answers that

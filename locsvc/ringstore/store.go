@@ -36,7 +36,11 @@ type Config struct {
 	ConnsPerShard int
 	// Grace is how long a record outlives its latest binding in memcached
 	// (default 2 min), covering clock skew between nodes.
-	Grace  time.Duration
+	Grace time.Duration
+	// Dial opens every connection the store makes to a shard, those of
+	// its pipelined clients and those of repair's key listings (default
+	// plain TCP; Dialer builds the TLS one).
+	Dial   DialFunc
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -55,6 +59,7 @@ func (c *Config) setDefaults() {
 	if c.Grace <= 0 {
 		c.Grace = 2 * time.Minute
 	}
+	c.Dial = dialFor(c.Dial)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -196,7 +201,7 @@ func (s *Store) client(addr string) *shardClient {
 	defer s.mu.Unlock()
 	c, ok := s.clients[addr]
 	if !ok {
-		c = newShardClient(addr, s.cfg.Timeout, s.cfg.ConnsPerShard)
+		c = newShardClient(addr, s.cfg, s.log)
 		s.clients[addr] = c
 	}
 	return c

@@ -15,7 +15,7 @@ import (
 // bindings whose home node is gone, or their own after a restart, this
 // way. It stops early when ctx ends.
 func (s *Store) Walk(ctx context.Context, shard string, rate int, fn func(key string, set locsvc.BindingSet)) error {
-	keys, err := listKeys(ctx, shard, s.cfg.Timeout*4, locsvc.IsStoreKey)
+	keys, err := s.listKeys(ctx, shard, locsvc.IsStoreKey)
 	if err != nil {
 		return fmt.Errorf("list keys of %s: %w", shard, err)
 	}
