@@ -20,7 +20,8 @@ type Info struct {
 	Version   string
 	StartedAt time.Time
 	Replicas  int
-	// Addresses this node serves on ("" when not served).
+	// Addresses this node is reached at, as it announces them (its
+	// advertised addresses; "" when not served).
 	GRPCAddr, HTTPAddr, SIPAddr string
 }
 

@@ -21,28 +21,42 @@ type Cluster struct {
 	t      testing.TB
 	Shards []*Memcached
 	Nodes  []*Node
-	args   []string
-	tls    *testcerts.Certs // TLS-only shards, and nodes with --memcached-tls-*
-	hosts  *Hosts           // node i and its memcached run on host i; nil: loopback
+	o      ClusterOptions
+}
+
+// ClusterOptions configure StartClusterWith.
+type ClusterOptions struct {
+	// Hosts runs node i and its memcached on host i (one node per host);
+	// nil: on loopback.
+	Hosts *Hosts
+	// APIToken is required by every node and sent by its clients
+	// (NodeOptions.APIToken).
+	APIToken string
+	// TLS makes the shards TLS-only, requiring client certificates
+	// (StartMemcachedTLS), and gives the nodes MemcachedTLSArgs.
+	TLS  *testcerts.Certs
+	Args []string // extra flags of every node
 }
 
 // StartClusterOn is StartCluster with node i and its memcached on host i
-// of hs, one node per host.
+// of hs, one node per host. Their APIs listen beyond loopback, so they
+// require a token of the cluster's own (Cluster.APIToken).
 func StartClusterOn(t testing.TB, hs *Hosts, extra ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, args: extra, hosts: hs}
-	for range hs.List {
-		c.AddNode()
-	}
-	c.WaitMembers(len(hs.List))
-	return c
+	return StartClusterWith(t, len(hs.List), ClusterOptions{Hosts: hs, APIToken: NewAPIToken(), Args: extra})
 }
 
 // StartCluster starts n memcached servers and n nodes (R=2, fast gossip),
 // each node fronting one server, all joined through the first node.
 func StartCluster(t testing.TB, n int, extra ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, args: extra}
+	return StartClusterWith(t, n, ClusterOptions{Args: extra})
+}
+
+// StartClusterWith is StartCluster as o says.
+func StartClusterWith(t testing.TB, n int, o ClusterOptions) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, o: o}
 	for range n {
 		c.AddNode()
 	}
@@ -55,12 +69,7 @@ func StartCluster(t testing.TB, n int, extra ...string) *Cluster {
 // with MemcachedTLSArgs.
 func StartClusterTLS(t testing.TB, n int, certs *testcerts.Certs, extra ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, args: append(MemcachedTLSArgs(certs), extra...), tls: certs}
-	for range n {
-		c.AddNode()
-	}
-	c.WaitMembers(n)
-	return c
+	return StartClusterWith(t, n, ClusterOptions{TLS: certs, Args: extra})
 }
 
 // MemcachedTLSArgs are the flags of a node that talks TLS to shards
@@ -69,23 +78,33 @@ func MemcachedTLSArgs(certs *testcerts.Certs) []string {
 	return []string{"--memcached-tls-ca", certs.CAFile, "--memcached-tls-cert", certs.ClientCert, "--memcached-tls-key", certs.ClientKey}
 }
 
+// APIToken is the token the nodes require ("" for none).
+func (c *Cluster) APIToken() string { return c.o.APIToken }
+
 // AddNode starts one more memcached and a node fronting it, joined to the
 // cluster.
 func (c *Cluster) AddNode() *Node {
 	c.t.Helper()
 	var host *Host
+	if c.o.Hosts != nil {
+		host = c.o.Hosts.List[len(c.Nodes)]
+	}
 	var m *Memcached
-	if c.hosts != nil {
-		host = c.hosts.List[len(c.Nodes)]
+	if host != nil {
 		m = host.StartMemcached(c.t)
 	} else {
-		m = startMemcached(c.t, c.tls)
+		m = startMemcached(c.t, c.o.TLS)
 	}
-	args := append([]string{"--memcached", m.Addr, "--replicas", "2", "--gossip-profile", "local"}, c.args...)
+	args := []string{"--memcached", m.Addr, "--replicas", "2", "--gossip-profile", "local"}
+	if c.o.TLS != nil {
+		args = append(args, MemcachedTLSArgs(c.o.TLS)...)
+	}
+	args = append(args, c.o.Args...)
 	if len(c.Nodes) > 0 {
 		args = append(args, "--join", c.Nodes[0].Gossip)
 	}
-	n := StartNode(c.t, NodeOptions{ID: fmt.Sprintf("node%d", len(c.Nodes)+1), NoSIP: true, Args: args, Host: host})
+	n := StartNode(c.t, NodeOptions{ID: fmt.Sprintf("node%d", len(c.Nodes)+1), NoSIP: true, Args: args, Host: host,
+		APIToken: c.o.APIToken})
 	c.Shards = append(c.Shards, m)
 	c.Nodes = append(c.Nodes, n)
 	return n

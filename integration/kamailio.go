@@ -33,6 +33,9 @@ type KamailioOptions struct {
 	// LocsvcHTTP is the host:port of the locsvc node's HTTP/JSON API
 	// (Node.HTTP) the edge stores and looks up bindings with.
 	LocsvcHTTP string
+	// APIToken is the token the node's API requires (-A LOCSVC_TOKEN):
+	// the edge sends it with every request.
+	APIToken string
 	// LocsvcSIP, when set, selects the SIP style (sip-style.cfg): the
 	// host:port of the locsvc node's SIP front end (Node.SIP) the edge
 	// forwards REGISTERs to and asks where to send calls (redirect mode).
@@ -99,6 +102,9 @@ func startKamailio(t testing.TB, o KamailioOptions) (*Kamailio, error) {
 	}
 	if o.LocsvcHTTP != "" {
 		k.Args = append(k.Args, "-A", fmt.Sprintf("LOCSVC_URL=%q", "http://"+o.LocsvcHTTP), "-A", "HTTP_TIMEOUT=2")
+	}
+	if o.APIToken != "" {
+		k.Args = append(k.Args, "-A", fmt.Sprintf("LOCSVC_TOKEN=%q", o.APIToken))
 	}
 	if o.LocsvcSIP != "" {
 		k.Args = append(k.Args, "-A", fmt.Sprintf("LOCSVC_SIP=%q", "sip:"+o.LocsvcSIP), "-A", "LOCSVC_TIMEOUT=2000")

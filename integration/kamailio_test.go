@@ -21,9 +21,21 @@ const kamDomain = "example.com"
 // kamSetup starts a 2-node cluster and one edge talking to node 1.
 func kamSetup(t *testing.T) (*Cluster, *Kamailio) {
 	t.Helper()
-	c := StartCluster(t, 2)
-	k := StartKamailio(t, KamailioOptions{Name: "kamailio-edge1", LocsvcHTTP: c.Nodes[0].HTTP, Domain: kamDomain})
-	return c, k
+	c := kamCluster(t)
+	return c, kamEdge(t, "kamailio-edge1", c, c.Nodes[0])
+}
+
+// kamCluster is a 2-node cluster whose API requires a token, as one
+// reached by edges on other machines would.
+func kamCluster(t *testing.T) *Cluster {
+	t.Helper()
+	return StartClusterWith(t, 2, ClusterOptions{APIToken: NewAPIToken()})
+}
+
+// kamEdge starts an edge talking to node of c, with c's token.
+func kamEdge(t *testing.T, name string, c *Cluster, node *Node) *Kamailio {
+	t.Helper()
+	return StartKamailio(t, KamailioOptions{Name: name, LocsvcHTTP: node.HTTP, APIToken: c.APIToken(), Domain: kamDomain})
 }
 
 // kamRegister registers user through edge with sipp from port (which
@@ -128,9 +140,9 @@ func TestKamailioCall(t *testing.T) {
 // is called through edge 2 (node 2). The binding's Path names edge 1, so
 // the call goes home through edge 1 (both edges record-route).
 func TestKamailioTwoEdges(t *testing.T) {
-	c := StartCluster(t, 2)
-	edge1 := StartKamailio(t, KamailioOptions{Name: "kamailio-edge1", LocsvcHTTP: c.Nodes[0].HTTP, Domain: kamDomain})
-	edge2 := StartKamailio(t, KamailioOptions{Name: "kamailio-edge2", LocsvcHTTP: c.Nodes[1].HTTP, Domain: kamDomain})
+	c := kamCluster(t)
+	edge1 := kamEdge(t, "kamailio-edge1", c, c.Nodes[0])
+	edge2 := kamEdge(t, "kamailio-edge2", c, c.Nodes[1])
 	uas := kamCall(t, edge1, edge2, "carol")
 	inv := kamReceived(uas.Messages(), "INVITE ")
 	rr := strings.Join(kamHeaders(inv, "Record-Route"), ",")
@@ -205,6 +217,25 @@ func TestKamailioRefusals(t *testing.T) {
 		"Content-Length: 0\r\n\r\n", 5*time.Second)
 	if err != nil || kamStatus(resp) != 503 || len(kamHeaders(resp, "Retry-After")) != 1 {
 		t.Errorf("REGISTER with locsvc down: %q, %v; want 503 with Retry-After\n--- kamailio:\n%s", resp, err, dead.Output())
+	}
+
+	// An edge without the node's token is refused by the API (401): the
+	// phone gets 503, and nothing is stored.
+	stranger := StartKamailio(t, KamailioOptions{Name: "kamailio-no-token", LocsvcHTTP: c.Nodes[0].HTTP, Domain: kamDomain})
+	resp, err = kamExchange(stranger.Addr, "REGISTER sip:"+kamDomain+" SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP {local};branch=z9hG4bK-stranger-1\r\n"+
+		"Max-Forwards: 70\r\n"+
+		"From: <sip:hank@"+kamDomain+">;tag=h1\r\n"+
+		"To: <sip:hank@"+kamDomain+">\r\n"+
+		"Call-ID: hank-1\r\n"+
+		"CSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:hank@192.0.2.8>\r\n"+
+		"Content-Length: 0\r\n\r\n", 5*time.Second)
+	if err != nil || kamStatus(resp) != 503 || !strings.Contains(stranger.Output(), "code 401") {
+		t.Errorf("REGISTER through an edge without the token: %q, %v; want 503 after a 401\n--- kamailio:\n%s", resp, err, stranger.Output())
+	}
+	if bs := kamLookup(t, c.Nodes[0], "sip:hank@"+kamDomain); len(bs) != 0 {
+		t.Errorf("a REGISTER without the token stored %v", bs)
 	}
 }
 
@@ -420,9 +451,9 @@ func TestKamailioCancel(t *testing.T) {
 // edge 2 forks to both, each branch through edge 1 (its Path). Both callees
 // answer busy; the caller gets one 486 and acknowledges it.
 func TestKamailioForking(t *testing.T) {
-	c := StartCluster(t, 2)
-	edge1 := StartKamailio(t, KamailioOptions{Name: "kamailio-edge1", LocsvcHTTP: c.Nodes[0].HTTP, Domain: kamDomain})
-	edge2 := StartKamailio(t, KamailioOptions{Name: "kamailio-edge2", LocsvcHTTP: c.Nodes[1].HTTP, Domain: kamDomain})
+	c := kamCluster(t)
+	edge1 := kamEdge(t, "kamailio-edge1", c, c.Nodes[0])
+	edge2 := kamEdge(t, "kamailio-edge2", c, c.Nodes[1])
 	const wait = 5 * time.Second
 	logs := func() string { return "\n--- edge1:\n" + edge1.Output() + "\n--- edge2:\n" + edge2.Output() }
 

@@ -2,9 +2,13 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/api/locsvcv1"
 	"github.com/locsvc/locsvc/internal/testcerts"
 )
@@ -30,9 +35,12 @@ type Node struct {
 	// mTLS node).
 	HTTPBase   string
 	HTTPClient *http.Client
-	conn       *grpc.ClientConn
-	Location   locsvcv1.LocationServiceClient
-	Cluster    locsvcv1.ClusterServiceClient
+	// APITokenFile is the node's --api-token file (NodeOptions.APIToken),
+	// for clients the test runs itself; "" without a token.
+	APITokenFile string
+	conn         *grpc.ClientConn
+	Location     locsvcv1.LocationServiceClient
+	Cluster      locsvcv1.ClusterServiceClient
 }
 
 // NodeOptions adds flags to a node; the address flags are filled in.
@@ -61,6 +69,26 @@ type NodeOptions struct {
 	// addresses, which stay what the test reaches it at. The node must
 	// then be told what to advertise (Args).
 	Wildcard bool
+	// APIToken, when set, is written to a file the node gets as
+	// --api-token; the node's clients (Location, Cluster, HTTPClient)
+	// send it.
+	APIToken string
+}
+
+// NewAPIToken is a fresh API token.
+func NewAPIToken() string { return fmt.Sprintf("test-token-%016x%016x", rand.Uint64(), rand.Uint64()) }
+
+// withToken sends an API token with every request of the client it is
+// the transport of.
+type withToken struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (w withToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+w.token)
+	return w.next.RoundTrip(r)
 }
 
 // defaultPorts are a host's node's ports (NodeOptions.Host).
@@ -148,6 +176,15 @@ func startNodeOnce(t testing.TB, o NodeOptions) (*Node, string) {
 		}))
 	}
 	n.HTTPClient = &http.Client{Transport: transport}
+	if o.APIToken != "" {
+		n.APITokenFile = filepath.Join(t.TempDir(), "api-token")
+		if err := os.WriteFile(n.APITokenFile, []byte(o.APIToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--api-token", n.APITokenFile)
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(api.BearerToken(func() string { return o.APIToken })))
+		n.HTTPClient.Transport = withToken{o.APIToken, transport}
+	}
 	if o.TLS != nil {
 		n.HTTPClient.Timeout = 5 * time.Second
 	}

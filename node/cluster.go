@@ -60,7 +60,8 @@ func openCluster(cfg *Config, addrs announced, log *slog.Logger) (*cluster, erro
 	dial := ringstore.Dialer(cfg.MemcachedTLS)
 	probe := newShardProbe(dial, timeout, cfg.MemcachedTLS, log.With("component", "store"))
 	mship, err := ring.Start(ring.Config{
-		NodeID: cfg.NodeID, BindAddr: cfg.Gossip, Join: cfg.Join, Profile: cfg.GossipProfile, Keys: keys,
+		NodeID: cfg.NodeID, BindAddr: cfg.Gossip, Advertise: cfg.gossipAdvertise(), Join: cfg.Join,
+		Profile: cfg.GossipProfile, Keys: keys,
 		Meta: ring.Meta{
 			NodeID: cfg.NodeID, GRPC: addrs.grpc, HTTP: addrs.http, SIP: addrs.sip, Zone: cfg.Zone,
 			State: ring.StateActive, Shards: shards,

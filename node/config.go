@@ -33,9 +33,28 @@ type Config struct {
 	SIPWS, SIPWSS string
 	// WSOrigins (--ws-origins) are the Origins a WebSocket upgrade may
 	// carry; empty: any, or none.
-	WSOrigins    []string
-	SIPAdvertise string // --sip-advertise: host:port the node names itself by in a stored Path
-	SIPMode      string // registrar, redirect or proxy
+	WSOrigins []string
+	SIPMode   string // registrar, redirect or proxy
+
+	// Advertised addresses: what peers and clients reach this node at,
+	// as gossip announces them and Status reports them (addrs.go).
+	// Advertise (--advertise) is a host: each service's address is it
+	// with the port of the service's listener, unless the service's own
+	// flag gives a host:port. A wildcard listener needs one or the other.
+	Advertise       string
+	GossipAdvertise string // --gossip-advertise
+	GRPCAdvertise   string // --grpc-advertise
+	HTTPAdvertise   string // --http-advertise
+	SIPAdvertise    string // --sip-advertise: also the node's name in the Path it stores
+
+	// API protection (apiauth.go): a gRPC or HTTP listener that is not
+	// loopback needs a token file (APIToken, --api-token), client
+	// certificates (ServerTLS requiring them: --tls-client-ca) or
+	// APIAllowOpen (--api-allow-open). ProtectMetrics (--protect-metrics)
+	// takes /metrics out of the routes served without a token.
+	APIToken       string
+	APIAllowOpen   bool
+	ProtectMetrics bool
 
 	// Storage: no Memcached and no Join is the embedded store.
 	Memcached        []string // shards this node fronts
@@ -181,9 +200,6 @@ func (c *Config) Validate() error {
 	if c.SIP != "" {
 		add("--sip", checkHostPort(c.SIP))
 	}
-	if c.SIPAdvertise != "" {
-		add("--sip-advertise", checkHostPort(c.SIPAdvertise))
-	}
 	if !slices.Contains(SIPModes, c.SIPMode) {
 		errs = append(errs, fmt.Errorf("--sip-mode: %q is not one of %s", c.SIPMode, strings.Join(SIPModes, ", ")))
 	}
@@ -197,6 +213,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateGossip()...)
 	errs = append(errs, c.validateLocator()...)
 	errs = append(errs, c.validateSIP()...)
+	errs = append(errs, c.validateAdvertise()...)
+	errs = append(errs, c.validateAPI()...)
 	return errors.Join(errs...)
 }
 

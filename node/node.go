@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/locsvc/locsvc/api"
+	"github.com/locsvc/locsvc/internal/apitoken"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/sipfront"
 )
@@ -38,7 +39,8 @@ type Node struct {
 	grpcLn  net.Listener
 	httpLn  net.Listener
 	metrics *metrics
-	info    api.Info
+	info    api.Info       // advertised addresses (addrs.go)
+	tokens  *apitoken.File // --api-token, or nil
 
 	errc     chan error
 	stopOnce sync.Once
@@ -66,6 +68,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 			n.closeAll(context.Background())
 		}
 	}()
+	if cfg.APIToken != "" {
+		var err error
+		if n.tokens, err = apitoken.Open(cfg.APIToken, log.With("component", "api")); err != nil {
+			return nil, &ConfigError{fmt.Errorf("--api-token: %w", err)}
+		}
+	}
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
@@ -95,9 +103,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if n.sip != nil {
 		sipAddr, sipTLSAddr, sipWSAddr, sipWSSAddr = n.sip.Addr(), n.sip.TLSAddr(), n.sip.WSAddr(), n.sip.WSSAddr()
 	}
+	n.warnPlainToken()
 	log.Info("locsvc serving", "node", cfg.NodeID, "memcached", cfg.Memcached, "locator", cfg.Locator,
-		"grpc", n.info.GRPCAddr, "http", n.info.HTTPAddr, "tls", cfg.ServerTLS != nil,
-		"mtls", cfg.ServerTLS != nil && cfg.ServerTLS.ClientCAs != nil, "memcached_tls", cfg.MemcachedTLS != nil,
+		"grpc", n.grpcBound(), "http", n.httpLn.Addr().String(), "advertised_grpc", n.info.GRPCAddr,
+		"advertised_http", n.info.HTTPAddr, "tls", cfg.ServerTLS != nil, "mtls", cfg.clientCerts(), "api_token", n.tokens != nil,
+		"memcached_tls", cfg.MemcachedTLS != nil,
 		"sip", sipAddr, "sip_tls", sipTLSAddr, "sip_ws", sipWSAddr, "sip_wss", sipWSSAddr, "sip_mode", cfg.SIPMode)
 	return n, nil
 }
@@ -110,23 +120,33 @@ func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // listen opens the gRPC (unless Locator) and HTTP listeners, so that the
-// addresses gossip announces are the bound ones (port 0 resolved).
+// addresses gossip announces have the bound ports (port 0 resolved).
 func (n *Node) listen() error {
 	var err error
 	if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 		return fmt.Errorf("--http: %w", err)
 	}
+	c := &n.cfg
 	n.info = api.Info{
-		NodeID: n.cfg.NodeID, Version: n.cfg.Version, StartedAt: time.Now(), Replicas: n.cfg.Replicas,
-		HTTPAddr: n.httpLn.Addr().String(), SIPAddr: n.cfg.SIP,
+		NodeID: c.NodeID, Version: c.Version, StartedAt: time.Now(), Replicas: c.Replicas,
+		HTTPAddr: advertiseAddr(n.httpLn.Addr().String(), c.HTTPAdvertise, c.Advertise),
+		SIPAddr:  advertiseAddr(c.SIP, c.sipAdvertise(), ""),
 	}
-	if n.cfg.Locator == "" {
-		if n.grpcLn, err = net.Listen("tcp", n.cfg.GRPC); err != nil {
+	if c.Locator == "" {
+		if n.grpcLn, err = net.Listen("tcp", c.GRPC); err != nil {
 			return fmt.Errorf("--grpc: %w", err)
 		}
-		n.info.GRPCAddr = n.grpcLn.Addr().String()
+		n.info.GRPCAddr = advertiseAddr(n.grpcLn.Addr().String(), c.GRPCAdvertise, c.Advertise)
 	}
 	return nil
+}
+
+// grpcBound is the bound gRPC address ("" with Locator).
+func (n *Node) grpcBound() string {
+	if n.grpcLn == nil {
+		return ""
+	}
+	return n.grpcLn.Addr().String()
 }
 
 // openStore builds what the node serves from and returns it as the SIP
@@ -140,7 +160,7 @@ func (n *Node) openStore() (sipfront.Locator, error) {
 		n.mem = locsvc.NewMemStore(nil, embeddedSweep)
 		store = n.mem
 	} else {
-		c, err := openCluster(&n.cfg, announced{grpc: n.info.GRPCAddr, http: n.info.HTTPAddr, sip: n.cfg.SIP}, n.log)
+		c, err := openCluster(&n.cfg, announced{grpc: n.info.GRPCAddr, http: n.info.HTTPAddr, sip: n.info.SIPAddr}, n.log)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +189,11 @@ func (n *Node) openRemote() (sipfront.Locator, error) {
 	if n.cfg.LocatorTLS != nil {
 		creds = credentials.NewTLS(n.cfg.LocatorTLS)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if n.tokens != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(api.BearerToken(n.tokens.Token)))
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, &ConfigError{fmt.Errorf("--locator: %w", err)}
 	}
@@ -178,13 +202,26 @@ func (n *Node) openRemote() (sipfront.Locator, error) {
 }
 
 // serveAPI starts gRPC (unless Locator) and HTTP on their listeners.
+// With a token, every RPC and every route asks for it but those
+// api.Auth leaves open.
 func (n *Node) serveAPI() {
+	var auth *api.Auth
+	if n.tokens != nil {
+		auth = api.NewAuth(n.tokens, n.cfg.openPaths()...)
+	}
 	if n.api != nil {
 		// Stream workers: calls run on standing goroutines, whose stacks
 		// have already grown, instead of a new goroutine per call (the
 		// same cost the store's replica workers avoid).
-		opts := []grpc.ServerOption{grpc.UnaryInterceptor(n.metrics.grpc.Interceptor),
-			grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0)))}
+		unary := []grpc.UnaryServerInterceptor{n.metrics.grpc.Interceptor}
+		opts := []grpc.ServerOption{grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0)))}
+		if auth != nil {
+			// After the counting: refused calls show in
+			// locsvc_grpc_requests_total as Unauthenticated.
+			unary = append(unary, auth.Unary)
+			opts = append(opts, grpc.StreamInterceptor(auth.Stream))
+		}
+		opts = append(opts, grpc.ChainUnaryInterceptor(unary...))
 		if n.cfg.ServerTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.ServerTLS.Clone())))
 		}
@@ -197,6 +234,9 @@ func (n *Node) serveAPI() {
 	handler := n.metrics.handler(n.http.Handler())
 	if n.cfg.Pprof {
 		handler = withPprof(handler)
+	}
+	if auth != nil {
+		handler = auth.HTTP(handler)
 	}
 	// ErrorLog: net/http reports failed TLS handshakes there (a client
 	// without a certificate, a scanner); keep them in the structured log.

@@ -15,7 +15,7 @@ func startSIP(cfg *Config, loc sipfront.Locator, peers sipfront.Peers, log *slog
 		return nil, nil
 	}
 	fc := sipfront.Config{
-		Addr: cfg.SIP, Advertise: cfg.SIPAdvertise, Mode: cfg.SIPMode, Domains: cfg.Domains,
+		Addr: cfg.SIP, Advertise: cfg.sipAdvertise(), Mode: cfg.SIPMode, Domains: cfg.Domains,
 		Trusted: cfg.Trusted, AllowOpen: cfg.AllowOpen, AuthAll: cfg.SIPAuthAll, Logger: log.With("component", "sip"),
 		MaxMessageSize: cfg.SIPMaxMessage, MaxTCPConns: cfg.SIPMaxConns, RegisterRate: cfg.RegisterRate, RegisterBurst: cfg.RegisterBurst,
 		TLSAddr: cfg.SIPTLS, TLSConfig: cfg.SIPTLSConfig, RequestTimeout: cfg.SIPRequestTimeout, FlowTimer: cfg.FlowTimer,

@@ -20,6 +20,7 @@ import (
 
 	"github.com/locsvc/locsvc/api"
 	"github.com/locsvc/locsvc/api/locsvcv1"
+	"github.com/locsvc/locsvc/internal/apitoken"
 	"github.com/locsvc/locsvc/node"
 )
 
@@ -30,6 +31,7 @@ type clientFlags struct {
 	json    bool
 	// TLS towards a node serving with --tls-cert (and --tls-client-ca).
 	ca, cert, key string
+	token         string // --api-token: a file whose first token is sent
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -39,12 +41,15 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ca, "ca", "", "PEM CA bundle verifying the node's certificate: connect over TLS (env LOCSVC_CA)")
 	fs.StringVar(&c.cert, "cert", "", "PEM client certificate, for a node that requires one (env LOCSVC_CERT)")
 	fs.StringVar(&c.key, "key", "", "PEM private key of --cert (env LOCSVC_KEY)")
+	fs.StringVar(&c.token, "api-token", "", "file of API tokens, for a node serving with --api-token; the first is sent (env LOCSVC_API_TOKEN)")
 }
 
 // clientEnvFlags may come from the environment (LOCSVC_CA, ...). The other
 // client flags do not: LOCSVC_TIMEOUT or LOCSVC_JSON set for a node would
 // change what a script calling locsvc lookup prints.
-var clientEnvFlags = []string{"ca", "cert", "key"}
+// LOCSVC_API_TOKEN is the variable serve reads too, so one setting
+// serves a node and the commands run beside it.
+var clientEnvFlags = []string{"ca", "cert", "key", "api-token"}
 
 // call dials the node and runs fn on the connection with the call's
 // context (--timeout); a failed call is explained by callError.
@@ -75,7 +80,15 @@ func (c *clientFlags) dial() (*grpc.ClientConn, context.Context, context.CancelF
 	if conf != nil {
 		creds = credentials.NewTLS(conf)
 	}
-	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(creds))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if c.token != "" {
+		tokens, err := apitoken.Load(c.token)
+		if err != nil {
+			return nil, nil, nil, usageError{fmt.Errorf("--api-token: %v", err)}
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(api.BearerToken(func() string { return tokens[0] })))
+	}
+	conn, err := grpc.NewClient(c.server, opts...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -169,10 +182,15 @@ func lookupCmd(args []string) error {
 // callError explains a failed call. Every Unavailable a node answers
 // carries a SipError detail; one without it came from the connection
 // (node down, TLS handshake refused, a plaintext client at a TLS node), and
-// "no replica reachable" would send the operator to the wrong place.
+// "no replica reachable" would send the operator to the wrong place. An
+// Unauthenticated is the node's API protection: the token is what to fix.
 func (c *clientFlags) callError(err error) error {
-	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && len(st.Details()) == 0 {
+	st, ok := status.FromError(err)
+	switch {
+	case ok && st.Code() == codes.Unavailable && len(st.Details()) == 0:
 		return fmt.Errorf("cannot reach %s: %s", c.server, st.Message())
+	case ok && st.Code() == codes.Unauthenticated:
+		return fmt.Errorf("%s refused the call: %s (its token file: --api-token FILE or LOCSVC_API_TOKEN)", c.server, st.Message())
 	}
 	return api.FromStatus(err)
 }

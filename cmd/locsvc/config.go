@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,9 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.StringVar(&trusted, "trusted", "", "comma-separated CIDRs whose SIP requests skip digest auth")
 	fs.StringVar(&cfg.Credentials, "credentials", d.Credentials, "file of user:realm:HA1 lines; when set, digest auth is required")
 	fs.BoolVar(&cfg.AllowOpen, "allow-open", d.AllowOpen, "serve SIP without auth on a non-loopback address")
+	fs.StringVar(&cfg.APIToken, "api-token", d.APIToken, "file of bearer tokens, one a line (reloaded when it changes): every gRPC call and HTTP request but health, readiness and /metrics must carry one")
+	fs.BoolVar(&cfg.APIAllowOpen, "api-allow-open", d.APIAllowOpen, "serve gRPC and HTTP on a non-loopback address without --api-token or client certificates")
+	fs.BoolVar(&cfg.ProtectMetrics, "protect-metrics", d.ProtectMetrics, "with --api-token, /metrics asks for the token too")
 	fs.IntVar(&minExp, "min-expires", int(lim.MinExpires/time.Second), "shortest registration granted, seconds; shorter gets 423")
 	fs.IntVar(&maxExp, "max-expires", int(lim.MaxExpires/time.Second), "longest registration granted, seconds; longer is shortened")
 	fs.IntVar(&defExp, "default-expires", int(lim.DefaultExpires/time.Second), "registration time when the REGISTER gives none, seconds")
@@ -53,7 +57,11 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.IntVar(&lim.MaxURILen, "max-uri-len", lim.MaxURILen, "longest AoR, contact or Path URI, bytes")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&cfg.Pprof, "pprof", d.Pprof, "serve Go's profiler under /debug/pprof/ on --http")
-	fs.StringVar(&cfg.SIPAdvertise, "sip-advertise", d.SIPAdvertise, "host:port this node names itself by in the Path it stores (default: --sip)")
+	fs.StringVar(&cfg.Advertise, "advertise", d.Advertise, "host peers and clients reach this node at: gossip, gRPC, HTTP and SIP are announced as it with their listeners' ports (needed with a wildcard listener)")
+	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", d.GossipAdvertise, "IP:port the gossip peers reach this node at (default: --advertise with the --gossip port, else --gossip)")
+	fs.StringVar(&cfg.GRPCAdvertise, "grpc-advertise", d.GRPCAdvertise, "host:port announced for gRPC (default: --advertise with the --grpc port, else --grpc)")
+	fs.StringVar(&cfg.HTTPAdvertise, "http-advertise", d.HTTPAdvertise, "host:port announced for HTTP (default: --advertise with the --http port, else --http)")
+	fs.StringVar(&cfg.SIPAdvertise, "sip-advertise", d.SIPAdvertise, "host:port announced for SIP and named in the Path this node stores (default: --advertise with the --sip port, else --sip)")
 	fs.StringVar(&cfg.NonceKeyFile, "nonce-key", d.NonceKeyFile, "file holding a secret (16+ bytes) that signs digest nonces; nodes of a farm share it")
 	fs.StringVar(&cfg.FlowKeyFile, "flow-key", d.FlowKeyFile, "file holding a secret (16+ bytes) that signs flow tokens (RFC 5626) and seals temp-GRUUs (RFC 5627); nodes of a farm share it")
 	fs.BoolVar(&cfg.SIPAuthAll, "sip-auth-all", d.SIPAuthAll, "with --credentials, also authenticate requests other than REGISTER (proxy mode: 407 Proxy-Authenticate)")
@@ -107,5 +115,12 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 
 // validate checks the node's settings and the TLS files.
 func (c *config) validate() error {
-	return joinErrs(c.Config.Validate(), c.Sec.validate(c))
+	nc := c.Config
+	if c.Sec.ClientCAFile != "" && nc.ServerTLS == nil {
+		// Validate judges the API's protection by the TLS configuration
+		// that serve builds from the files once they are checked
+		// (security.apply); until then this stands for it.
+		nc.ServerTLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert}
+	}
+	return joinErrs(nc.Validate(), c.Sec.validate(c))
 }
