@@ -88,7 +88,8 @@ func (s *Service) walk(ctx context.Context, rate int, fn func(BindingSet, time.T
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
-		return fmt.Errorf("walk cut short: %w", ctx.Err())
+		// The cause says who ended it: the caller, or the server stopping.
+		return fmt.Errorf("walk cut short: %w", context.Cause(ctx))
 	}
 	return &Error{Kind: KindUnavailable, Reason: "could not read the whole table: " + err.Error(), Err: err}
 }
