@@ -39,9 +39,9 @@ func scanned(t *testing.T, st *ringstore.Store, opt ringstore.ScanOptions) (map[
 func scanAoR(i int) string     { return fmt.Sprintf("sip:scan%d@example.com", i) }
 func scanContact(i int) string { return fmt.Sprintf("sip:scan%d@192.0.2.1", i) }
 
-// A scan of the whole ring hands over every record once, merged across
-// its replicas; the scans of each shard's own records split the ring
-// between them.
+// The scans of each shard's own records split the ring between them; a
+// scan of the whole ring hands over every record once, merged across its
+// replicas.
 func TestScanEachRecordOnce(t *testing.T) {
 	ms := startShards(t, 3)
 	src := &staticRing{}
@@ -65,6 +65,32 @@ func TestScanEachRecordOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Each shard's own records, as it holds them (Local): together the
+	// whole ring, once; AoR 0 as its stale first replica holds it.
+	total := 0
+	seen := map[string]string{}
+	for _, m := range ms {
+		part, err := scanned(t, st, ringstore.ScanOptions{Shards: []string{m.Addr}, Rate: 1_000_000, Local: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for aor := range part {
+			if other, ok := seen[aor]; ok {
+				t.Errorf("%s scanned as first on %s and on %s", aor, other, m.Addr)
+			}
+			seen[aor] = m.Addr
+		}
+		if uris, ok := part[scanAoR(0)]; ok && !slices.Equal(uris, []string{scanContact(0)}) {
+			t.Errorf("local scan of AoR 0: %q, want its first replica's stale copy", uris)
+		}
+		t.Logf("first on %s: %d records", m.Addr, len(part))
+		total += len(part)
+	}
+	if total != n {
+		t.Errorf("the shards' own scans hold %d records together, want %d", total, n)
+	}
+
+	// The whole ring, each record merged across its replicas.
 	got, err := scanned(t, st, ringstore.ScanOptions{Rate: 1_000_000})
 	if err != nil {
 		t.Fatal(err)
@@ -80,26 +106,6 @@ func TestScanEachRecordOnce(t *testing.T) {
 		if !slices.Equal(got[scanAoR(i)], want) {
 			t.Errorf("%s: %q, want %q", scanAoR(i), got[scanAoR(i)], want)
 		}
-	}
-
-	total := 0
-	seen := map[string]string{}
-	for _, m := range ms {
-		part, err := scanned(t, st, ringstore.ScanOptions{Shards: []string{m.Addr}, Rate: 1_000_000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for aor := range part {
-			if other, ok := seen[aor]; ok {
-				t.Errorf("%s scanned as first on %s and on %s", aor, other, m.Addr)
-			}
-			seen[aor] = m.Addr
-		}
-		t.Logf("first on %s: %d records", m.Addr, len(part))
-		total += len(part)
-	}
-	if total != n {
-		t.Errorf("the shards' own scans hold %d records together, want %d", total, n)
 	}
 }
 
