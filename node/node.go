@@ -38,6 +38,7 @@ type Node struct {
 	grpcLn  net.Listener
 	httpLn  net.Listener
 	metrics *metrics
+	counts  *tableCounts // nil with nothing of its own to count
 	info    api.Info
 
 	errc     chan error
@@ -88,6 +89,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if n.cluster != nil && n.sip != nil && n.sip.NATPinging() {
 		n.cluster.startNATWalks(n.sip)
 	}
+	n.counts = n.startCounts()
 	n.metrics = newMetrics(n)
 	n.serveAPI()
 	ok = true
@@ -118,7 +120,7 @@ func (n *Node) listen() error {
 	}
 	n.info = api.Info{
 		NodeID: n.cfg.NodeID, Version: n.cfg.Version, StartedAt: time.Now(), Replicas: n.cfg.Replicas,
-		HTTPAddr: n.httpLn.Addr().String(), SIPAddr: n.cfg.SIP,
+		HTTPAddr: n.httpLn.Addr().String(), SIPAddr: n.cfg.SIP, WalkRate: n.cfg.RepairRate,
 	}
 	if n.cfg.Locator == "" {
 		if n.grpcLn, err = net.Listen("tcp", n.cfg.GRPC); err != nil {
@@ -184,6 +186,7 @@ func (n *Node) serveAPI() {
 		// have already grown, instead of a new goroutine per call (the
 		// same cost the store's replica workers avoid).
 		opts := []grpc.ServerOption{grpc.UnaryInterceptor(n.metrics.grpc.Interceptor),
+			grpc.StreamInterceptor(n.metrics.grpc.StreamInterceptor),
 			grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0)))}
 		if n.cfg.ServerTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.ServerTLS.Clone())))
@@ -284,6 +287,11 @@ func (n *Node) closeAll(ctx context.Context) {
 			n.log.Warn("sip shutdown", "err", err)
 		}
 	}
+	if n.api != nil {
+		// Dumps and counts may run for minutes: end them rather than let
+		// them hold the drain up.
+		n.api.StopWalks()
+	}
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
 	defer cancel()
 	if n.grpcSrv != nil {
@@ -304,6 +312,7 @@ func (n *Node) closeAll(ctx context.Context) {
 	} else if n.httpLn != nil {
 		n.httpLn.Close()
 	}
+	n.counts.close()
 	switch {
 	case n.cluster != nil:
 		n.cluster.close(ctx)
