@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,12 +16,13 @@ import (
 // so it can stand wherever a *locsvc.Service does (the SIP front end's
 // Locator). Refusals come back as *locsvc.Error, as they would in-process.
 type Client struct {
-	loc locsvcv1.LocationServiceClient
+	loc   locsvcv1.LocationServiceClient
+	admin locsvcv1.AdminServiceClient
 }
 
 // NewClient wraps a connection to a locsvc node.
 func NewClient(conn grpc.ClientConnInterface) *Client {
-	return &Client{loc: locsvcv1.NewLocationServiceClient(conn)}
+	return &Client{loc: locsvcv1.NewLocationServiceClient(conn), admin: locsvcv1.NewAdminServiceClient(conn)}
 }
 
 // Register implements the Locator.
@@ -52,4 +55,52 @@ func (c *Client) Unbind(ctx context.Context, aor string, refs []locsvc.BindingRe
 	}
 	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now(),
 		Known: len(res.Bindings) > 0 || res.Removed > 0}, int(res.Removed), nil
+}
+
+// Dump calls fn with every AoR of the cluster that has live bindings, as
+// locsvc.Service.Dump does in-process (rate 0: the node's pace). An error
+// fn returns ends the call and is returned as is.
+func (c *Client) Dump(ctx context.Context, rate int, fn func(locsvc.Result) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream when fn stops the dump
+	stream, err := c.admin.Dump(ctx, &locsvcv1.DumpRequest{Rate: uint32(max(rate, 0))})
+	if err != nil {
+		return FromStatus(err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return FromStatus(err)
+		}
+		r := locsvc.Result{AoR: msg.Aor, Bindings: BindingsFromProto(msg.Bindings), Now: time.Now(), Known: true}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+}
+
+// Remove takes bindings of an AoR out on every replica, as
+// locsvc.Service.Remove does in-process: all of them when contacts is
+// empty. It returns the bindings left, how many it removed and the
+// contacts that matched none.
+func (c *Client) Remove(ctx context.Context, aor string, contacts []string) (locsvc.Result, int, []string, error) {
+	res, err := c.admin.Remove(ctx, &locsvcv1.RemoveRequest{Aor: aor, Contacts: contacts})
+	if err != nil {
+		return locsvc.Result{}, 0, nil, FromStatus(err)
+	}
+	return locsvc.Result{AoR: res.Aor, Bindings: BindingsFromProto(res.Bindings), Now: time.Now(),
+		Known: len(res.Bindings) > 0 || res.Removed > 0}, int(res.Removed), res.Unmatched, nil
+}
+
+// Counts counts the cluster's AoRs with live bindings and those bindings
+// (rate 0: the node's pace).
+func (c *Client) Counts(ctx context.Context, rate int) (locsvc.Counts, error) {
+	res, err := c.admin.Counts(ctx, &locsvcv1.CountsRequest{Rate: uint32(max(rate, 0))})
+	if err != nil {
+		return locsvc.Counts{}, FromStatus(err)
+	}
+	return locsvc.Counts{AoRs: int(res.Aors), Bindings: int(res.Bindings)}, nil
 }

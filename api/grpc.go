@@ -23,6 +23,9 @@ type Info struct {
 	// Addresses this node is reached at, as it announces them (its
 	// advertised addresses; "" when not served).
 	GRPCAddr, HTTPAddr, SIPAddr string
+	// WalkRate is the most records a second a dump or count reads (the
+	// node's --repair-rate); a caller may ask for less. 0: 5000.
+	WalkRate int
 }
 
 // StatusSource supplies the cluster part of Status. A single node on the
@@ -31,20 +34,27 @@ type StatusSource interface {
 	Status(ctx context.Context, into *locsvcv1.StatusResponse)
 }
 
-// Server implements LocationService and ClusterService over a core Service.
+// Server implements LocationService, ClusterService and AdminService
+// (admin.go) over a core Service.
 type Server struct {
 	locsvcv1.UnimplementedLocationServiceServer
 	locsvcv1.UnimplementedClusterServiceServer
+	locsvcv1.UnimplementedAdminServiceServer
 
 	svc     *locsvc.Service
 	info    Info
 	cluster StatusSource
 	health  *health.Server
+	// walks ends with StopWalks (admin.go).
+	walks     context.Context
+	stopWalks context.CancelCauseFunc
 }
 
 // NewServer serves svc; cluster may be nil for a single embedded node.
 func NewServer(svc *locsvc.Service, info Info, cluster StatusSource) *Server {
-	return &Server{svc: svc, info: info, cluster: cluster, health: health.NewServer()}
+	s := &Server{svc: svc, info: info, cluster: cluster, health: health.NewServer()}
+	s.walks, s.stopWalks = context.WithCancelCause(context.Background())
+	return s
 }
 
 // Register implements LocationService.
@@ -113,6 +123,7 @@ func (s *Server) Status(ctx context.Context, _ *locsvcv1.StatusRequest) (*locsvc
 func (s *Server) RegisterGRPC(g *grpc.Server) {
 	locsvcv1.RegisterLocationServiceServer(g, s)
 	locsvcv1.RegisterClusterServiceServer(g, s)
+	locsvcv1.RegisterAdminServiceServer(g, s)
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 }

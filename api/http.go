@@ -48,6 +48,9 @@ func (h *HTTP) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/unbind", h.unbind)
 	mux.HandleFunc("GET /v1/lookup", h.lookup)
 	mux.HandleFunc("POST /v1/lookup", h.lookup)
+	mux.HandleFunc("GET /v1/dump", h.dump)
+	mux.HandleFunc("POST /v1/remove", h.remove)
+	mux.HandleFunc("GET /v1/counts", h.counts)
 	mux.HandleFunc("GET /status", h.statusHTML)
 	mux.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusFound))
 	return mux

@@ -24,6 +24,12 @@ import (
 //	POST /v1/unbind             UnbindRequest    -> UnbindResponse
 //	GET  /v1/status             StatusResponse
 //
+// and for operators (AdminService, httpadmin.go):
+//
+//	GET  /v1/dump[?rate=N]      DumpResponse per line (NDJSON), streamed
+//	POST /v1/remove             RemoveRequest    -> RemoveResponse
+//	GET  /v1/counts[?rate=N]    CountsResponse
+//
 // As protojson does for every field, answers leave out zero values: an
 // UnbindResponse that removed nothing has no "removed".
 //
@@ -108,34 +114,44 @@ func readJSON(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	status, body := errorOf(err)
+	writeJSONValue(w, status, map[string]errBody{"error": body})
+}
+
+// errorOf is the HTTP status and error document that answer err.
+func errorOf(err error) (int, errBody) {
 	e, ok := locsvc.AsError(err)
 	if !ok {
-		writeErrorBody(w, http.StatusInternalServerError, "INTERNAL", err.Error(),
+		return http.StatusInternalServerError, newErrBody("INTERNAL", err.Error(),
 			&locsvcv1.SipError{Code: 500, Reason: "Server Internal Error"})
-		return
 	}
-	writeErrorBody(w, httpStatusOf(e.Kind), rpccode.Code(codeOf(e.Kind)).String(), e.Error(), &locsvcv1.SipError{
+	return httpStatusOf(e.Kind), newErrBody(rpccode.Code(codeOf(e.Kind)).String(), e.Error(), &locsvcv1.SipError{
 		Code: uint32(e.SIPCode()), Reason: e.SIPReason(), MinExpires: uint32(e.MinExpires), Field: e.Field, Limit: e.Limit,
 	})
 }
 
-// errorBody is the JSON error document. Its field names are part of the
+// errBody is the JSON error document. Its field names are part of the
 // API (proxy scripts read them), hence written out here.
-func writeErrorBody(w http.ResponseWriter, status int, code, msg string, sip *locsvcv1.SipError) {
-	type errBody struct {
-		Code       string `json:"code"`
-		Message    string `json:"message"`
-		SIPCode    uint32 `json:"sip_code,omitempty"`
-		SIPReason  string `json:"sip_reason,omitempty"`
-		MinExpires uint32 `json:"min_expires,omitempty"`
-		Field      string `json:"field,omitempty"`
-		Limit      string `json:"limit,omitempty"`
-	}
+type errBody struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	SIPCode    uint32 `json:"sip_code,omitempty"`
+	SIPReason  string `json:"sip_reason,omitempty"`
+	MinExpires uint32 `json:"min_expires,omitempty"`
+	Field      string `json:"field,omitempty"`
+	Limit      string `json:"limit,omitempty"`
+}
+
+func newErrBody(code, msg string, sip *locsvcv1.SipError) errBody {
 	body := errBody{Code: code, Message: msg}
 	if sip != nil {
 		body.SIPCode, body.SIPReason, body.MinExpires, body.Field, body.Limit = sip.Code, sip.Reason, sip.MinExpires, sip.Field, sip.Limit
 	}
-	writeJSONValue(w, status, map[string]errBody{"error": body})
+	return body
+}
+
+func writeErrorBody(w http.ResponseWriter, status int, code, msg string, sip *locsvcv1.SipError) {
+	writeJSONValue(w, status, map[string]errBody{"error": newErrBody(code, msg, sip)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, m proto.Message) {

@@ -20,7 +20,7 @@ var CallBuckets = []time.Duration{100 * time.Microsecond, 250 * time.Microsecond
 	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
 	2500 * time.Millisecond}
 
-// GRPCCalls counts the unary gRPC calls a server answered, by method and
+// GRPCCalls counts the gRPC calls a server answered, by method and
 // status code, and times them. It keeps atomics only; Snapshot hands out
 // values for whoever exports them (package node).
 type GRPCCalls struct {
@@ -42,16 +42,29 @@ type MethodCalls struct {
 func (m *GRPCCalls) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	res, err := h(ctx, req)
-	mc, ok := m.methods.Load(info.FullMethod)
+	m.record(info.FullMethod, start, err)
+	return res, err
+}
+
+// StreamInterceptor records every streaming call (a dump), timed to its
+// end.
+func (m *GRPCCalls) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	m.record(info.FullMethod, start, err)
+	return err
+}
+
+func (m *GRPCCalls) record(method string, start time.Time, err error) {
+	mc, ok := m.methods.Load(method)
 	if !ok {
-		mc, _ = m.methods.LoadOrStore(info.FullMethod, &methodCalls{latency: histogram.New(CallBuckets)})
+		mc, _ = m.methods.LoadOrStore(method, &methodCalls{latency: histogram.New(CallBuckets)})
 	}
 	c := mc.(*methodCalls)
 	c.latency.Observe(time.Since(start))
 	if code := status.Code(err); int(code) < len(c.codes) {
 		c.codes[code].Add(1)
 	}
-	return res, err
 }
 
 // Snapshot returns the counts by full method name.

@@ -19,6 +19,9 @@
 //   - Service, which runs those rules over a Store for every front end
 //     (gRPC, HTTP/JSON, SIP), and Error, the one error model they all
 //     translate by its Kind (Error.SIPCode gives the SIP answer).
+//   - The operators' calls (admin.go): Service.Dump and Service.Counts walk
+//     a Walker, a Store that can hand over every record once, paced;
+//     Service.Remove is Unbind with the versions the store itself read.
 //   - Store, the storage interface, and MemStore, the embedded in-memory
 //     implementation a single node runs on. The replicated memcached store
 //     is in package ringstore.

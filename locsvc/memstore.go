@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/locsvc/locsvc/internal/pace"
 )
 
 // MemStore is the embedded store: the whole location table in this
@@ -104,6 +106,35 @@ func (m *MemStore) mergeLocked(sh *memShard, key string, set BindingSet) Binding
 func owned(s BindingSet) BindingSet {
 	s.Bindings = slices.Clone(s.Bindings)
 	return s
+}
+
+// Records implements Walker: every record once, at most rate a second.
+// Each of the store's lock shards is copied under its lock and walked
+// after, so a dump holds up a REGISTER for at most the copy of 1/64 of
+// the table, never for fn.
+func (m *MemStore) Records(ctx context.Context, rate int, fn func(BindingSet) error) error {
+	pacer := pace.New(rate)
+	var sets []BindingSet
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		sets = sets[:0]
+		for _, s := range sh.sets {
+			// Stored sets are never edited in place (see mergeLocked), so
+			// they may be read after the lock is gone.
+			sets = append(sets, s)
+		}
+		sh.mu.Unlock()
+		for _, s := range sets {
+			if err := pacer.Wait(ctx, 1); err != nil {
+				return err
+			}
+			if err := fn(owned(Compact(s, m.now()))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Len counts the records held, expired ones not yet swept included.

@@ -64,6 +64,9 @@ type Config struct {
 	MemcachedConns   int
 	RepairRate       int           // records a second a repair pass may examine
 	RepairInterval   time.Duration // longest time between passes without a ring change
+	// CountInterval is how often the node counts its records for
+	// locsvc_aors and locsvc_bindings (node/counts.go).
+	CountInterval time.Duration
 
 	// Gossip.
 	Gossip        string   // bind address
@@ -146,6 +149,7 @@ func DefaultConfig() Config {
 		MemcachedConns:    2,
 		RepairRate:        5000,
 		RepairInterval:    5 * time.Minute,
+		CountInterval:     time.Minute,
 		Gossip:            "127.0.0.1:7946",
 		GossipProfile:     "lan",
 		Domains:           []string{"localhost"},

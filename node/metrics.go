@@ -20,7 +20,8 @@ import (
 // Prometheus metrics at scrape time, from the components' value
 // snapshots, so the hot paths count once, in their own atomics, and
 // nothing is kept twice. The only I/O is the shards' item counts, read
-// through cluster.shardRecords' shared, bounded reading.
+// through cluster.shardRecords' shared, bounded reading; the AoR and
+// binding counts come from a background count (counts.go).
 type collector struct {
 	n    *Node
 	grpc *api.GRPCCalls
@@ -62,6 +63,14 @@ var (
 		"1 while overload control sees a standing queue and refuses new requests that waited past --overload-target.", nil, nil)
 	descSIPOverloadLoss = prometheus.NewDesc("locsvc_sip_overload_loss_ratio",
 		"Share of requests overload control refused in its last window (what --overload-oc asks upstream proxies to drop).", nil, nil)
+	descAoRs = prometheus.NewDesc("locsvc_aors",
+		"AoRs with live bindings whose first live replica is a shard this node fronts (the embedded store: all), counted every minute (node.Config.CountInterval); sum over the nodes for the cluster.",
+		nil, nil)
+	descBindings = prometheus.NewDesc("locsvc_bindings",
+		"Live bindings (contacts) of the AoRs in locsvc_aors.", nil, nil)
+	descCountedAt = prometheus.NewDesc("locsvc_counted_timestamp_seconds",
+		"When the count behind locsvc_aors and locsvc_bindings last completed (Unix time); a failed count keeps the figures before it.",
+		nil, nil)
 	descShardRecords = prometheus.NewDesc("locsvc_shard_records",
 		"AoR records (memcached items) held by each memcached shard this node fronts, read at most once a second.",
 		[]string{"shard"}, nil)
@@ -84,7 +93,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
 		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPNATPinged, descSIPLimited, descSIPAnswer, descShardRecords,
 		descSIPWS, descSIPShed, descSIPQueue, descSIPOverloadDelay, descSIPOverloadStanding, descSIPOverloadLoss,
-		descMemcachedCommands, descMemcachedWrites, descGRPCCalls, descGRPCLatency} {
+		descMemcachedCommands, descMemcachedWrites, descGRPCCalls, descGRPCLatency, descAoRs, descBindings, descCountedAt} {
 		ch <- d
 	}
 }
@@ -105,6 +114,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s := c.n.sip; s != nil {
 		e.sip(s.Stats())
+	}
+	if t := c.n.counts; t != nil {
+		if counts, at := t.get(); !at.IsZero() {
+			e.gauge(descAoRs, float64(counts.AoRs))
+			e.gauge(descBindings, float64(counts.Bindings))
+			e.gauge(descCountedAt, float64(at.UnixNano())/1e9)
+		}
 	}
 	for method, mc := range c.grpc.Snapshot() {
 		for code, n := range mc.Codes {

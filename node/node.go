@@ -39,6 +39,7 @@ type Node struct {
 	grpcLn  net.Listener
 	httpLn  net.Listener
 	metrics *metrics
+	counts  *tableCounts   // nil with nothing of its own to count
 	info    api.Info       // advertised addresses (addrs.go)
 	tokens  *apitoken.File // --api-token, or nil
 
@@ -96,6 +97,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if n.cluster != nil && n.sip != nil && n.sip.NATPinging() {
 		n.cluster.startNATWalks(n.sip)
 	}
+	n.counts = n.startCounts()
 	n.metrics = newMetrics(n)
 	n.serveAPI()
 	ok = true
@@ -130,7 +132,7 @@ func (n *Node) listen() error {
 	n.info = api.Info{
 		NodeID: c.NodeID, Version: c.Version, StartedAt: time.Now(), Replicas: c.Replicas,
 		HTTPAddr: advertiseAddr(n.httpLn.Addr().String(), c.HTTPAdvertise, c.Advertise),
-		SIPAddr:  advertiseAddr(c.SIP, c.sipAdvertise(), ""),
+		SIPAddr:  advertiseAddr(c.SIP, c.sipAdvertise(), ""), WalkRate: c.RepairRate,
 	}
 	if c.Locator == "" {
 		if n.grpcLn, err = net.Listen("tcp", c.GRPC); err != nil {
@@ -214,14 +216,15 @@ func (n *Node) serveAPI() {
 		// have already grown, instead of a new goroutine per call (the
 		// same cost the store's replica workers avoid).
 		unary := []grpc.UnaryServerInterceptor{n.metrics.grpc.Interceptor}
+		stream := []grpc.StreamServerInterceptor{n.metrics.grpc.StreamInterceptor}
 		opts := []grpc.ServerOption{grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0)))}
 		if auth != nil {
 			// After the counting: refused calls show in
 			// locsvc_grpc_requests_total as Unauthenticated.
 			unary = append(unary, auth.Unary)
-			opts = append(opts, grpc.StreamInterceptor(auth.Stream))
+			stream = append(stream, auth.Stream)
 		}
-		opts = append(opts, grpc.ChainUnaryInterceptor(unary...))
+		opts = append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 		if n.cfg.ServerTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.ServerTLS.Clone())))
 		}
@@ -324,6 +327,11 @@ func (n *Node) closeAll(ctx context.Context) {
 			n.log.Warn("sip shutdown", "err", err)
 		}
 	}
+	if n.api != nil {
+		// Dumps and counts may run for minutes: end them rather than let
+		// them hold the drain up.
+		n.api.StopWalks()
+	}
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
 	defer cancel()
 	if n.grpcSrv != nil {
@@ -344,6 +352,7 @@ func (n *Node) closeAll(ctx context.Context) {
 	} else if n.httpLn != nil {
 		n.httpLn.Close()
 	}
+	n.counts.close()
 	switch {
 	case n.cluster != nil:
 		n.cluster.close(ctx)

@@ -92,7 +92,10 @@ func (c *clientFlags) dial() (*grpc.ClientConn, context.Context, context.CancelF
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	if c.timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), c.timeout)
+	}
 	return conn, ctx, cancel, nil
 }
 

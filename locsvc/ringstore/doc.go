@@ -46,6 +46,12 @@
 //     the keys of the shard(s) it fronts (lru_crawler metadump) and merges
 //     each record into the replicas the current ring names, paced by a rate
 //     limit so live traffic keeps priority.
+//   - Scan (scan.go): every record of the ring once, for dumps and counts,
+//     without a set of the keys seen: each shard's listing is walked and a
+//     key taken only on its first live replica on the ring snapshot of the
+//     scan's start; the record is read as Get reads it. ScanOptions.Shards
+//     narrows it to a node's own shards, whose scans then partition the
+//     ring.
 //
 // The merge is locsvc.Merge, a join, so every path above may run twice, in
 // any order, concurrently, and still converge.

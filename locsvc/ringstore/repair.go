@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/locsvc/locsvc/internal/mcpipe"
+	"github.com/locsvc/locsvc/internal/pace"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/ring"
 )
@@ -126,7 +127,7 @@ const repairBatch = 100
 func (r *Repairer) Pass(ctx context.Context) {
 	r.stats.running.Store(true)
 	defer r.stats.running.Store(false)
-	pace := newPacer(r.rate)
+	pacer := pace.New(r.rate)
 	start, scanned0, copied0 := time.Now(), r.stats.scanned.Load(), r.stats.copied.Load()
 	for _, addr := range r.local {
 		keys, err := r.store.listKeys(ctx, addr, locsvc.IsStoreKey)
@@ -137,7 +138,7 @@ func (r *Repairer) Pass(ctx context.Context) {
 		}
 		for i := 0; i < len(keys); i += repairBatch {
 			batch := keys[i:min(i+repairBatch, len(keys))]
-			if err := pace.wait(ctx, len(batch)); err != nil {
+			if err := pacer.Wait(ctx, len(batch)); err != nil {
 				return
 			}
 			r.repairBatch(ctx, addr, batch)
@@ -259,29 +260,4 @@ func sameLive(merged, cur locsvc.BindingSet, now time.Time) bool {
 	a, err1 := locsvc.Encode(locsvc.Compact(merged, now))
 	b, err2 := locsvc.Encode(locsvc.Compact(cur, now))
 	return err1 == nil && err2 == nil && bytes.Equal(a, b)
-}
-
-// pacer spaces work to a rate, sleeping in slices of at least a
-// millisecond so high rates do not spin.
-type pacer struct {
-	every time.Duration
-	next  time.Time
-}
-
-func newPacer(perSecond int) *pacer {
-	return &pacer{every: time.Second / time.Duration(perSecond), next: time.Now()}
-}
-
-func (p *pacer) wait(ctx context.Context, n int) error {
-	p.next = p.next.Add(p.every * time.Duration(n))
-	if d := time.Until(p.next); d > time.Millisecond {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
-	} else if d < -time.Second {
-		p.next = time.Now() // do not burst to catch up after a stall
-	}
-	return ctx.Err()
 }

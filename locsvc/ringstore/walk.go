@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/locsvc/locsvc/internal/pace"
 	"github.com/locsvc/locsvc/locsvc"
 )
 
@@ -20,10 +21,10 @@ func (s *Store) Walk(ctx context.Context, shard string, rate int, fn func(key st
 		return fmt.Errorf("list keys of %s: %w", shard, err)
 	}
 	c := s.client(shard)
-	pace := newPacer(max(rate, 1))
+	pacer := pace.New(rate)
 	for i := 0; i < len(keys); i += repairBatch {
 		batch := keys[i:min(i+repairBatch, len(keys))]
-		if err := pace.wait(ctx, len(batch)); err != nil {
+		if err := pacer.Wait(ctx, len(batch)); err != nil {
 			return err
 		}
 		items, err := getMulti(ctx, c, batch, s.cfg.Now)
