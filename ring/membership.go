@@ -196,7 +196,10 @@ func (m *Membership) Subscribe() (<-chan *Ring, func()) {
 	return m.subs.add(m.Ring())
 }
 
-// SetState changes this node's announced state and gossips it.
+// SetState changes this node's announced state and gossips it. This
+// node's own Ring reflects the state when SetState returns: the hand-off
+// sets StateLeaving and at once reads the ring for its shards' new owners,
+// which a rebuild left to the builder goroutine might not have made yet.
 func (m *Membership) SetState(s State) error {
 	if s > StateRestarting {
 		return errors.New("ring: unknown state " + s.String())
@@ -204,7 +207,9 @@ func (m *Membership) SetState(s State) error {
 	if err := m.setState(s); err != nil {
 		return err
 	}
-	m.wakeBuilder()
+	// Once the builder runs (after Start), a rebuild here leaves its grace
+	// timer valid: this node's state moves no other member's deadline.
+	m.rebuild()
 	m.announce(announceTimeout)
 	return nil
 }

@@ -175,6 +175,10 @@ func TestSetStateLeavingMarksShardsUnhealthy(t *testing.T) {
 	if err := nodes[1].SetState(StateLeaving); err != nil {
 		t.Fatal(err)
 	}
+	// At once on its own ring: the hand-off reads it next.
+	if s, ok := nodes[1].Ring().Shard("mc-n1:11211"); !ok || s.Healthy {
+		t.Errorf("n1's own ring right after SetState: %+v", s)
+	}
 	waitFor(t, 5*time.Second, "n0 to see n1's shard unhealthy", func() bool {
 		s, ok := nodes[0].Ring().Shard("mc-n1:11211")
 		return ok && !s.Healthy
