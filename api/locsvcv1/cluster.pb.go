@@ -80,8 +80,8 @@ type DrainResponse struct {
 	// Records (or shard listings) that could not be handed off; their other
 	// replicas keep their copies, and repair on those nodes restores R.
 	Failures uint64 `protobuf:"varint,4,opt,name=failures,proto3" json:"failures,omitempty"`
-	// False when the hand-off ran out of --handoff-timeout before it had read
-	// every record.
+	// False when the hand-off ran out of time (it is bounded at 60 s) before
+	// it had read every record.
 	Complete      bool `protobuf:"varint,5,opt,name=complete,proto3" json:"complete,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
