@@ -29,10 +29,13 @@ func (s *Server) Drain(ctx context.Context, in *locsvcv1.DrainRequest) (*locsvcv
 		return nil, err
 	}
 	out, err := s.drainer(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+		return out, nil
+	case ctx.Err() != nil:
 		return nil, status.FromContextError(err).Err()
 	}
-	return out, nil
+	return nil, status.Error(codes.FailedPrecondition, err.Error())
 }
 
 // checkDrain refuses a Drain that names another node, or a node with

@@ -153,6 +153,21 @@ func (c *cluster) handOff(ctx context.Context) handOffResult {
 	return moved
 }
 
+// canLeave refuses to leave for good when no healthy shard of another
+// node is in the ring: the hand-off would have nowhere to put the
+// records, and they would go with this node's memcached.
+func (c *cluster) canLeave() error {
+	if len(c.cfg.Memcached) == 0 {
+		return nil // a router holds no records
+	}
+	for _, s := range c.mship.Ring().Shards() {
+		if s.Healthy && s.Node != c.cfg.NodeID {
+			return nil
+		}
+	}
+	return errors.New("no healthy shard of another node is in the ring: the records of this node's shards would have nowhere to go")
+}
+
 // handOffOnce runs handOff the first time it is called; later callers
 // wait for that one and get its result.
 func (c *cluster) handOffOnce(ctx context.Context) handOffResult {

@@ -50,9 +50,10 @@ type Node struct {
 
 	// forGood makes Stop leave the cluster with the hand-off rather than
 	// for a restart: set by LeaveOnStop, or by Leave.
-	forGood   atomic.Bool
-	leaveOnce sync.Once
-	left      chan struct{} // closed when Leave's hand-off is over
+	forGood atomic.Bool
+	leaveMu sync.Mutex
+	leaving bool          // Leave has begun: later calls wait for it
+	left    chan struct{} // closed when Leave's hand-off is over
 }
 
 // announced are the addresses a node serves on, as gossip tells the others.
@@ -329,7 +330,13 @@ func (n *Node) Leave(ctx context.Context) (*locsvcv1.DrainResponse, error) {
 	if n.cluster == nil {
 		return nil, errors.New("not a member of a ring: nothing to leave")
 	}
-	n.leaveOnce.Do(func() {
+	n.leaveMu.Lock()
+	if !n.leaving {
+		if err := n.cluster.canLeave(); err != nil {
+			n.leaveMu.Unlock()
+			return nil, err
+		}
+		n.leaving = true
 		n.forGood.Store(true)
 		n.Drain()
 		n.log.Info("leaving the cluster for good: handing the records off", "shards", n.cfg.Memcached)
@@ -339,7 +346,8 @@ func (n *Node) Leave(ctx context.Context) (*locsvcv1.DrainResponse, error) {
 			defer cancel()
 			n.cluster.handOffOnce(hctx)
 		}()
-	})
+	}
+	n.leaveMu.Unlock()
 	select {
 	case <-n.left:
 	case <-ctx.Done():

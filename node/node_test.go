@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,5 +243,29 @@ func TestStopIsARestart(t *testing.T) {
 	}
 	if got := p.mcB.StatInt(t, "", "curr_items"); got != onB {
 		t.Errorf("b's shard holds %d records, had %d: something was copied", got, onB)
+	}
+}
+
+// A node whose shards are the only ones in the ring cannot leave for good:
+// its records would have nowhere to go. The refusal changes nothing: the
+// node stays ready and a SIGTERM later is still a restart.
+func TestLeaveRefusedWhenAlone(t *testing.T) {
+	mc := integration.StartMemcached(t)
+	n := start(t, testConfig("solo", mc.Addr))
+	integration.WaitFor(t, 10*time.Second, "the shard healthy", func() bool { return healthyShards(n) == 1 })
+	_, err := n.Leave(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "nowhere to go") {
+		t.Fatalf("Leave of the only storage node: %v", err)
+	}
+	if err := n.Ready(); err != nil {
+		t.Errorf("not ready after a refused Leave: %v", err)
+	}
+	select {
+	case <-n.Left():
+		t.Error("Left closed after a refused Leave")
+	default:
+	}
+	if st, err := n.Status(context.Background()); err != nil || st.Members[0].State != "active" {
+		t.Errorf("state after a refused Leave: %v %v", st.GetMembers(), err)
 	}
 }
