@@ -14,7 +14,7 @@ import (
 )
 
 // DrainFunc takes the node out of the cluster for good
-// (ClusterService.Drain): it hands the records of its shards off, reports
+// (AdminService.Drain): it hands the records of its shards off, reports
 // what that did, and has the process end. The node provides it.
 type DrainFunc func(ctx context.Context) (*locsvcv1.DrainResponse, error)
 

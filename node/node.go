@@ -318,7 +318,7 @@ func (n *Node) Drain() {
 }
 
 // Leave takes the node out of the cluster for good, at an operator's
-// request (ClusterService.Drain, `locsvc drain`): readiness fails so that
+// request (AdminService.Drain, `locsvc drain`): readiness fails so that
 // load balancers move away, the node hands the records of its shards off
 // while it still answers calls (through the ring without its shards), and
 // then Left is closed: the caller should Stop it, which leaves gossip

@@ -144,7 +144,7 @@ func TestHandOffOnStop(t *testing.T) {
 	}
 }
 
-// Leave (ClusterService.Drain) hands off while the node still serves,
+// Leave (AdminService.Drain) hands off while the node still serves,
 // reports what it copied, and closes Left; the Stop that follows leaves
 // gossip without a second hand-off.
 func TestLeaveHandsOff(t *testing.T) {

@@ -22,136 +22,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// DrainRequest names the node to drain.
-type DrainRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Must be the id of the node called: a guard against draining the wrong
-	// node through a mistyped address (INVALID_ARGUMENT otherwise).
-	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *DrainRequest) Reset() {
-	*x = DrainRequest{}
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *DrainRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*DrainRequest) ProtoMessage() {}
-
-func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
-func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *DrainRequest) GetNodeId() string {
-	if x != nil {
-		return x.NodeId
-	}
-	return ""
-}
-
-// DrainResponse is what the hand-off did.
-type DrainResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	// Records read from this node's shards.
-	KeysScanned uint64 `protobuf:"varint,2,opt,name=keys_scanned,json=keysScanned,proto3" json:"keys_scanned,omitempty"`
-	// Replica writes that gave a new owner something it lacked.
-	KeysCopied uint64 `protobuf:"varint,3,opt,name=keys_copied,json=keysCopied,proto3" json:"keys_copied,omitempty"`
-	// Records (or shard listings) that could not be handed off; their other
-	// replicas keep their copies, and repair on those nodes restores R.
-	Failures uint64 `protobuf:"varint,4,opt,name=failures,proto3" json:"failures,omitempty"`
-	// False when the hand-off ran out of time (it is bounded at 60 s) before
-	// it had read every record.
-	Complete      bool `protobuf:"varint,5,opt,name=complete,proto3" json:"complete,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *DrainResponse) Reset() {
-	*x = DrainResponse{}
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *DrainResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*DrainResponse) ProtoMessage() {}
-
-func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
-func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *DrainResponse) GetNodeId() string {
-	if x != nil {
-		return x.NodeId
-	}
-	return ""
-}
-
-func (x *DrainResponse) GetKeysScanned() uint64 {
-	if x != nil {
-		return x.KeysScanned
-	}
-	return 0
-}
-
-func (x *DrainResponse) GetKeysCopied() uint64 {
-	if x != nil {
-		return x.KeysCopied
-	}
-	return 0
-}
-
-func (x *DrainResponse) GetFailures() uint64 {
-	if x != nil {
-		return x.Failures
-	}
-	return 0
-}
-
-func (x *DrainResponse) GetComplete() bool {
-	if x != nil {
-		return x.Complete
-	}
-	return false
-}
-
 // StatusRequest takes no arguments.
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -161,7 +31,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[2]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -173,7 +43,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[2]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -186,7 +56,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{0}
 }
 
 // StatusResponse is one node's view of the cluster.
@@ -208,7 +78,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[3]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +90,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[3]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +103,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -311,7 +181,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[4]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +193,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[4]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +206,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Member) GetNodeId() string {
@@ -412,7 +282,7 @@ type Shard struct {
 
 func (x *Shard) Reset() {
 	*x = Shard{}
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[5]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +294,7 @@ func (x *Shard) String() string {
 func (*Shard) ProtoMessage() {}
 
 func (x *Shard) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[5]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +307,7 @@ func (x *Shard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shard.ProtoReflect.Descriptor instead.
 func (*Shard) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Shard) GetId() string {
@@ -498,7 +368,7 @@ type Repair struct {
 
 func (x *Repair) Reset() {
 	*x = Repair{}
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[6]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +380,7 @@ func (x *Repair) String() string {
 func (*Repair) ProtoMessage() {}
 
 func (x *Repair) ProtoReflect() protoreflect.Message {
-	mi := &file_locsvc_v1_cluster_proto_msgTypes[6]
+	mi := &file_locsvc_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +393,7 @@ func (x *Repair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repair.ProtoReflect.Descriptor instead.
 func (*Repair) Descriptor() ([]byte, []int) {
-	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_locsvc_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Repair) GetRunning() bool {
@@ -572,16 +442,7 @@ var File_locsvc_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_locsvc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x17locsvc/v1/cluster.proto\x12\tlocsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"'\n" +
-	"\fDrainRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xa4\x01\n" +
-	"\rDrainResponse\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
-	"\fkeys_scanned\x18\x02 \x01(\x04R\vkeysScanned\x12\x1f\n" +
-	"\vkeys_copied\x18\x03 \x01(\x04R\n" +
-	"keysCopied\x12\x1a\n" +
-	"\bfailures\x18\x04 \x01(\x04R\bfailures\x12\x1a\n" +
-	"\bcomplete\x18\x05 \x01(\bR\bcomplete\"\x0f\n" +
+	"\x17locsvc/v1/cluster.proto\x12\tlocsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rStatusRequest\"\xb2\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
@@ -618,10 +479,9 @@ const file_locsvc_v1_cluster_proto_rawDesc = "" +
 	"keysCopied\x12\x1a\n" +
 	"\bfailures\x18\x05 \x01(\x04R\bfailures\x12<\n" +
 	"\flast_pass_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastPassAt2\x8b\x01\n" +
+	"lastPassAt2O\n" +
 	"\x0eClusterService\x12=\n" +
-	"\x06Status\x12\x18.locsvc.v1.StatusRequest\x1a\x19.locsvc.v1.StatusResponse\x12:\n" +
-	"\x05Drain\x12\x17.locsvc.v1.DrainRequest\x1a\x18.locsvc.v1.DrainResponseB0Z.github.com/locsvc/locsvc/api/locsvcv1;locsvcv1b\x06proto3"
+	"\x06Status\x12\x18.locsvc.v1.StatusRequest\x1a\x19.locsvc.v1.StatusResponseB0Z.github.com/locsvc/locsvc/api/locsvcv1;locsvcv1b\x06proto3"
 
 var (
 	file_locsvc_v1_cluster_proto_rawDescOnce sync.Once
@@ -635,29 +495,25 @@ func file_locsvc_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_locsvc_v1_cluster_proto_rawDescData
 }
 
-var file_locsvc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_locsvc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_locsvc_v1_cluster_proto_goTypes = []any{
-	(*DrainRequest)(nil),          // 0: locsvc.v1.DrainRequest
-	(*DrainResponse)(nil),         // 1: locsvc.v1.DrainResponse
-	(*StatusRequest)(nil),         // 2: locsvc.v1.StatusRequest
-	(*StatusResponse)(nil),        // 3: locsvc.v1.StatusResponse
-	(*Member)(nil),                // 4: locsvc.v1.Member
-	(*Shard)(nil),                 // 5: locsvc.v1.Shard
-	(*Repair)(nil),                // 6: locsvc.v1.Repair
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*StatusRequest)(nil),         // 0: locsvc.v1.StatusRequest
+	(*StatusResponse)(nil),        // 1: locsvc.v1.StatusResponse
+	(*Member)(nil),                // 2: locsvc.v1.Member
+	(*Shard)(nil),                 // 3: locsvc.v1.Shard
+	(*Repair)(nil),                // 4: locsvc.v1.Repair
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_locsvc_v1_cluster_proto_depIdxs = []int32{
-	7, // 0: locsvc.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	4, // 1: locsvc.v1.StatusResponse.members:type_name -> locsvc.v1.Member
-	5, // 2: locsvc.v1.StatusResponse.shards:type_name -> locsvc.v1.Shard
-	6, // 3: locsvc.v1.StatusResponse.repair:type_name -> locsvc.v1.Repair
-	7, // 4: locsvc.v1.Repair.last_pass_at:type_name -> google.protobuf.Timestamp
-	2, // 5: locsvc.v1.ClusterService.Status:input_type -> locsvc.v1.StatusRequest
-	0, // 6: locsvc.v1.ClusterService.Drain:input_type -> locsvc.v1.DrainRequest
-	3, // 7: locsvc.v1.ClusterService.Status:output_type -> locsvc.v1.StatusResponse
-	1, // 8: locsvc.v1.ClusterService.Drain:output_type -> locsvc.v1.DrainResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
+	5, // 0: locsvc.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	2, // 1: locsvc.v1.StatusResponse.members:type_name -> locsvc.v1.Member
+	3, // 2: locsvc.v1.StatusResponse.shards:type_name -> locsvc.v1.Shard
+	4, // 3: locsvc.v1.StatusResponse.repair:type_name -> locsvc.v1.Repair
+	5, // 4: locsvc.v1.Repair.last_pass_at:type_name -> google.protobuf.Timestamp
+	0, // 5: locsvc.v1.ClusterService.Status:input_type -> locsvc.v1.StatusRequest
+	1, // 6: locsvc.v1.ClusterService.Status:output_type -> locsvc.v1.StatusResponse
+	6, // [6:7] is the sub-list for method output_type
+	5, // [5:6] is the sub-list for method input_type
 	5, // [5:5] is the sub-list for extension type_name
 	5, // [5:5] is the sub-list for extension extendee
 	0, // [0:5] is the sub-list for field type_name
@@ -674,7 +530,7 @@ func file_locsvc_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_locsvc_v1_cluster_proto_rawDesc), len(file_locsvc_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

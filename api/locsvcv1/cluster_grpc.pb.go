@@ -20,24 +20,16 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	ClusterService_Status_FullMethodName = "/locsvc.v1.ClusterService/Status"
-	ClusterService_Drain_FullMethodName  = "/locsvc.v1.ClusterService/Drain"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ClusterService reports what a node knows of the cluster, and takes a node out of it.
+// ClusterService reports what a node knows of the cluster.
 type ClusterServiceClient interface {
 	// Status describes this node, its view of the members and shards, and repair progress.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
-	// Drain makes this node leave the cluster for good: it stops taking
-	// traffic (readiness fails), hands the records of its shards to the
-	// owners the ring names without them, answers with what the hand-off did,
-	// then leaves gossip and its process exits with status 0. A stop by
-	// SIGTERM, by contrast, is a restart: the node's shards stay in placement.
-	// Calling it again while the node drains waits for the same hand-off.
-	Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -58,31 +50,14 @@ func (c *clusterServiceClient) Status(ctx context.Context, in *StatusRequest, op
 	return out, nil
 }
 
-func (c *clusterServiceClient) Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DrainResponse)
-	err := c.cc.Invoke(ctx, ClusterService_Drain_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
 //
-// ClusterService reports what a node knows of the cluster, and takes a node out of it.
+// ClusterService reports what a node knows of the cluster.
 type ClusterServiceServer interface {
 	// Status describes this node, its view of the members and shards, and repair progress.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
-	// Drain makes this node leave the cluster for good: it stops taking
-	// traffic (readiness fails), hands the records of its shards to the
-	// owners the ring names without them, answers with what the hand-off did,
-	// then leaves gossip and its process exits with status 0. A stop by
-	// SIGTERM, by contrast, is a restart: the node's shards stay in placement.
-	// Calling it again while the node drains waits for the same hand-off.
-	Drain(context.Context, *DrainRequest) (*DrainResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -95,9 +70,6 @@ type UnimplementedClusterServiceServer struct{}
 
 func (UnimplementedClusterServiceServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
-}
-func (UnimplementedClusterServiceServer) Drain(context.Context, *DrainRequest) (*DrainResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Drain not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -138,24 +110,6 @@ func _ClusterService_Status_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ClusterService_Drain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DrainRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ClusterServiceServer).Drain(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ClusterService_Drain_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ClusterServiceServer).Drain(ctx, req.(*DrainRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,10 +120,6 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _ClusterService_Status_Handler,
-		},
-		{
-			MethodName: "Drain",
-			Handler:    _ClusterService_Drain_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -16,7 +16,7 @@ import (
 // up to its 60 s bound, and the answer comes only once it is over.
 const drainTimeout = 90 * time.Second
 
-// drainCmd takes a node out of the cluster for good (ClusterService.Drain).
+// drainCmd takes a node out of the cluster for good (AdminService.Drain).
 //
 // The node to drain is named twice on purpose, by --server and by its id:
 // a drain is not undone, and a node whose id does not match refuses, so a
@@ -43,7 +43,7 @@ func drainCmd(args []string) error {
 	}
 	defer conn.Close()
 	defer cancel()
-	res, err := locsvcv1.NewClusterServiceClient(conn).Drain(ctx, &locsvcv1.DrainRequest{NodeId: rest[0]})
+	res, err := locsvcv1.NewAdminServiceClient(conn).Drain(ctx, &locsvcv1.DrainRequest{NodeId: rest[0]})
 	if status.Code(err) == codes.DeadlineExceeded {
 		return fmt.Errorf("no answer within --timeout %v: if %s accepted the drain it is still handing off, and exits once done (locsvc status on another node shows it leave)", c.timeout, rest[0])
 	}
