@@ -44,6 +44,7 @@ type Server struct {
 	svc     *locsvc.Service
 	info    Info
 	cluster StatusSource
+	drainer DrainFunc // nil: Drain is refused (drain.go)
 	health  *health.Server
 	// walks ends with StopWalks (admin.go).
 	walks     context.Context

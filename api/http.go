@@ -46,6 +46,7 @@ func (h *HTTP) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", h.status)
 	mux.HandleFunc("POST /v1/register", h.register)
 	mux.HandleFunc("POST /v1/unbind", h.unbind)
+	mux.HandleFunc("POST /v1/drain", h.drain)
 	mux.HandleFunc("GET /v1/lookup", h.lookup)
 	mux.HandleFunc("POST /v1/lookup", h.lookup)
 	mux.HandleFunc("GET /v1/dump", h.dump)

@@ -23,6 +23,7 @@ import (
 //	GET  /v1/lookup?aor=AOR     (or POST a LookupRequest) -> LookupResponse
 //	POST /v1/unbind             UnbindRequest    -> UnbindResponse
 //	GET  /v1/status             StatusResponse
+//	POST /v1/drain              DrainRequest     -> DrainResponse (drain.go)
 //
 // and for operators (AdminService, httpadmin.go):
 //

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/ring"
 	"github.com/locsvc/locsvc/sipfront"
 )
 
@@ -124,6 +125,14 @@ type Config struct {
 	// the hand-off pass.
 	DrainTimeout, HandoffTimeout time.Duration
 
+	// RestartGrace (--restart-grace) is how long the other nodes keep this
+	// node's shards in placement after it stopped for a restart (SIGTERM)
+	// before they take it as failed. LeaveOnStop (--leave-on-stop) makes
+	// Stop leave the cluster for good instead, with the hand-off, as
+	// `locsvc drain` does (docs/operations.md).
+	RestartGrace time.Duration
+	LeaveOnStop  bool
+
 	// TLS, built by the caller from its certificate files (nil: plain).
 	// ServerTLS serves gRPC and HTTP; SIPTLSConfig the SIPTLS and SIPWSS
 	// listeners;
@@ -168,9 +177,20 @@ func DefaultConfig() Config {
 		RetryAfterMax:    4,
 		DrainTimeout:     10 * time.Second,
 		HandoffTimeout:   60 * time.Second,
+		RestartGrace:     DefaultRestartGrace,
 		Version:          "dev",
 	}
 }
+
+// DefaultRestartGrace covers a restart with room to spare: a process or
+// a binary upgrade takes seconds, a container rescheduled on the same
+// machine (image pulled, volume attached) usually well under a minute.
+// Keeping the shards placed longer costs little while their memcached
+// runs, since every node reads and writes it directly; if it stopped too,
+// the other nodes' probes mark it unhealthy within seconds whatever the
+// grace. What a longer grace delays is only the move of a node that is
+// gone for good without a drain.
+const DefaultRestartGrace = 2 * time.Minute
 
 // SIPModes are the values SIPMode may take.
 var SIPModes = []string{"registrar", "redirect", "proxy"}
@@ -252,6 +272,9 @@ func (c *Config) validateGossip() []error {
 	}
 	if _, err := c.gossipKeys(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.RestartGrace < 0 || c.RestartGrace > ring.MaxRestartGrace {
+		errs = append(errs, fmt.Errorf("--restart-grace: must lie between 0 (no grace: a restart counts as a failure) and %v, got %v", ring.MaxRestartGrace, c.RestartGrace))
 	}
 	return errs
 }

@@ -33,6 +33,8 @@ func TestValidateNamesFlags(t *testing.T) {
 		{func(c *Config) { c.GossipProfile = "fast" }, "--gossip-profile"},
 		{func(c *Config) { c.MemcachedConns = 0 }, "--memcached-conns"},
 		{func(c *Config) { c.Locator = "grpc://h:1"; c.Memcached = []string{"h:2"} }, "--locator"},
+		{func(c *Config) { c.RestartGrace = -time.Second }, "--restart-grace"},
+		{func(c *Config) { c.RestartGrace = 25 * time.Hour }, "--restart-grace"},
 	} {
 		cfg := DefaultConfig()
 		c.set(&cfg)

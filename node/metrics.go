@@ -32,7 +32,7 @@ var (
 		"Replicated store operations, by kind (read, write, read_failure, write_failure, replica_error, failover, read_repair, read_repair_dropped, cas_conflict, corrupt_value).",
 		[]string{"kind"}, nil)
 	descRepair = prometheus.NewDesc("locsvc_repair_total",
-		"Repair work, by kind (pass, scanned, copied, failure).", []string{"kind"}, nil)
+		"Repair work, by kind (pass, scanned, copied, failure); a hand-off (drain, --leave-on-stop) is a pass too.", []string{"kind"}, nil)
 	descRepairRunning = prometheus.NewDesc("locsvc_repair_running", "1 while a repair pass runs.", nil, nil)
 	descMembers       = prometheus.NewDesc("locsvc_ring_members",
 		"Cluster members known to this node, by state and liveness.", []string{"state", "alive"}, nil)

@@ -72,6 +72,12 @@ func (p *natPeers) isAlive(node string) bool {
 // (where the records whose first live replica it is, the ones it takes
 // over when their home is gone, live). The front end keeps those whose
 // pinger it is. Paced at the repair rate.
+//
+// A node away for a restart changes no ring, so its phones are taken over
+// no sooner than the next periodic walk, or the end of its grace; until it
+// is back (its first walk covers every shard) most go unpinged. Restarts take seconds, well inside the
+// NAT timeouts the pings cover; walking every shard on each restart to
+// save those seconds would cost every node a full read of its shard.
 func (c *cluster) natWalks(ctx context.Context, sip *sipfront.Server) {
 	changes, unsubscribe := c.mship.Subscribe()
 	defer unsubscribe()

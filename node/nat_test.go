@@ -14,8 +14,10 @@ import (
 )
 
 // TestNATTakeover: a phone behind NAT registered at node a is pinged by
-// a alone; once a has left, b, which holds the phone's record and finds
-// it by walking its shard, pings it instead.
+// a alone; once a has left for good, b, which holds the phone's record and
+// finds it by walking its shard, pings it instead. (A restart leaves the
+// ring as it was, so nothing is taken over until a is back, or its grace
+// ends: see natWalks.)
 func TestNATTakeover(t *testing.T) {
 	mcA, mcB := integration.StartMemcached(t), integration.StartMemcached(t)
 	cfg := func(id, shard string) node.Config {
@@ -26,7 +28,7 @@ func TestNATTakeover(t *testing.T) {
 	}
 	b := start(t, cfg("b", mcB.Addr))
 	cfgA := cfg("a", mcA.Addr)
-	cfgA.Join = []string{b.GossipAddr()}
+	cfgA.Join, cfgA.LeaveOnStop = []string{b.GossipAddr()}, true
 	a := start(t, cfgA)
 	integration.WaitFor(t, 10*time.Second, "both shards healthy on both nodes", func() bool {
 		return healthyShards(a) == 2 && healthyShards(b) == 2

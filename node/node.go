@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/locsvc/locsvc/api"
+	"github.com/locsvc/locsvc/api/locsvcv1"
 	"github.com/locsvc/locsvc/internal/apitoken"
 	"github.com/locsvc/locsvc/locsvc"
 	"github.com/locsvc/locsvc/sipfront"
@@ -45,6 +47,13 @@ type Node struct {
 
 	errc     chan error
 	stopOnce sync.Once
+
+	// forGood makes Stop leave the cluster with the hand-off rather than
+	// for a restart: set by LeaveOnStop, or by Leave.
+	forGood atomic.Bool
+	leaveMu sync.Mutex
+	leaving bool          // Leave has begun: later calls wait for it
+	left    chan struct{} // closed when Leave's hand-off is over
 }
 
 // announced are the addresses a node serves on, as gossip tells the others.
@@ -62,7 +71,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: log, errc: make(chan error, 2)}
+	n := &Node{cfg: cfg, log: log, errc: make(chan error, 2), left: make(chan struct{})}
+	n.forGood.Store(cfg.LeaveOnStop)
 	ok := false
 	defer func() {
 		if !ok {
@@ -177,6 +187,9 @@ func (n *Node) openStore() (sipfront.Locator, error) {
 		status = n.cluster
 	}
 	n.api = api.NewServer(svc, n.info, status)
+	if n.cluster != nil {
+		n.api.SetDrain(n.Leave)
+	}
 	return svc, nil
 }
 
@@ -304,11 +317,59 @@ func (n *Node) Drain() {
 	}
 }
 
+// Leave takes the node out of the cluster for good, at an operator's
+// request (AdminService.Drain, `locsvc drain`): readiness fails so that
+// load balancers move away, the node hands the records of its shards off
+// while it still answers calls (through the ring without its shards), and
+// then Left is closed: the caller should Stop it, which leaves gossip
+// without a second hand-off. Leave returns what the hand-off did, or
+// ctx's error if ctx ends first; the hand-off goes on regardless, bounded
+// by HandoffTimeout, since a node that announced leaving must finish.
+// Calling it again waits for the same hand-off.
+func (n *Node) Leave(ctx context.Context) (*locsvcv1.DrainResponse, error) {
+	if n.cluster == nil {
+		return nil, errors.New("not a member of a ring: nothing to leave")
+	}
+	n.leaveMu.Lock()
+	if !n.leaving {
+		if err := n.cluster.canLeave(); err != nil {
+			n.leaveMu.Unlock()
+			return nil, err
+		}
+		n.leaving = true
+		n.forGood.Store(true)
+		n.Drain()
+		n.log.Info("leaving the cluster for good: handing the records off", "shards", n.cfg.Memcached)
+		go func() {
+			defer close(n.left)
+			hctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandoffTimeout)
+			defer cancel()
+			n.cluster.handOffOnce(hctx)
+		}()
+	}
+	n.leaveMu.Unlock()
+	select {
+	case <-n.left:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	h := n.cluster.handOffOnce(ctx) // done: returns its result at once
+	return &locsvcv1.DrainResponse{NodeId: n.cfg.NodeID, KeysScanned: h.Scanned, KeysCopied: h.Copied,
+		Failures: h.Failures, Complete: h.complete}, nil
+}
+
+// Left is closed once Leave has handed the node's records off: the node
+// should then be stopped (`locsvc serve` does, and exits 0).
+func (n *Node) Left() <-chan struct{} { return n.left }
+
 // Stop drains the node and ends it: the SIP front end stops taking
 // requests and finishes those in hand, in-flight gRPC and HTTP calls
-// finish (within DrainTimeout), then the node hands its records off and
-// leaves the ring (cluster.handOff), then everything closes. ctx bounds
-// the whole; Stop may be called more than once.
+// finish (within DrainTimeout), then the node leaves the ring and
+// everything closes. By default that is a restart: its shards stay in
+// placement for RestartGrace and nothing is copied. With LeaveOnStop, or
+// after Leave, it leaves for good: it hands its records off first
+// (cluster.handOff). ctx bounds the whole; Stop may be called more than
+// once.
 func (n *Node) Stop(ctx context.Context) {
 	n.stopOnce.Do(func() {
 		n.Drain()
@@ -355,7 +416,7 @@ func (n *Node) closeAll(ctx context.Context) {
 	n.counts.close()
 	switch {
 	case n.cluster != nil:
-		n.cluster.close(ctx)
+		n.cluster.close(ctx, n.forGood.Load())
 	case n.mem != nil:
 		n.mem.Close()
 	case n.remote != nil:

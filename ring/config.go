@@ -39,7 +39,12 @@ type Config struct {
 	// (docs/security.md has the procedure).
 	Keys [][]byte
 
-	Meta Meta // initial metadata; NodeID is taken from Config.NodeID
+	Meta Meta // initial metadata; NodeID and RestartGrace are taken from Config
+
+	// RestartGrace is how long peers keep this node's shards in placement
+	// after it left with LeaveForRestart (announced in Meta; see
+	// StateRestarting). 0: they drop them at once, as for a crash.
+	RestartGrace time.Duration
 
 	// HealthCheck, when set, is called every HealthInterval for each shard
 	// in Meta.Shards (and once before joining); a change of the result is

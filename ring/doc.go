@@ -60,5 +60,6 @@
 // Events from memberlist only record the change and wake a builder goroutine,
 // which builds the next *Ring outside memberlist's locks, swaps it in with an
 // atomic pointer and offers it to subscribers without ever blocking. See
-// membership.go for the decisions on joining, leaving and failed seeds.
+// membership.go for the decisions on joining, leaving, restarts and failed
+// seeds, and presence.go for what a member's shards are in the ring.
 package ring

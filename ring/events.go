@@ -30,12 +30,17 @@ func (m *Membership) observe(n *memberlist.Node, alive bool) {
 	}
 	mem := Member{Meta: meta, GossipAddr: n.Address(), Alive: alive}
 	m.mu.Lock()
-	if !alive {
-		if old, ok := m.members[n.Name]; ok {
-			mem.Meta = old.Meta // keep what it last announced for Members
+	e := memberEntry{Member: mem, since: time.Now()}
+	if old, ok := m.members[n.Name]; ok && !alive {
+		// Keep what it last announced (its state decides whether its
+		// shards stay: presenceOf); a second notice of the same departure
+		// must not restart its grace.
+		e.Meta = old.Meta
+		if !old.Alive {
+			e.since, e.probed = old.since, old.probed
 		}
 	}
-	m.members[n.Name] = memberEntry{Member: mem, since: time.Now()}
+	m.members[n.Name] = e
 	m.mu.Unlock()
 	m.wakeBuilder()
 }

@@ -21,10 +21,12 @@ import (
 //     the background, with backoff up to 30 s, for as long as this node sees
 //     no other member — at startup and also after every peer has failed, which
 //     is how two halves of a healed partition find each other again.
-//   - The Ring holds the shards of alive members in state joining or active,
-//     with the health they announce, and of leaving members marked unhealthy
-//     (see StateLeaving). A member that left or failed detection contributes
-//     nothing.
+//   - The Ring holds the shards of alive members in state joining, active or
+//     restarting, with the health they announce, and of leaving members
+//     marked unhealthy (see StateLeaving). A member that went away after
+//     announcing restarting keeps its shards in the ring, unchanged, for the
+//     grace it announced; peers probe them meanwhile. A member that left
+//     for good or failed detection contributes nothing (presenceOf).
 //   - Subscribers get a snapshot only when the shards changed (Ring.Equal);
 //     membership changes that do not affect placement (a router joining, a
 //     state change from joining to active) do not wake repair.
@@ -60,6 +62,26 @@ type Membership struct {
 type memberEntry struct {
 	Member
 	since time.Time // of the last change; for a dead member, when it died
+	// probed, when not nil, is the member's shard list with the health and
+	// epoch this node's own probes found while the member is away for a
+	// restart (health.go); it stands in for what the member last announced.
+	probed []ShardStatus
+}
+
+// presence is what the entry's shards are in the ring at now.
+func (e memberEntry) presence(now time.Time) (presence, time.Time) {
+	return presenceOf(e.State, e.Alive, e.RestartGrace, e.since, now)
+}
+
+// shards is what the entry contributes to the ring at now, and when that
+// changes by itself.
+func (e memberEntry) shards(now time.Time) ([]Shard, time.Time) {
+	p, until := e.presence(now)
+	list := e.Shards
+	if e.probed != nil {
+		list = e.probed
+	}
+	return shardsOf(e.Member, p, list), until
 }
 
 // Start creates the memberlist, announces this node and joins the seeds.
@@ -84,6 +106,7 @@ func Start(cfg Config) (*Membership, error) {
 	}
 	meta := cfg.Meta
 	meta.NodeID = cfg.NodeID
+	meta.RestartGrace = cfg.RestartGrace
 	meta.Shards = slices.Clone(meta.Shards)
 	if err := m.setMeta(meta); err != nil {
 		return nil, err
@@ -173,15 +196,20 @@ func (m *Membership) Subscribe() (<-chan *Ring, func()) {
 	return m.subs.add(m.Ring())
 }
 
-// SetState changes this node's announced state and gossips it.
+// SetState changes this node's announced state and gossips it. This
+// node's own Ring reflects the state when SetState returns: the hand-off
+// sets StateLeaving and at once reads the ring for its shards' new owners,
+// which a rebuild left to the builder goroutine might not have made yet.
 func (m *Membership) SetState(s State) error {
-	if s > StateLeaving {
+	if s > StateRestarting {
 		return errors.New("ring: unknown state " + s.String())
 	}
 	if err := m.setState(s); err != nil {
 		return err
 	}
-	m.wakeBuilder()
+	// Once the builder runs (after Start), a rebuild here leaves its grace
+	// timer valid: this node's state moves no other member's deadline.
+	m.rebuild()
 	m.announce(announceTimeout)
 	return nil
 }
@@ -237,7 +265,25 @@ func (m *Membership) setMetaLocked(meta Meta) error {
 // (memberlist Leave, so peers drop it at once instead of after failure
 // detection) and shuts down. timeout bounds each of the two broadcasts.
 func (m *Membership) Leave(timeout time.Duration) error {
-	err := m.setState(StateLeaving)
+	return m.leave(StateLeaving, timeout)
+}
+
+// LeaveForRestart announces StateRestarting, leaves gossip and shuts down.
+// Peers keep this node's shards in placement, as they were, for
+// Config.RestartGrace: a node that comes back within it (same NodeID,
+// same shards) finds a ring that never changed. timeout bounds each of
+// the two broadcasts.
+//
+// The state is announced before memberlist's Leave, and waited for, so
+// that peers know it when they see the node go: a peer that missed it
+// takes the node as gone for good and drops its shards, which costs a
+// repair, never a record (the copies are still on the other replicas).
+func (m *Membership) LeaveForRestart(timeout time.Duration) error {
+	return m.leave(StateRestarting, timeout)
+}
+
+func (m *Membership) leave(s State, timeout time.Duration) error {
+	err := m.setState(s)
 	if errors.Is(err, errClosed) {
 		return err
 	}

@@ -175,6 +175,10 @@ func TestSetStateLeavingMarksShardsUnhealthy(t *testing.T) {
 	if err := nodes[1].SetState(StateLeaving); err != nil {
 		t.Fatal(err)
 	}
+	// At once on its own ring: the hand-off reads it next.
+	if s, ok := nodes[1].Ring().Shard("mc-n1:11211"); !ok || s.Healthy {
+		t.Errorf("n1's own ring right after SetState: %+v", s)
+	}
 	waitFor(t, 5*time.Second, "n0 to see n1's shard unhealthy", func() bool {
 		s, ok := nodes[0].Ring().Shard("mc-n1:11211")
 		return ok && !s.Healthy
@@ -307,4 +311,162 @@ func TestCloseIdempotent(t *testing.T) {
 	if m.Ring().Len() != 1 || m.Members()[0].Alive {
 		t.Error("state after Close")
 	}
+}
+
+// restartCluster is cluster(t, 3) whose members announce grace.
+func restartCluster(t *testing.T, grace time.Duration) []*Membership {
+	t.Helper()
+	withGrace := func(c *Config) { c.RestartGrace = grace }
+	nodes := []*Membership{testNode(t, "n0", nil, withGrace)}
+	for i := 1; i < 3; i++ {
+		nodes = append(nodes, testNode(t, fmt.Sprint("n", i), []string{nodes[0].LocalAddr()}, withGrace))
+	}
+	waitFor(t, 5*time.Second, "every node to see every shard", func() bool {
+		for _, m := range nodes {
+			if m.Ring().Len() != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+func memberOf(m *Membership, id string) (Member, bool) {
+	for _, x := range m.Members() {
+		if x.NodeID == id {
+			return x, true
+		}
+	}
+	return Member{}, false
+}
+
+// A node that leaves for a restart and comes back (same id, address and
+// shard) never changes its peers' ring: no snapshot is published, so
+// nothing wakes repair.
+func TestRestartKeepsRing(t *testing.T) {
+	t.Parallel()
+	nodes := restartCluster(t, time.Minute)
+	before := nodes[0].Ring()
+	changes := [2]uint64{nodes[0].Stats().RingChanges, nodes[1].Stats().RingChanges}
+	addr := nodes[2].LocalAddr()
+
+	if err := nodes[2].LeaveForRestart(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range nodes[:2] {
+		waitFor(t, 5*time.Second, m.cfg.NodeID+" to see n2 gone for a restart", func() bool {
+			x, ok := memberOf(m, "n2")
+			return ok && !x.Alive && x.State == StateRestarting && x.RestartGrace == time.Minute
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // let a (wrong) rebuild happen
+	for i, m := range nodes[:2] {
+		if !m.Ring().Equal(before) {
+			t.Errorf("%s: ring changed while n2 restarts: %v", m.cfg.NodeID, shardIDs(m.Ring()))
+		}
+		if got := m.Stats().RingChanges; got != changes[i] {
+			t.Errorf("%s: %d ring changes while n2 restarts", m.cfg.NodeID, got-changes[i])
+		}
+	}
+
+	back := testNode(t, "n2", []string{nodes[0].LocalAddr()}, func(c *Config) {
+		c.BindAddr, c.RestartGrace = addr, time.Minute
+	})
+	for _, m := range nodes[:2] {
+		waitFor(t, 5*time.Second, m.cfg.NodeID+" to see n2 back", func() bool {
+			x, ok := memberOf(m, "n2")
+			return ok && x.Alive && x.State == StateActive
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	for i, m := range append(nodes[:2:2], back) {
+		if !m.Ring().Equal(before) {
+			t.Errorf("%s: ring after n2's return differs: %v", m.cfg.NodeID, shardIDs(m.Ring()))
+		}
+		if i < 2 && m.Stats().RingChanges != changes[i] {
+			t.Errorf("%s: %d ring changes over n2's restart", m.cfg.NodeID, m.Stats().RingChanges-changes[i])
+		}
+	}
+}
+
+// A node that does not come back within its grace is dropped as a failed
+// one would be; a node that leaves for good is dropped at once.
+func TestRestartGraceEnds(t *testing.T) {
+	t.Parallel()
+	const grace = 1500 * time.Millisecond
+	nodes := restartCluster(t, grace)
+	went := time.Now()
+	if err := nodes[2].LeaveForRestart(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "n0 to see n2 gone", func() bool {
+		x, _ := memberOf(nodes[0], "n2")
+		return !x.Alive
+	})
+	if _, ok := nodes[0].Ring().Shard("mc-n2:11211"); !ok && time.Since(went) < grace {
+		t.Fatal("n2's shard dropped before its grace ended")
+	}
+	for _, m := range nodes[:2] {
+		waitFor(t, grace+3*time.Second, m.cfg.NodeID+" to drop n2's shard after the grace", func() bool {
+			_, ok := m.Ring().Shard("mc-n2:11211")
+			return !ok
+		})
+	}
+	if d := time.Since(went); d < grace {
+		t.Errorf("shard dropped %v after n2 left, before its grace of %v", d, grace)
+	}
+	if x, ok := memberOf(nodes[0], "n2"); !ok || x.Alive {
+		t.Errorf("n2 should still be listed as gone: %+v", x)
+	}
+}
+
+// While a node is away for a restart, its peers probe its shard: a
+// memcached found down is marked unhealthy (the keys route around it,
+// repair restores their copies), one back with a new epoch (restarted,
+// empty) changes the ring so that repair refills it.
+func TestAwayShardProbedByPeers(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	var epoch atomic.Uint64
+	epoch.Store(1)
+	check := func(ctx context.Context, addr string) (uint64, error) {
+		if addr == "mc-b:11211" && down.Load() {
+			return 0, errors.New("connection refused")
+		}
+		if addr == "mc-b:11211" {
+			return epoch.Load(), nil
+		}
+		return 5, nil
+	}
+	withCheck := func(c *Config) {
+		c.HealthCheck, c.HealthInterval, c.RestartGrace = check, 50*time.Millisecond, time.Minute
+	}
+	a := testNode(t, "a", nil, withCheck)
+	b := testNode(t, "b", []string{a.LocalAddr()}, withCheck)
+	shard := func() Shard { s, _ := a.Ring().Shard("mc-b:11211"); return s }
+	waitFor(t, 5*time.Second, "a to see b's shard", func() bool { return shard().Healthy && shard().Epoch == 1 })
+	before := a.Ring()
+	if err := b.LeaveForRestart(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a to see b gone", func() bool {
+		x, _ := memberOf(a, "b")
+		return !x.Alive
+	})
+	time.Sleep(200 * time.Millisecond) // several probes, all agreeing with b's word
+	if !a.Ring().Equal(before) {
+		t.Fatalf("probes that found what b announced changed the ring: %+v", shard())
+	}
+	down.Store(true)
+	waitFor(t, 5*time.Second, "a to mark b's shard unhealthy", func() bool {
+		s, ok := a.Ring().Shard("mc-b:11211")
+		return ok && !s.Healthy
+	})
+	epoch.Store(2)
+	down.Store(false)
+	waitFor(t, 5*time.Second, "a to see b's shard back with a new epoch", func() bool {
+		s := shard()
+		return s.Healthy && s.Epoch == 2
+	})
 }

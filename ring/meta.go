@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -15,6 +16,11 @@ type Meta struct {
 	Zone            string
 	State           State
 	Shards          []ShardStatus // memcached shards this node fronts (may be empty: a pure router)
+	// RestartGrace is how long peers keep this node's shards in placement
+	// after it went away in StateRestarting. The node announces it, rather
+	// than each peer using its own setting, so that every peer drops the
+	// shards at the same moment and the rings stay alike.
+	RestartGrace time.Duration
 }
 
 // ShardStatus is one fronted memcached shard as its node last saw it.
@@ -33,6 +39,7 @@ type ShardStatus struct {
 //	State: one byte
 //	shard count: uvarint; per shard: Addr (uvarint length + bytes),
 //	flags byte (bit 0 healthy), Weight uvarint, Epoch uvarint
+//	RestartGrace: uvarint milliseconds (appended later: absent means 0)
 //
 // NodeID is not encoded: memberlist already carries it as the node name.
 // Decoders ignore bytes after the fields they know, so a later version can
@@ -71,6 +78,10 @@ func encodeMeta(m Meta) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(s.Weight))
 		b = binary.AppendUvarint(b, s.Epoch)
 	}
+	if m.RestartGrace < 0 || m.RestartGrace > MaxRestartGrace {
+		return nil, fmt.Errorf("ring: restart grace %v is not between 0 and %v", m.RestartGrace, MaxRestartGrace)
+	}
+	b = binary.AppendUvarint(b, uint64(m.RestartGrace/time.Millisecond))
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("%w: %d bytes with %d shards", ErrMetaTooBig, len(b), len(m.Shards))
 	}
@@ -81,6 +92,10 @@ func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
+
+// MaxRestartGrace bounds RestartGrace, so that a corrupt value cannot keep
+// a gone node's shards in placement for ever.
+const MaxRestartGrace = 24 * time.Hour
 
 var errMetaCorrupt = errors.New("ring: corrupt node metadata")
 
@@ -106,6 +121,10 @@ func decodeMeta(nodeID string, b []byte) (Meta, error) {
 		s.Weight = int(min(d.uvarint(), 1<<20))
 		s.Epoch = d.uvarint()
 		m.Shards = append(m.Shards, s)
+	}
+	if len(d.b) > 0 && !d.err { // absent in metadata of older nodes
+		ms := min(d.uvarint(), uint64(MaxRestartGrace/time.Millisecond))
+		m.RestartGrace = time.Duration(ms) * time.Millisecond
 	}
 	if d.err {
 		return Meta{NodeID: nodeID}, errMetaCorrupt

@@ -1,10 +1,12 @@
 package ring
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestMetaRoundTrip(t *testing.T) {
@@ -13,6 +15,8 @@ func TestMetaRoundTrip(t *testing.T) {
 		{NodeID: "b", GRPC: "127.0.0.1:7070", HTTP: "127.0.0.1:8080", SIP: "127.0.0.1:5060", Zone: "eu-1", State: StateActive,
 			Shards: []ShardStatus{{Addr: "127.0.0.1:11211", Healthy: true}, {Addr: "127.0.0.1:11212", Weight: 3}}},
 		{NodeID: "c", State: StateLeaving, Shards: []ShardStatus{}},
+		{NodeID: "d", State: StateRestarting, RestartGrace: 90 * time.Second,
+			Shards: []ShardStatus{{Addr: "127.0.0.1:11211", Healthy: true, Epoch: 1 << 40}}},
 	} {
 		b, err := encodeMeta(m)
 		if err != nil {
@@ -32,12 +36,23 @@ func TestMetaRoundTrip(t *testing.T) {
 		if got2, err := decodeMeta(m.NodeID, append(b, 9, 9, 9)); err != nil || !reflect.DeepEqual(got2, got) {
 			t.Errorf("trailing bytes: %v, %+v", err, got2)
 		}
-		// Every truncation is an error, never a panic.
+		// Every truncation is an error, never a panic, except the one
+		// that drops RestartGrace: that is the layout of older nodes.
+		old := len(b) - len(binary.AppendUvarint(nil, uint64(m.RestartGrace/time.Millisecond)))
 		for i := range b {
-			if _, err := decodeMeta("x", b[:i]); err == nil && i < len(b) {
+			got, err := decodeMeta("x", b[:i])
+			switch {
+			case i == old:
+				if err != nil || got.RestartGrace != 0 || got.State != m.State || len(got.Shards) != len(m.Shards) {
+					t.Errorf("older layout (%d bytes): %v, %+v", i, err, got)
+				}
+			case err == nil:
 				t.Errorf("truncated to %d of %d bytes: no error", i, len(b))
 			}
 		}
+	}
+	if _, err := encodeMeta(Meta{RestartGrace: -time.Second}); err == nil {
+		t.Error("negative restart grace encoded")
 	}
 	if _, err := decodeMeta("x", []byte{metaVersion + 1}); err == nil {
 		t.Error("unknown version accepted")
@@ -82,7 +97,7 @@ func FuzzDecodeMeta(f *testing.F) {
 }
 
 func TestStateString(t *testing.T) {
-	for s, want := range map[State]string{StateJoining: "joining", StateActive: "active", StateLeaving: "leaving", 7: "state(7)"} {
+	for s, want := range map[State]string{StateJoining: "joining", StateActive: "active", StateLeaving: "leaving", StateRestarting: "restarting", 7: "state(7)"} {
 		if s.String() != want {
 			t.Errorf("%d: %q, want %q", s, s.String(), want)
 		}

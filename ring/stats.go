@@ -14,7 +14,7 @@ type Stats struct {
 	LastRingChange        time.Time // zero before the first
 	Announcements         uint64    // own metadata updates gossiped
 	HealthChecks          uint64
-	HealthChanges         uint64 // shard health flips announced
+	HealthChanges         uint64 // shard health flips: announced, or probed on a node away for a restart
 	JoinFailures          uint64 // join attempts in which no seed answered
 	GossipHealthScore     int    // memberlist's awareness score: 0 is healthy
 }

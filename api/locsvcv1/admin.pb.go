@@ -352,6 +352,136 @@ func (x *CountsResponse) GetBindings() uint64 {
 	return 0
 }
 
+// DrainRequest names the node to drain.
+type DrainRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Must be the id of the node called: a guard against draining the wrong
+	// node through a mistyped address (INVALID_ARGUMENT otherwise).
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainRequest) Reset() {
+	*x = DrainRequest{}
+	mi := &file_locsvc_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainRequest) ProtoMessage() {}
+
+func (x *DrainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_locsvc_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
+func (*DrainRequest) Descriptor() ([]byte, []int) {
+	return file_locsvc_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DrainRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+// DrainResponse is what the hand-off did.
+type DrainResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Records read from this node's shards.
+	KeysScanned uint64 `protobuf:"varint,2,opt,name=keys_scanned,json=keysScanned,proto3" json:"keys_scanned,omitempty"`
+	// Replica writes that gave a new owner something it lacked.
+	KeysCopied uint64 `protobuf:"varint,3,opt,name=keys_copied,json=keysCopied,proto3" json:"keys_copied,omitempty"`
+	// Records (or shard listings) that could not be handed off; their other
+	// replicas keep their copies, and repair on those nodes restores R.
+	Failures uint64 `protobuf:"varint,4,opt,name=failures,proto3" json:"failures,omitempty"`
+	// False when the hand-off ran out of time (it is bounded at 60 s) before
+	// it had read every record.
+	Complete      bool `protobuf:"varint,5,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainResponse) Reset() {
+	*x = DrainResponse{}
+	mi := &file_locsvc_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainResponse) ProtoMessage() {}
+
+func (x *DrainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_locsvc_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
+func (*DrainResponse) Descriptor() ([]byte, []int) {
+	return file_locsvc_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DrainResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *DrainResponse) GetKeysScanned() uint64 {
+	if x != nil {
+		return x.KeysScanned
+	}
+	return 0
+}
+
+func (x *DrainResponse) GetKeysCopied() uint64 {
+	if x != nil {
+		return x.KeysCopied
+	}
+	return 0
+}
+
+func (x *DrainResponse) GetFailures() uint64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *DrainResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
 var File_locsvc_v1_admin_proto protoreflect.FileDescriptor
 
 const file_locsvc_v1_admin_proto_rawDesc = "" +
@@ -374,11 +504,21 @@ const file_locsvc_v1_admin_proto_rawDesc = "" +
 	"\x04rate\x18\x01 \x01(\rR\x04rate\"@\n" +
 	"\x0eCountsResponse\x12\x12\n" +
 	"\x04aors\x18\x01 \x01(\x04R\x04aors\x12\x1a\n" +
-	"\bbindings\x18\x02 \x01(\x04R\bbindings2\xc7\x01\n" +
+	"\bbindings\x18\x02 \x01(\x04R\bbindings\"'\n" +
+	"\fDrainRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xa4\x01\n" +
+	"\rDrainResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
+	"\fkeys_scanned\x18\x02 \x01(\x04R\vkeysScanned\x12\x1f\n" +
+	"\vkeys_copied\x18\x03 \x01(\x04R\n" +
+	"keysCopied\x12\x1a\n" +
+	"\bfailures\x18\x04 \x01(\x04R\bfailures\x12\x1a\n" +
+	"\bcomplete\x18\x05 \x01(\bR\bcomplete2\x83\x02\n" +
 	"\fAdminService\x129\n" +
 	"\x04Dump\x12\x16.locsvc.v1.DumpRequest\x1a\x17.locsvc.v1.DumpResponse0\x01\x12=\n" +
 	"\x06Remove\x12\x18.locsvc.v1.RemoveRequest\x1a\x19.locsvc.v1.RemoveResponse\x12=\n" +
-	"\x06Counts\x12\x18.locsvc.v1.CountsRequest\x1a\x19.locsvc.v1.CountsResponseB0Z.github.com/locsvc/locsvc/api/locsvcv1;locsvcv1b\x06proto3"
+	"\x06Counts\x12\x18.locsvc.v1.CountsRequest\x1a\x19.locsvc.v1.CountsResponse\x12:\n" +
+	"\x05Drain\x12\x17.locsvc.v1.DrainRequest\x1a\x18.locsvc.v1.DrainResponseB0Z.github.com/locsvc/locsvc/api/locsvcv1;locsvcv1b\x06proto3"
 
 var (
 	file_locsvc_v1_admin_proto_rawDescOnce sync.Once
@@ -392,7 +532,7 @@ func file_locsvc_v1_admin_proto_rawDescGZIP() []byte {
 	return file_locsvc_v1_admin_proto_rawDescData
 }
 
-var file_locsvc_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_locsvc_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_locsvc_v1_admin_proto_goTypes = []any{
 	(*DumpRequest)(nil),    // 0: locsvc.v1.DumpRequest
 	(*DumpResponse)(nil),   // 1: locsvc.v1.DumpResponse
@@ -400,19 +540,23 @@ var file_locsvc_v1_admin_proto_goTypes = []any{
 	(*RemoveResponse)(nil), // 3: locsvc.v1.RemoveResponse
 	(*CountsRequest)(nil),  // 4: locsvc.v1.CountsRequest
 	(*CountsResponse)(nil), // 5: locsvc.v1.CountsResponse
-	(*Binding)(nil),        // 6: locsvc.v1.Binding
+	(*DrainRequest)(nil),   // 6: locsvc.v1.DrainRequest
+	(*DrainResponse)(nil),  // 7: locsvc.v1.DrainResponse
+	(*Binding)(nil),        // 8: locsvc.v1.Binding
 }
 var file_locsvc_v1_admin_proto_depIdxs = []int32{
-	6, // 0: locsvc.v1.DumpResponse.bindings:type_name -> locsvc.v1.Binding
-	6, // 1: locsvc.v1.RemoveResponse.bindings:type_name -> locsvc.v1.Binding
+	8, // 0: locsvc.v1.DumpResponse.bindings:type_name -> locsvc.v1.Binding
+	8, // 1: locsvc.v1.RemoveResponse.bindings:type_name -> locsvc.v1.Binding
 	0, // 2: locsvc.v1.AdminService.Dump:input_type -> locsvc.v1.DumpRequest
 	2, // 3: locsvc.v1.AdminService.Remove:input_type -> locsvc.v1.RemoveRequest
 	4, // 4: locsvc.v1.AdminService.Counts:input_type -> locsvc.v1.CountsRequest
-	1, // 5: locsvc.v1.AdminService.Dump:output_type -> locsvc.v1.DumpResponse
-	3, // 6: locsvc.v1.AdminService.Remove:output_type -> locsvc.v1.RemoveResponse
-	5, // 7: locsvc.v1.AdminService.Counts:output_type -> locsvc.v1.CountsResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
+	6, // 5: locsvc.v1.AdminService.Drain:input_type -> locsvc.v1.DrainRequest
+	1, // 6: locsvc.v1.AdminService.Dump:output_type -> locsvc.v1.DumpResponse
+	3, // 7: locsvc.v1.AdminService.Remove:output_type -> locsvc.v1.RemoveResponse
+	5, // 8: locsvc.v1.AdminService.Counts:output_type -> locsvc.v1.CountsResponse
+	7, // 9: locsvc.v1.AdminService.Drain:output_type -> locsvc.v1.DrainResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -430,7 +574,7 @@ func file_locsvc_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_locsvc_v1_admin_proto_rawDesc), len(file_locsvc_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	AdminService_Dump_FullMethodName   = "/locsvc.v1.AdminService/Dump"
 	AdminService_Remove_FullMethodName = "/locsvc.v1.AdminService/Remove"
 	AdminService_Counts_FullMethodName = "/locsvc.v1.AdminService/Counts"
+	AdminService_Drain_FullMethodName  = "/locsvc.v1.AdminService/Drain"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -54,6 +55,16 @@ type AdminServiceClient interface {
 	// Counts walks the table as Dump does and counts AoRs with live bindings
 	// and their live bindings.
 	Counts(ctx context.Context, in *CountsRequest, opts ...grpc.CallOption) (*CountsResponse, error)
+	// Drain takes the node called out of the cluster for good: it stops
+	// taking traffic (readiness fails), hands the records of its shards to
+	// the owners the ring names without them, answers with what the hand-off
+	// did, then leaves gossip and its process exits with status 0. Unlike
+	// the other calls it acts on the node called, not on the cluster. A stop
+	// by SIGTERM, by contrast, is a restart: the node's shards stay in
+	// placement. Calling it again while the node drains waits for the same
+	// hand-off. FAILED_PRECONDITION when the node has nowhere to put its
+	// records (the embedded store; no other node's shard healthy).
+	Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error)
 }
 
 type adminServiceClient struct {
@@ -103,6 +114,16 @@ func (c *adminServiceClient) Counts(ctx context.Context, in *CountsRequest, opts
 	return out, nil
 }
 
+func (c *adminServiceClient) Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainResponse)
+	err := c.cc.Invoke(ctx, AdminService_Drain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -133,6 +154,16 @@ type AdminServiceServer interface {
 	// Counts walks the table as Dump does and counts AoRs with live bindings
 	// and their live bindings.
 	Counts(context.Context, *CountsRequest) (*CountsResponse, error)
+	// Drain takes the node called out of the cluster for good: it stops
+	// taking traffic (readiness fails), hands the records of its shards to
+	// the owners the ring names without them, answers with what the hand-off
+	// did, then leaves gossip and its process exits with status 0. Unlike
+	// the other calls it acts on the node called, not on the cluster. A stop
+	// by SIGTERM, by contrast, is a restart: the node's shards stay in
+	// placement. Calling it again while the node drains waits for the same
+	// hand-off. FAILED_PRECONDITION when the node has nowhere to put its
+	// records (the embedded store; no other node's shard healthy).
+	Drain(context.Context, *DrainRequest) (*DrainResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -151,6 +182,9 @@ func (UnimplementedAdminServiceServer) Remove(context.Context, *RemoveRequest) (
 }
 func (UnimplementedAdminServiceServer) Counts(context.Context, *CountsRequest) (*CountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Counts not implemented")
+}
+func (UnimplementedAdminServiceServer) Drain(context.Context, *DrainRequest) (*DrainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Drain not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -220,6 +254,24 @@ func _AdminService_Counts_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Drain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Drain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Drain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Drain(ctx, req.(*DrainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -234,6 +286,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Counts",
 			Handler:    _AdminService_Counts_Handler,
+		},
+		{
+			MethodName: "Drain",
+			Handler:    _AdminService_Drain_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -171,7 +171,8 @@ type Member struct {
 	HttpAddr   string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	SipAddr    string                 `protobuf:"bytes,5,opt,name=sip_addr,json=sipAddr,proto3" json:"sip_addr,omitempty"`
 	Zone       string                 `protobuf:"bytes,6,opt,name=zone,proto3" json:"zone,omitempty"`
-	// joining, active or leaving.
+	// joining, active, leaving (for good, handing off) or restarting (its
+	// shards stay in placement until it is back, or its grace ends).
 	State         string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
 	Alive         bool   `protobuf:"varint,8,opt,name=alive,proto3" json:"alive,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -32,6 +32,9 @@ const (
 	shardUnhealthy = "unhealthy"
 	shardLeaving   = "leaving"
 	shardDead      = "dead"
+	// The member is away for a restart; its shard stays in placement and
+	// its memcached, still reached directly, serves.
+	shardRestarting = "restarting"
 )
 
 // statusRefresh is how often the page reloads itself (seconds): short
@@ -240,6 +243,12 @@ func labelBaselines(y, turn float64) (first, second float64) {
 // health report.
 func shardState(s *locsvcv1.Shard, members map[string]*locsvcv1.Member) string {
 	if m, ok := members[s.GetNodeId()]; ok {
+		if !m.GetAlive() && m.GetState() == "restarting" {
+			if s.GetHealthy() {
+				return shardRestarting
+			}
+			return shardUnhealthy
+		}
 		if !m.GetAlive() {
 			return shardDead
 		}
@@ -255,7 +264,7 @@ func shardState(s *locsvcv1.Shard, members map[string]*locsvcv1.Member) string {
 
 func stateColor(state string) string {
 	switch state {
-	case shardHealthy:
+	case shardHealthy, shardRestarting:
 		return StatusColorHealthy
 	case shardUnhealthy:
 		return StatusColorUnhealthy
@@ -356,6 +365,7 @@ func buildStatusPage(st *locsvcv1.StatusResponse, now time.Time) statusPage {
 		Legend: []legendItem{
 			{Color: StatusColorHealthy, Text: "healthy"},
 			{Color: StatusColorUnhealthy, Dash: "4 3", Text: "unhealthy (health check failing)"},
+			{Color: StatusColorHealthy, Dash: "1 3", Text: "member restarting (its shard still serves)"},
 			{Color: StatusColorGone, Dash: "1 3", Text: "member leaving or dead"},
 		},
 	}
@@ -376,7 +386,7 @@ func buildStatusPage(st *locsvcv1.StatusResponse, now time.Time) statusPage {
 	drawn := withGaps(ownershipArcs(shares), arcGap)
 	for i, s := range shards {
 		v := layoutShard(s, i, len(shards), drawn[i], members)
-		if v.State == shardHealthy {
+		if v.State == shardHealthy || v.State == shardRestarting {
 			p.HealthyCount++
 		} else {
 			p.UnhealthyCount++

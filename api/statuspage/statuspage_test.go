@@ -214,6 +214,7 @@ func TestStatusPageShardState(t *testing.T) {
 		"joining": {NodeId: "joining", State: "joining", Alive: true},
 		"leaving": {NodeId: "leaving", State: "leaving", Alive: true},
 		"dead":    {NodeId: "dead", State: "active", Alive: false},
+		"away":    {NodeId: "away", State: "restarting", Alive: false},
 	}
 	for _, c := range []struct {
 		node    string
@@ -227,6 +228,8 @@ func TestStatusPageShardState(t *testing.T) {
 		{"unknown", false, shardUnhealthy, StatusColorUnhealthy},
 		{"leaving", false, shardLeaving, StatusColorGone},
 		{"dead", true, shardDead, StatusColorGone},
+		{"away", true, shardRestarting, StatusColorHealthy},
+		{"away", false, shardUnhealthy, StatusColorUnhealthy},
 	} {
 		got := shardState(&locsvcv1.Shard{NodeId: c.node, Healthy: c.healthy}, members)
 		if got != c.want || stateColor(got) != c.color {

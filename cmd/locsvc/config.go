@@ -72,6 +72,8 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.StringVar(&cfg.GossipKeyring, "gossip-keyring", d.GossipKeyring, "file of base64 gossip keys, one a line; the first encrypts, all decrypt (key rotation)")
 	fs.IntVar(&cfg.WriteQuorum, "write-quorum", d.WriteQuorum, "acknowledgements a write needs (0: a majority of --replicas)")
 	fs.IntVar(&cfg.RepairRate, "repair-rate", d.RepairRate, "records per second that repair may examine (read on every replica, compare, copy where needed), per node")
+	fs.DurationVar(&cfg.RestartGrace, "restart-grace", d.RestartGrace, "after SIGTERM (a restart), how long the other nodes keep this node's shards in placement before they take it as failed and move its keys (0: at once)")
+	fs.BoolVar(&cfg.LeaveOnStop, "leave-on-stop", d.LeaveOnStop, "make SIGTERM leave the cluster for good, handing the records off first (as locsvc drain does), instead of a restart")
 	fs.DurationVar(&cfg.MemcachedTimeout, "memcached-timeout", d.MemcachedTimeout, "timeout of each memcached call")
 	fs.IntVar(&cfg.MemcachedConns, "memcached-conns", d.MemcachedConns, "connections to each memcached shard; concurrent requests' commands are pipelined over them")
 	fs.IntVar(&cfg.SIPMaxMessage, "sip-max-message", d.SIPMaxMessage, "largest SIP message accepted, bytes; larger gets 513 (TCP: then the connection closes)")

@@ -35,6 +35,7 @@ func init() {
 		{"dump", "[flags]", "print every AoR of the cluster with its bindings (kamcmd ul.dump)", dumpCmd},
 		{"rm", "[flags] AOR [CONTACT...]", "remove the AoR's bindings, or only those of CONTACTs, on every replica (kamcmd ul.rm)", rmCmd},
 		{"counts", "[flags]", "print how many AoRs and bindings the cluster holds (kamcmd stats usrloc)", countsCmd},
+		{"drain", "[flags] NODE_ID", "take the node at --server out of the cluster for good: hand off its records, then it exits", drainCmd},
 		{"passwd", "USER REALM", "print credentials-file lines (password on stdin)", passwdMain},
 		{"version", "", "print the version", versionCmd},
 		{"help", "[COMMAND]", "print this, or COMMAND's flags", helpCmd},

@@ -12,7 +12,9 @@ import (
 )
 
 // serve runs a node until SIGTERM or SIGINT, then stops it (node.Stop:
-// drain, hand off, leave).
+// drain calls, then leave for a restart, or for good with the hand-off
+// under --leave-on-stop); or until `locsvc drain` has had it hand its
+// records off, then stops it too, and exits 0.
 func serve(args []string) error {
 	var cfg config
 	fs, finish := serveFlags(&cfg)
@@ -45,6 +47,8 @@ func serve(args []string) error {
 		log.Info("shutting down", "signal", sig.String())
 	case serveErr = <-n.Err():
 		log.Error("server failed", "err", serveErr)
+	case <-n.Left():
+		log.Info("drained: leaving the cluster")
 	}
 	n.Stop(context.Background())
 	return node.ServeErr(serveErr)

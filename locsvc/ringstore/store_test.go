@@ -289,6 +289,33 @@ func TestRepairAfterJoin(t *testing.T) {
 	t.Logf("new shard took %d of %d records (%.1f%%; optimum 2/3 of records for R=2 over 3 shards)", onNew, n, 100*float64(onNew)/n)
 }
 
+// A pass over shards whose records are already where the ring puts them
+// (a node back from a restart, its start-up pass) copies nothing: merging
+// into a replica that holds the same record neither counts as a copy nor
+// writes.
+func TestRepairCopiesNothingInPlace(t *testing.T) {
+	ms := startShards(t, 3)
+	src := &staticRing{}
+	src.set(ms...)
+	st := ringstore.New(src, ringstore.Config{Replicas: 2})
+	defer st.Close()
+	const n = 500
+	for i := range n {
+		register(t, st, fmt.Sprintf("sip:p%d@example.com", i), "sip:p@192.0.2.1", 1)
+	}
+	_, setsBefore := memcachedOps(t, ms)
+	for _, m := range ms {
+		rep := st.NewRepairer([]string{m.Addr}, 100000, time.Hour)
+		rep.Pass(context.Background())
+		if s := rep.Stats(); s.Scanned == 0 || s.Copied != 0 || s.Failures != 0 {
+			t.Errorf("pass over %s: scanned %d, copied %d, failures %d; want some, 0, 0", m.Addr, s.Scanned, s.Copied, s.Failures)
+		}
+	}
+	if _, sets := memcachedOps(t, ms); sets != setsBefore {
+		t.Errorf("the passes wrote %d times to shards that held every record already", sets-setsBefore)
+	}
+}
+
 // A shard that restarts empty between two requests (its clients still
 // pool connections to the old process) is refilled by one pass on the
 // others, with nothing left out.
