@@ -17,8 +17,9 @@ import (
 	"strings"
 )
 
-// Row is one row of a sipp CSV, by column name; cells that are not
-// numbers (dates, durations as text) are left out.
+// Row is one row of a sipp CSV, by column name: numbers, and dates as
+// seconds since the epoch (StartTime, CurrentTime); cells that are
+// neither (durations as text) are left out.
 type Row map[string]float64
 
 // ReadStat is the last row of a -trace_stat CSV: the counters at the end
@@ -71,10 +72,17 @@ func readCSV(path string) ([]Row, error) {
 		cells := strings.Split(line, ";")
 		r := Row{}
 		for i, h := range head {
-			if i < len(cells) {
-				if v, err := strconv.ParseFloat(strings.TrimSpace(cells[i]), 64); err == nil {
-					r[strings.TrimSpace(h)] = v
-				}
+			if i >= len(cells) {
+				continue
+			}
+			// A date cell is "2026-12-07<TAB>03:52:08.041575<TAB>1796615528.041575":
+			// its last field is the time in seconds since the epoch.
+			c := cells[i]
+			if j := strings.LastIndexByte(c, '\t'); j >= 0 {
+				c = c[j+1:]
+			}
+			if v, err := strconv.ParseFloat(strings.TrimSpace(c), 64); err == nil {
+				r[strings.TrimSpace(h)] = v
 			}
 		}
 		rows = append(rows, r)
@@ -87,7 +95,7 @@ type RTT struct {
 	Sorted []float64 // every response time, ms, ascending
 	// First and Last are when the first and the last measured answer
 	// arrived, and FirstStart when the earliest measured exchange began
-	// (an answer's time less its response time); ms since the epoch.
+	// (an answer's time less its response time); ms since sipp started.
 	First, Last, FirstStart float64
 }
 
