@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/sippout"
 )
@@ -51,5 +52,13 @@ func TestNum(t *testing.T) {
 		if got := num(v); got != want {
 			t.Errorf("num(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// Timer F's 32 s hold 10 retransmissions: at 0.5, 1.5, 3.5, 7.5, then
+// every 4 s up to 31.5 s.
+func TestRetransmissionsWithin(t *testing.T) {
+	if n := retransmissionsWithin(32 * time.Second); n != 10 {
+		t.Errorf("%d retransmissions in 32 s, want 10", n)
 	}
 }

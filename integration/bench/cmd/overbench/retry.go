@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -45,6 +46,11 @@ func (r *runner) retryStep(ctx context.Context, srv *target.Server, label string
 	// nothing more (sipp's default "bye" behaviour would send the server
 	// a BYE for it).
 	args = append(args, "-default_behaviors", "none", "-pause_msg_ign")
+	// A phone retransmits until Timer F, not until sipp's default count
+	// (9, which runs out at 31.5 s); -recv_timeout then ends the
+	// transaction at -give-up.
+	n := strconv.Itoa(retransmissionsWithin(r.c.giveUp))
+	args = append(args, "-max_retrans", n, "-max_non_invite_retrans", n)
 	exitErr, err := r.execSipp(ctx, srv, st, args, st.window()+drain+20*time.Second,
 		// A second after the window (sipp takes a moment to start),
 		// SIGUSR1: no new phones, so that the load lasts the window also
@@ -79,6 +85,19 @@ func (r *runner) retryStep(ctx context.Context, srv *target.Server, label string
 	st.log()
 	fmt.Fprintln(r.steps, st.csv())
 	return st, nil
+}
+
+// retransmissionsWithin is how many times a phone retransmits a
+// non-INVITE request over UDP before d: at T1 (500 ms) after the first
+// send, then doubling the interval up to T2 (4 s) (RFC 3261 §17.1.2.2).
+func retransmissionsWithin(d time.Duration) int {
+	n := 0
+	interval := 500 * time.Millisecond
+	for at := interval; at < d; at += interval {
+		n++
+		interval = min(2*interval, 4*time.Second)
+	}
+	return n
 }
 
 // rttBatch is -rtt_freq of a retry step. sipp writes response times in
