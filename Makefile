@@ -13,7 +13,7 @@ FUZZTIME    ?= 10s
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs bench-conns chaos clean
+.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs bench-overload bench-conns chaos clean
 
 all: build
 
@@ -95,6 +95,20 @@ bench-sip-vs:
 	(cd "$$tmp/src" && $(GO) build -ldflags "-X main.version=$$(git describe --always)" -o "$$tmp/locsvc" ./cmd/locsvc) && \
 	git worktree remove --force "$$tmp/src" && \
 	$(MAKE) --no-print-directory bench-sip BASELINE="$$tmp/locsvc"
+
+# Overload (docs/BENCHMARKS.md, issue 15): one locsvc node (3 memcached
+# shards, R=2, overload control at its defaults) and the Kamailio
+# reference, each alone on CPU 1 with sipp on CPU 0: capacity C, then
+# 1.5x, 2x and 3x C for 20 s with phones that honour Retry-After, then
+# 100,000 phones registering at once. Under 10 minutes; needs sipp,
+# memcached, kamailio and taskset, and a quiet machine with 2 CPUs or more.
+# Table in results/overload.md, figure in results/overload.svg (copy it to
+# docs/img/overload.svg to refresh the docs), raw data in
+# results/overbench-*/. OVERBENCH_FLAGS passes more flags (e.g. -targets
+# locsvc, -locsvc-flags --overload-target=0, -capacity locsvc=6000).
+bench-overload: build
+	mkdir -p results
+	$(GO) run ./integration/bench/cmd/overbench -locsvc $(BIN)/locsvc -out results $(OVERBENCH_FLAGS)
 
 # Connections at scale (docs/BENCHMARKS.md): one locsvc node (embedded
 # store, redirect mode) holding 10,000 WebSocket and 10,000 TCP clients,

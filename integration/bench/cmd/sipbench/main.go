@@ -52,15 +52,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"math"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +68,9 @@ import (
 	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/procs"
+	"github.com/locsvc/locsvc/integration/bench/internal/ratesearch"
+	"github.com/locsvc/locsvc/integration/bench/internal/sippout"
+	"github.com/locsvc/locsvc/integration/bench/internal/target"
 )
 
 type config struct {
@@ -95,6 +93,9 @@ type config struct {
 	smoke       bool
 	smokeRate   int
 }
+
+// server is a running target.
+type server = target.Server
 
 // children are the processes the run started, stopped by PID on the way
 // out.
@@ -311,7 +312,7 @@ func checkServeFlags(ctx context.Context, c config) error {
 		}
 	}
 	var want []string
-	for _, a := range locsvcArgs(nil, "", "", "", "") {
+	for _, a := range target.LocsvcArgs(nil, "", "", "", "") {
 		if name, ok := strings.CutPrefix(a, "--"); ok {
 			want = append(want, name)
 		}
@@ -490,7 +491,7 @@ func (r *runner) stopServer(name string, ts *targetState) {
 		return
 	}
 	t0 := time.Now()
-	ts.srv.stop()
+	ts.srv.Stop()
 	logf("%s stopped (%s)", name, time.Since(t0).Round(100*time.Millisecond))
 	ts.srv = nil
 }
@@ -500,26 +501,20 @@ func (r *runner) startServer(ctx context.Context, name, dir string) (*server, er
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	var srv *server
-	var err error
-	for attempt := range 3 { // a port taken between picking and binding: retry
+	srv, err := target.Start(ctx, logf, name, func() (*server, error) {
 		switch name {
 		case "locsvc":
-			srv, err = startLocsvc(ctx, name, r.c.locsvc, dir)
+			return target.StartLocsvc(ctx, children, target.Locsvc{Name: name, Bin: r.c.locsvc, Dir: dir})
 		case "baseline":
-			srv, err = startLocsvc(ctx, name, r.c.baseline, dir)
-		default:
-			srv, err = startKamailio(ctx, r.c, dir)
+			return target.StartLocsvc(ctx, children, target.Locsvc{Name: name, Bin: r.c.baseline, Dir: dir})
 		}
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		logf("%s did not start (attempt %d): %v", name, attempt+1, err)
-	}
+		return target.StartKamailio(ctx, children, target.Kamailio{
+			Config: filepath.Join(r.c.assets, "kamailio-ref.cfg"), Dir: dir, Children: r.c.kamChildren})
+	})
 	if err != nil {
 		return nil, err
 	}
-	logf("%s up at %s (%s)", name, srv.sip, srv.describe())
+	logf("%s up at %s (%s)", name, srv.SIP, srv.Info)
 	return srv, nil
 }
 
@@ -538,7 +533,7 @@ func (r *runner) preload(ctx context.Context, srv *server, reg *search) (string,
 		rate = r.c.minRate * 4
 	}
 	for attempt := 1; ; attempt++ {
-		logf("%s: registering all %d users at %d/s", srv.name, r.c.users, rate)
+		logf("%s: registering all %d users at %d/s", srv.Name, r.c.users, rate)
 		st, err := r.runStep(ctx, srv, preload, rate, r.c.users, "register-preload")
 		if err != nil {
 			return "preload: " + err.Error(), err
@@ -562,20 +557,21 @@ func (r *runner) search(ctx context.Context, srv *server, req request) (*search,
 	if r.c.smoke {
 		return r.smokeSearch(ctx, srv, req)
 	}
-	s := &search{target: srv.name, req: req}
+	s := &search{target: srv.Name, req: req}
 	c := r.c
 	// This search's share of the remaining budget.
 	share := (c.budget - time.Since(r.start)) / time.Duration(max(r.left, 1))
 	deadline := time.Now().Add(share)
 	stepCost := c.step + 2*c.cooldown + 3*time.Second
-	b := bisector{rate: c.startRate}
+	b := ratesearch.Bisector{Rate: c.startRate}
+	limits := ratesearch.Limits{MaxRate: c.maxRate, MinRate: c.minRate, Bisect: c.bisect}
 	for {
 		if len(s.steps) > 0 && time.Now().Add(stepCost).After(deadline) {
 			s.bounded = true
 			s.note = "time budget"
 			return s, nil
 		}
-		st, err := r.measure(ctx, srv, s, b.rate)
+		st, err := r.measure(ctx, srv, s, b.Rate)
 		if err != nil {
 			return s, err
 		}
@@ -585,7 +581,8 @@ func (r *runner) search(ctx context.Context, srv *server, req request) (*search,
 		if err := sleepCtx(ctx, cooldown(c, st)); err != nil {
 			return s, err
 		}
-		if b.next(c, s, st.pass) {
+		if done, bounded, note := b.Next(limits, st.pass); done {
+			s.bounded, s.note = bounded, note
 			return s, nil
 		}
 	}
@@ -594,7 +591,7 @@ func (r *runner) search(ctx context.Context, srv *server, req request) (*search,
 // smokeSearch is one step at -smoke-rate: it passes only if every call
 // succeeded.
 func (r *runner) smokeSearch(ctx context.Context, srv *server, req request) (*search, error) {
-	s := &search{target: srv.name, req: req}
+	s := &search{target: srv.Name, req: req}
 	st, err := r.runStep(ctx, srv, req, r.c.smokeRate, r.c.users, "")
 	if err != nil {
 		return s, err
@@ -634,62 +631,11 @@ func (r *runner) measure(ctx context.Context, srv *server, s *search, rate int) 
 	return st, nil
 }
 
-// bisector picks the next offered rate of a search: doubling until a step
-// fails (halving if the first one does), then bisecting.
-type bisector struct {
-	lo, hi     int // highest sustainable and lowest failed offered rates (0: none yet)
-	rate       int // the rate being tried
-	bisections int
-}
-
-// next records whether the step at b.rate passed and moves to the next
-// rate; true when the search is over (s.bounded and s.note say why, if
-// not because the limit was found).
-func (b *bisector) next(c config, s *search, pass bool) bool {
-	if pass {
-		b.lo = b.rate
-	} else {
-		b.hi = b.rate
-	}
-	switch {
-	case b.hi == 0: // doubling
-		if b.rate >= c.maxRate {
-			s.bounded = true
-			s.note = "reached -max-rate"
-			return true
-		}
-		b.rate = min(b.rate*2, c.maxRate)
-		return false
-	case b.lo == 0: // even the first rate failed: halve
-		b.rate /= 2
-		if b.rate < c.minRate {
-			s.note = fmt.Sprintf("not sustainable even at %d/s", b.hi)
-			return true
-		}
-		return false
-	}
-	if b.bisections >= c.bisect || float64(b.hi-b.lo) <= 0.05*float64(b.lo) {
-		return true
-	}
-	b.bisections++
-	b.rate = roundRate((b.lo + b.hi) / 2)
-	return b.rate <= b.lo || b.rate >= b.hi
-}
-
 func cooldown(c config, st *step) time.Duration {
 	if st.pass {
 		return c.cooldown
 	}
 	return 2 * c.cooldown
-}
-
-// roundRate keeps offered rates readable: two significant digits.
-func roundRate(r int) int {
-	unit := 1
-	for r/unit >= 100 {
-		unit *= 10
-	}
-	return max(r/unit*unit, 1)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -727,7 +673,7 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	if err != nil {
 		return nil, err
 	}
-	st := &step{target: srv.name, dir: dir, req: req, rate: rate, calls: calls}
+	st := &step{target: srv.Name, dir: dir, req: req, rate: rate, calls: calls}
 	exitErr, err := r.execSipp(ctx, srv, st)
 	if err != nil {
 		return st, err
@@ -737,7 +683,7 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	}
 	st.judge()
 	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, cpu %s, rcvbuf errors %+d",
-		srv.name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
+		srv.Name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
 		ms(st.p50), ms(st.p99), cpuString(st), st.rcvbufErrs)
 	if !st.pass {
 		logf("         %s", st.verdict)
@@ -752,12 +698,12 @@ func (r *runner) stepDir(srv *server, req request, rate int, label string) (stri
 	if label == "" {
 		label = fmt.Sprintf("%s-%06d", req, rate)
 	}
-	dir := filepath.Join(r.dir, srv.name, label)
+	dir := filepath.Join(r.dir, srv.Name, label)
 	for i := 2; ; i++ {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			break
 		}
-		dir = filepath.Join(r.dir, srv.name, fmt.Sprintf("%s-%d", label, i))
+		dir = filepath.Join(r.dir, srv.Name, fmt.Sprintf("%s-%d", label, i))
 	}
 	return dir, os.MkdirAll(dir, 0o755)
 }
@@ -782,9 +728,9 @@ func (r *runner) sippArgs(srv *server, st *step, port int) []string {
 		"-timeout", strconv.Itoa(int(st.expectedDuration()/time.Second)) + "s",
 		"-nostdin",
 		"-trace_stat", "-stf", filepath.Join(st.dir, "stat.csv"), "-fd", "1",
-		"-trace_rtt", "-rtt_freq", strconv.Itoa(rttFreq(st.calls)),
+		"-trace_rtt", "-rtt_freq", strconv.Itoa(sippout.RttFreq(st.calls)),
 		"-trace_err", "-error_file", filepath.Join(st.dir, "errors.log"), "-max_log_size", "2000000",
-		srv.sip,
+		srv.SIP,
 	}
 }
 
@@ -799,8 +745,8 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 	}
 	args := r.sippArgs(srv, st, port)
 	_ = os.WriteFile(filepath.Join(st.dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
-	before := readRcvbufErrors()
-	cpu0 := srv.cpuTicks()
+	before := sippout.RcvbufErrors()
+	cpu0 := srv.CPUTicks()
 	t0 := time.Now()
 	p, err := children.Start("sipp", filepath.Join(st.dir, "sipp.out"), st.dir, nil, "sipp", args...)
 	if err != nil {
@@ -821,11 +767,11 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 	if u := p.Usage(); u != nil {
 		sippCPU = tv(u.Utime) + tv(u.Stime)
 	}
-	cpu1 := srv.cpuTicks()
-	st.rcvbufErrs = readRcvbufErrors() - before
+	cpu1 := srv.CPUTicks()
+	st.rcvbufErrs = sippout.RcvbufErrors() - before
 	st.cpu = map[string]float64{"sipp": sippCPU}
 	for k, v := range cpu1 {
-		st.cpu[k] = float64(v-cpu0[k]) / clkTck
+		st.cpu[k] = float64(v-cpu0[k]) / target.ClkTck
 	}
 	return exitErr, nil
 }
@@ -833,7 +779,7 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 // readResults reads the counts, the achieved rate and the response times
 // from sipp's files.
 func (st *step) readResults(exitErr error) error {
-	stats, err := readStat(filepath.Join(st.dir, "stat.csv"))
+	stats, err := sippout.ReadStat(filepath.Join(st.dir, "stat.csv"))
 	if err != nil {
 		return fmt.Errorf("sipp %s at %d/s gave no statistics (%v; exit: %v); see %s", st.req, st.rate, err, exitErr, st.dir)
 	}
@@ -842,13 +788,14 @@ func (st *step) readResults(exitErr error) error {
 	if lost := st.calls - st.ok - st.failed; lost > 0 { // never answered before sipp gave up
 		st.failed += lost
 	}
-	rtts, span, err := readRTT(st.dir)
+	rtt, err := sippout.ReadRTT(st.dir)
 	if err != nil {
 		return err
 	}
-	if len(rtts) > 0 {
-		st.p50, st.p99, st.max = percentile(rtts, 50), percentile(rtts, 99), rtts[len(rtts)-1]
+	if rtts := rtt.Sorted; len(rtts) > 0 {
+		st.p50, st.p99, st.max = sippout.Percentile(rtts, 50), sippout.Percentile(rtts, 99), rtts[len(rtts)-1]
 	}
+	span := time.Duration(rtt.Span() * float64(time.Millisecond))
 	switch {
 	case st.req == preload: // no response times: over the whole run
 		st.achieved = float64(st.ok) / st.wall.Seconds()
@@ -858,46 +805,20 @@ func (st *step) readResults(exitErr error) error {
 	return nil
 }
 
-// judge sets pass, senderLimited and verdict by the package doc's rule
-// of a sustainable step.
+// judge sets pass, senderLimited and verdict by the rule of a
+// sustainable step (ratesearch.Verdict); a preload only has to register
+// every user.
 func (st *step) judge() {
-	calls, rate := st.calls, st.rate
-	var why []string
-	if st.failed > 0 {
-		why = append(why, fmt.Sprintf("%d failed", st.failed))
-	}
-	if float64(st.retrans) >= 0.001*float64(calls) {
-		why = append(why, fmt.Sprintf("retransmissions %.2f%%", 100*float64(st.retrans)/float64(calls)))
-	}
-	if st.achieved < 0.97*float64(rate) {
-		why = append(why, fmt.Sprintf("achieved %.0f/s < 97%%", st.achieved))
-	}
-	if st.req == preload { // only that every user is registered
-		why = nil
-		if st.failed > 0 || st.ok < calls {
-			why = []string{fmt.Sprintf("%d of %d not registered", calls-st.ok, calls)}
+	if st.req == preload {
+		st.pass = st.failed == 0 && st.ok >= st.calls
+		st.verdict = "ok"
+		if !st.pass {
+			st.verdict = fmt.Sprintf("%d of %d not registered", st.calls-st.ok, st.calls)
 		}
+		return
 	}
-	st.pass = len(why) == 0
-	st.senderLimited = !st.pass && st.failed == 0 && float64(st.retrans) < 0.001*float64(calls) && st.sent < 0.97*float64(rate)
-	if st.senderLimited {
-		why = append(why, fmt.Sprintf("sipp sent only %.0f/s", st.sent))
-	}
-	st.verdict = "ok"
-	if !st.pass {
-		st.verdict = strings.Join(why, ", ")
-	}
-}
-
-// rttFreq is how many response times sipp buffers before it writes them:
-// sipp drops a last partial batch, so it must divide the number of calls.
-func rttFreq(calls int) int {
-	for f := min(calls, 1000); f > 1; f-- {
-		if calls%f == 0 {
-			return f
-		}
-	}
-	return 1
+	st.pass, st.senderLimited, st.verdict = ratesearch.Verdict(ratesearch.Outcome{
+		Rate: st.rate, Calls: st.calls, Failed: st.failed, Retrans: st.retrans, Achieved: st.achieved, Sent: st.sent})
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
@@ -939,98 +860,6 @@ func ms(v float64) string {
 		return "<1 ms"
 	}
 	return fmt.Sprintf("%.0f ms", v)
-}
-
-// readStat is the last row of a sipp -trace_stat CSV, by column name.
-func readStat(path string) (map[string]float64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) < 2 {
-		return nil, fmt.Errorf("%s: no data rows", path)
-	}
-	head := strings.Split(lines[0], ";")
-	last := strings.Split(lines[len(lines)-1], ";")
-	out := map[string]float64{}
-	for i, h := range head {
-		if i < len(last) {
-			if v, err := strconv.ParseFloat(strings.TrimSpace(last[i]), 64); err == nil {
-				out[h] = v
-			}
-		}
-	}
-	for _, k := range []string{"SuccessfulCall(C)", "FailedCall(C)", "Retransmissions(C)", "CallRate(C)"} {
-		if _, ok := out[k]; !ok {
-			return nil, fmt.Errorf("%s: no column %s", path, k)
-		}
-	}
-	return out, nil
-}
-
-// readRTT reads sipp's *_rtt.csv in dir ("Date_ms;response_time_ms;rtd_no"):
-// the response times sorted, and the span from the first answer to the last.
-func readRTT(dir string) ([]float64, time.Duration, error) {
-	files, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
-	var rtts []float64
-	first, last := math.Inf(1), math.Inf(-1)
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			return nil, 0, err
-		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			parts := strings.Split(sc.Text(), ";")
-			if len(parts) < 2 {
-				continue
-			}
-			at, err1 := strconv.ParseFloat(parts[0], 64)
-			rt, err2 := strconv.ParseFloat(parts[1], 64)
-			if err1 != nil || err2 != nil {
-				continue // header
-			}
-			rtts = append(rtts, rt)
-			first, last = math.Min(first, at), math.Max(last, at)
-		}
-		fh.Close()
-	}
-	sort.Float64s(rtts)
-	if len(rtts) == 0 {
-		return nil, 0, nil
-	}
-	return rtts, time.Duration((last - first) * float64(time.Millisecond)), nil
-}
-
-// percentile of sorted values, nearest rank.
-func percentile(sorted []float64, p float64) float64 {
-	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
-// readRcvbufErrors is the kernel's UDP RcvbufErrors counter (all sockets).
-func readRcvbufErrors() int64 {
-	b, err := os.ReadFile("/proc/net/snmp")
-	if err != nil {
-		return 0
-	}
-	var head []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Udp:" {
-			continue
-		}
-		if head == nil {
-			head = f
-			continue
-		}
-		if i := slices.Index(head, "RcvbufErrors"); i > 0 && i < len(f) {
-			v, _ := strconv.ParseInt(f[i], 10, 64)
-			return v
-		}
-	}
-	return 0
 }
 
 // ---- the table ----
@@ -1195,276 +1024,4 @@ func cpuCell(s *search) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f µs", s.best.serverCPU()/float64(s.best.ok)*1e6)
-}
-
-// ---- servers ----
-
-type server struct {
-	name  string
-	sip   string
-	procs []*procs.Proc
-	stop  func()
-	info  string
-}
-
-func (s *server) describe() string { return s.info }
-
-// cpuTicks is the CPU time so far of every process of the server, summed
-// per program name (all processes of each started process group).
-func (s *server) cpuTicks() map[string]int64 {
-	groups := map[int]string{}
-	for _, p := range s.procs {
-		groups[p.PID()] = p.Name
-	}
-	return groupTicks(groups)
-}
-
-const clkTck = 100 // USER_HZ on Linux
-
-func groupTicks(groups map[int]string) map[string]int64 {
-	out := map[string]int64{}
-	for _, n := range groups {
-		out[n] = 0
-	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 13 {
-			continue
-		}
-		pgrp, _ := strconv.Atoi(f[2])
-		name, ok := groups[pgrp]
-		if !ok {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		stt, _ := strconv.ParseInt(f[12], 10, 64)
-		out[name] += ut + stt
-	}
-	return out
-}
-
-// startLocsvc starts the locsvc binary bin as target name on three
-// memcached shards of its own.
-func startLocsvc(ctx context.Context, name, bin, dir string) (*server, error) {
-	s := &server{name: name}
-	stopAll := func() {
-		// locsvc first: it drains and leaves while its shards are still up.
-		for i := len(s.procs) - 1; i >= 0; i-- {
-			s.procs[i].Stop()
-		}
-	}
-	s.stop = stopAll
-	var shards []string
-	for i := range 3 {
-		port, err := procs.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p, err := children.Start("memcached", filepath.Join(dir, fmt.Sprintf("memcached-%d.log", i+1)), dir, nil,
-			"memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "256", "-t", "1")
-		if err != nil {
-			stopAll()
-			return nil, err
-		}
-		s.procs = append(s.procs, p)
-		shards = append(shards, addr)
-	}
-	for _, a := range shards {
-		if err := waitMemcached(ctx, a, 10*time.Second); err != nil {
-			stopAll()
-			return nil, err
-		}
-	}
-	ports := make([]int, 4)
-	for i := range ports {
-		p, err := procs.FreePort()
-		if err != nil {
-			stopAll()
-			return nil, err
-		}
-		ports[i] = p
-	}
-	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
-	s.sip = addr(ports[0])
-	httpAddr := addr(ports[2])
-	args := locsvcArgs(shards, s.sip, addr(ports[1]), httpAddr, addr(ports[3]))
-	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte(bin+" "+strings.Join(args, " ")+"\n"), 0o644)
-	// The process is named after the program, not the target: CPU time is
-	// summed per program name.
-	p, err := children.Start("locsvc", filepath.Join(dir, "locsvc.log"), dir, nil, bin, args...)
-	if err != nil {
-		stopAll()
-		return nil, err
-	}
-	s.procs = append(s.procs, p)
-	if err := waitReady(ctx, p, "http://"+httpAddr+"/readyz", s.sip, 20*time.Second); err != nil {
-		stopAll()
-		return nil, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "locsvc.log")))
-	}
-	s.info = "memcached " + strings.Join(shards, ",")
-	return s, nil
-}
-
-// locsvcArgs is the command line of every locsvc target, baseline
-// included (checkServeFlags reads the flag names from it).
-func locsvcArgs(shards []string, sip, grpc, http, gossip string) []string {
-	return []string{"serve", "--node-id", "bench",
-		"--memcached", strings.Join(shards, ","), "--replicas", "2",
-		"--sip", sip, "--sip-mode", "redirect", "--domain", "localhost",
-		"--grpc", grpc, "--http", http, "--gossip", gossip,
-		"--log-level", "warn",
-		// sipp sends every REGISTER from one address: the per-source
-		// REGISTER limit would measure itself, not the server.
-		"--register-rate", "0"}
-}
-
-func startKamailio(ctx context.Context, c config, dir string) (*server, error) {
-	s := &server{name: "kamailio"}
-	port, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	rundir, err := os.MkdirTemp("", "sipbench-kamailio-")
-	if err != nil {
-		return nil, err
-	}
-	s.sip = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := []string{"-DD", "-E", "-Y", rundir, "-f", filepath.Join(c.assets, "kamailio-ref.cfg"),
-		"-A", "SIP_IP=127.0.0.1", "-A", "SIP_PORT=" + strconv.Itoa(port),
-		"-A", `SIPDOMAIN="localhost"`, "-A", "CHILDREN=" + strconv.Itoa(c.kamChildren)}
-	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte("kamailio "+strings.Join(args, " ")+"\n"), 0o644)
-	p, err := children.Start("kamailio", filepath.Join(dir, "kamailio.log"), dir, nil, "kamailio", args...)
-	s.stop = func() {
-		if p != nil {
-			p.Stop()
-		}
-		os.RemoveAll(rundir)
-	}
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
-	s.procs = []*procs.Proc{p}
-	if err := waitReady(ctx, p, "", s.sip, 20*time.Second); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "kamailio.log")))
-	}
-	s.info = fmt.Sprintf("%d UDP children", c.kamChildren)
-	return s, nil
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
-func waitMemcached(ctx context.Context, addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	var last error
-	for time.Now().Before(deadline) {
-		conn, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
-		if err == nil {
-			_ = conn.SetDeadline(time.Now().Add(time.Second))
-			_, err = io.WriteString(conn, "version\r\n")
-			if err == nil {
-				var line string
-				line, err = bufio.NewReader(conn).ReadString('\n')
-				if err == nil && !strings.HasPrefix(line, "VERSION") {
-					err = fmt.Errorf("unexpected %q", line)
-				}
-			}
-			conn.Close()
-			if err == nil {
-				return nil
-			}
-		}
-		last = err
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("memcached %s not ready: %v", addr, last)
-}
-
-// waitReady waits for readyURL (if any) to answer 200, then for the SIP
-// address to answer an OPTIONS over UDP.
-func waitReady(ctx context.Context, p *procs.Proc, readyURL, sip string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	var last error
-	for time.Now().Before(deadline) {
-		if p.Exited() {
-			return fmt.Errorf("%s exited: %v", p.Name, p.Err())
-		}
-		last = nil
-		if readyURL != "" {
-			cl := http.Client{Timeout: time.Second}
-			resp, err := cl.Get(readyURL)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("%s: %s", readyURL, resp.Status)
-				}
-			}
-			last = err
-		}
-		if last == nil {
-			if last = sipOptions(sip); last == nil {
-				return nil
-			}
-		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("%s not ready at %s after %v: %v", p.Name, sip, d, last)
-}
-
-// sipOptions sends one OPTIONS to the server itself and waits for any
-// final response.
-func sipOptions(addr string) error {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	local := c.LocalAddr().String()
-	n := time.Now().UnixNano()
-	req := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-sb-%d\r\nMax-Forwards: 70\r\n"+
-		"From: <sip:probe@localhost>;tag=%d\r\nTo: <sip:%s>\r\nCall-ID: sb-%d@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-		addr, local, n, n, addr, n)
-	to, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return err
-	}
-	if _, err := c.WriteTo([]byte(req), to); err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	buf := make([]byte, 8192)
-	for {
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			return fmt.Errorf("OPTIONS: %w", err)
-		}
-		if s := string(buf[:n]); strings.HasPrefix(s, "SIP/2.0 ") && !strings.HasPrefix(s, "SIP/2.0 1") {
-			return nil
-		}
-	}
 }
