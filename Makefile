@@ -13,7 +13,7 @@ FUZZTIME    ?= 10s
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs bench-overload bench-conns chaos clean
+.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs bench-overload bench-conns bench-attached chaos clean
 
 all: build
 
@@ -125,6 +125,21 @@ bench-overload: build
 bench-conns: build
 	mkdir -p results
 	$(GO) run ./integration/bench/cmd/connbench -locsvc $(BIN)/locsvc -out results $(CONNBENCH_FLAGS)
+
+# The attached deployment as an operator compares it (docs/BENCHMARKS.md,
+# "Attached deployment"): A, a Kamailio edge running
+# integration/kamailio/sip-style.cfg in front of 2 locsvc nodes (each on
+# its own memcached, R=2, redirect mode), against B, 2 Kamailio nodes
+# replicating usrloc with dmq_usrloc (integration/bench/kamailio-dmq.cfg),
+# the same sipp load to each: sustainable REGISTER and INVITE rates and
+# their ratio A/B, the shared memory each Kamailio holds per transaction,
+# the edge's -m for a REGISTER rate and a check of it at -m 64. Under 10
+# minutes; needs sipp, memcached, kamailio and kamcmd. Table in
+# results/attachbench.md, raw data in results/attachbench-*/.
+# ATTACHBENCH_FLAGS passes more flags (e.g. -requests register -budget 4m).
+bench-attached: build
+	mkdir -p results
+	$(GO) run ./integration/bench/cmd/attachbench -locsvc $(BIN)/locsvc -out results $(ATTACHBENCH_FLAGS)
 
 # The long chaos test: 3 nodes and 3 memcached shards (R=2) under sipp
 # REGISTER and INVITE load for a few minutes while a memcached and then a

@@ -1,6 +1,7 @@
 // Package ratesearch is the rule of a sustainable rate and the search
 // for the highest one, as sipbench defined them; overbench measures a
-// server's capacity C with the same rule. A step is one sipp run of
+// server's capacity C, and attachbench two deployments, with the same
+// rule. A step is one sipp run of
 // fixed-rate calls. It is sustainable when
 //
 //   - no call failed,

@@ -1,8 +1,8 @@
 // Package sippout reads what sipp writes during a benchmark step: the
 // statistics of -trace_stat, the response times of -trace_rtt, the
 // per-message counts of -trace_counts, and the kernel's count of UDP
-// datagrams dropped for a full receive buffer. sipbench and overbench
-// share it.
+// datagrams dropped for a full receive buffer. sipbench, overbench and
+// attachbench share it.
 package sippout
 
 import (
