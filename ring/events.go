@@ -36,6 +36,7 @@ func (m *Membership) observe(n *memberlist.Node, alive bool) {
 		}
 	}
 	m.members[n.Name] = memberEntry{Member: mem, since: time.Now()}
+	m.noteLost(n.Name, mem)
 	m.mu.Unlock()
 	m.wakeBuilder()
 }

@@ -25,6 +25,9 @@ import (
 //     with the health they announce, and of leaving members marked unhealthy
 //     (see StateLeaving). A member that left or failed detection contributes
 //     nothing.
+//   - A member that failed without leaving is joined again now and then
+//     (reconnect.go), so that the two sides of a healed partition that
+//     each kept several nodes merge again; the seeds alone would not do it.
 //   - Subscribers get a snapshot only when the shards changed (Ring.Equal);
 //     membership changes that do not affect placement (a router joining, a
 //     state change from joining to active) do not wake repair.
@@ -42,8 +45,9 @@ type Membership struct {
 
 	announceMu sync.Mutex // one UpdateNode at a time, so the last one sent carries the last meta
 
-	mu      sync.Mutex // guards members; held only for map updates and copies
+	mu      sync.Mutex // guards members and lost; held only for map updates and copies
 	members map[string]memberEntry
+	lost    map[string]lostMember // failed without leaving: reconnect.go
 
 	ring    atomic.Pointer[Ring]
 	buildMu sync.Mutex // one build at a time, so an older build never overwrites a newer one
@@ -79,6 +83,7 @@ func Start(cfg Config) (*Membership, error) {
 		cfg:     cfg,
 		log:     log,
 		members: make(map[string]memberEntry),
+		lost:    make(map[string]lostMember),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
@@ -107,6 +112,13 @@ func Start(cfg Config) (*Membership, error) {
 		m.wg.Add(1)
 		go m.healthLoop()
 	}
+
+	every := cfg.ReconnectInterval
+	if every <= 0 {
+		every = mc.PushPullInterval
+	}
+	m.wg.Add(1)
+	go m.reconnectLoop(every)
 
 	seeds := m.seeds()
 	if len(seeds) > 0 {
