@@ -22,6 +22,7 @@ type Cluster struct {
 	Nodes  []*Node
 	args   []string
 	hosts  *Hosts // node i and its memcached run on host i; nil: loopback
+	plain  bool   // nodes run the build without the race detector (NodeOptions.Bench)
 }
 
 // StartClusterOn is StartCluster with node i and its memcached on host i
@@ -66,7 +67,7 @@ func (c *Cluster) AddNode() *Node {
 	if len(c.Nodes) > 0 {
 		args = append(args, "--join", c.Nodes[0].Gossip)
 	}
-	n := StartNode(c.t, NodeOptions{ID: fmt.Sprintf("node%d", len(c.Nodes)+1), NoSIP: true, Args: args, Host: host})
+	n := StartNode(c.t, NodeOptions{ID: fmt.Sprintf("node%d", len(c.Nodes)+1), NoSIP: true, Args: args, Host: host, Bench: c.plain})
 	c.Shards = append(c.Shards, m)
 	c.Nodes = append(c.Nodes, n)
 	return n
