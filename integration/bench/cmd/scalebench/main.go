@@ -7,7 +7,8 @@
 //     R=2 (exact, from the ring), and the records each memcached holds
 //     after -aors registrations (with sampling noise);
 //   - idle cost: each node's and memcached's CPU (utime + stime from
-//     /proc/PID/stat) over -idle with no traffic, and each node's VmRSS;
+//     /proc/PID/stat) over -idle with no traffic, the bytes each host sends
+//     to the others meanwhile (gossip), and each node's VmRSS;
 //   - failure detection: a node killed (-9) until every other node sees
 //     it dead; the same node started again until all see it alive;
 //   - a partition: a third of the hosts split off as a group (they still
@@ -99,7 +100,7 @@ func parseFlags() config {
 	flag.IntVar(&c.replicas, "replicas", 2, "replication factor R (--replicas)")
 	flag.StringVar(&c.profile, "gossip-profile", "lan", "the nodes' --gossip-profile (local, lan or wan); lan is the default of locsvc serve")
 	flag.IntVar(&c.aors, "aors", 20000, "AoRs registered for the balance and join phases")
-	flag.DurationVar(&c.idle, "idle", 20*time.Second, "window over which idle CPU is measured")
+	flag.DurationVar(&c.idle, "idle", 30*time.Second, "window over which idle CPU and traffic are measured: at least one push/pull interval of the profile (30 s lan)")
 	flag.IntVar(&c.bytesAoRs, "bytes-aors", 10000, "AoRs registered over SIP in the bytes-per-binding phase (0: skip it)")
 	flag.IntVar(&c.memcachedMB, "memcached-mb", 64, "memory of each memcached (-m)")
 	flag.Parse()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -169,6 +170,27 @@ func ipAll(cmds ...[]string) error {
 		}
 	}
 	return nil
+}
+
+// sent is how many bytes the host has sent on its link to the switch:
+// between nodes on different hosts that is gossip and memcached traffic
+// (a node reaches its own memcached through the host's loopback).
+func (h *host) sent() (int64, error) {
+	out, err := exec.Command("ip", "-n", h.ns, "-s", "-j", "link", "show", "dev", "eth0").Output()
+	if err != nil {
+		return 0, fmt.Errorf("ip -n %s -s link: %w", h.ns, err)
+	}
+	var links []struct {
+		Stats struct {
+			TX struct {
+				Bytes int64 `json:"bytes"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		return 0, fmt.Errorf("ip -n %s -s link: %q: %v", h.ns, out, err)
+	}
+	return links[0].Stats.TX.Bytes, nil
 }
 
 // hostPort is the host's address with port.

@@ -201,42 +201,47 @@ func (b *bench) settle(ctx context.Context) (uint64, error) {
 	}
 }
 
-// measureIdle reads every node's and memcached's CPU time over -idle,
-// with no traffic and no polling, and every node's resident memory.
+// measureIdle reads every node's and memcached's CPU time, and the bytes
+// each host sends to the others, over -idle with no traffic and no
+// polling, and every node's resident memory at its end.
 func (b *bench) measureIdle(ctx context.Context) error {
-	var procsOf []*procs.Proc
-	for _, m := range b.members {
-		procsOf = append(procsOf, m.node, m.mc)
-	}
-	before := make([]int64, len(procsOf))
-	for i, p := range procsOf {
-		t, err := procs.CPUTicks(p.PID())
-		if err != nil {
-			return err
+	type reading struct{ node, mc, sent int64 }
+	read := func() ([]reading, error) {
+		out := make([]reading, len(b.members))
+		for i, m := range b.members {
+			var err1, err2, err3 error
+			out[i].node, err1 = procs.CPUTicks(m.node.PID())
+			out[i].mc, err2 = procs.CPUTicks(m.mc.PID())
+			out[i].sent, err3 = m.host.sent()
+			if err := errors.Join(err1, err2, err3); err != nil {
+				return nil, err
+			}
 		}
-		before[i] = t
+		return out, nil
+	}
+	before, err := read()
+	if err != nil {
+		return err
 	}
 	began := time.Now()
 	if err := sleepCtx(ctx, b.c.idle); err != nil {
 		return err
 	}
+	after, err := read()
+	if err != nil {
+		return err
+	}
 	window := time.Since(began)
-	for i, p := range procsOf {
-		t, err := procs.CPUTicks(p.PID())
+	share := func(ticks int64) float64 { return float64(ticks*procs.ClockTick) / float64(window) }
+	for i, m := range b.members {
+		rss, err := procs.RSS(m.node.PID())
 		if err != nil {
 			return err
 		}
-		share := float64((t-before[i])*procs.ClockTick) / float64(window)
-		if i%2 == 0 {
-			rss, err := procs.RSS(p.PID())
-			if err != nil {
-				return err
-			}
-			b.res.nodeCPU = append(b.res.nodeCPU, share)
-			b.res.nodeRSS = append(b.res.nodeRSS, float64(rss))
-		} else {
-			b.res.mcCPU = append(b.res.mcCPU, share)
-		}
+		b.res.nodeCPU = append(b.res.nodeCPU, share(after[i].node-before[i].node))
+		b.res.mcCPU = append(b.res.mcCPU, share(after[i].mc-before[i].mc))
+		b.res.sent = append(b.res.sent, float64(after[i].sent-before[i].sent)/window.Seconds())
+		b.res.nodeRSS = append(b.res.nodeRSS, float64(rss))
 	}
 	b.res.idle = window
 	return nil

@@ -21,6 +21,7 @@ type result struct {
 	idle             time.Duration
 	nodeCPU, mcCPU   []float64 // share of one core over idle
 	nodeRSS          []float64 // bytes
+	sent             []float64 // bytes/s each host sent to the others
 	killed           []time.Duration
 	restarted        []time.Duration
 	splitLarge       []time.Duration
@@ -98,6 +99,8 @@ func (r *result) table(bin string) string {
 	p("| node CPU (share of one core) | %.2f %% | %.2f %% |", 100*cm, 100*cx)
 	mm, mx := meanMax(r.mcCPU)
 	p("| memcached CPU | %.2f %% | %.2f %% |", 100*mm, 100*mx)
+	sm, sx := meanMax(r.sent)
+	p("| bytes/s a host sends to the others (gossip: probes, acks, push/pull) | %.0f | %.0f |", sm, sx)
 	rm, rx := meanMax(r.nodeRSS)
 	p("| node VmRSS | %.1f MB | %.1f MB |", rm/(1<<20), rx/(1<<20))
 	if len(r.bytes) > 0 {
