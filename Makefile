@@ -13,7 +13,7 @@ FUZZTIME    ?= 10s
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs bench-overload bench-conns bench-attached chaos clean
+.PHONY: all build run test lint generate check-generated tools fuzz bench bench-sip bench-sip-vs bench-overload bench-conns bench-attached bench-scale chaos clean
 
 all: build
 
@@ -140,6 +140,18 @@ bench-conns: build
 bench-attached: build
 	mkdir -p results
 	$(GO) run ./integration/bench/cmd/attachbench -locsvc $(BIN)/locsvc -out results $(ATTACHBENCH_FLAGS)
+
+# Scale (docs/BENCHMARKS.md, "Scale"): 16 nodes, each with its own
+# memcached on a host of its own (network namespaces on one bridge, so it
+# needs root and ip), R=2: gossip convergence, failure detection, a third
+# of the hosts split off and healed, ownership balance, records repair
+# copies to a joining node, idle CPU and memory per node, and bytes per
+# binding (docs/capacity.md). About 3 minutes; not part of `make bench`.
+# SCALEBENCH_FLAGS passes more flags (e.g. -n 32). Table in
+# results/scalebench.md, raw data in results/scalebench-*/.
+bench-scale: build
+	mkdir -p results
+	$(GO) run ./integration/bench/cmd/scalebench -locsvc $(BIN)/locsvc -out results $(SCALEBENCH_FLAGS)
 
 # The long chaos test: 3 nodes and 3 memcached shards (R=2) under sipp
 # REGISTER and INVITE load for a few minutes while a memcached and then a

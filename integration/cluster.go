@@ -36,6 +36,9 @@ type ClusterOptions struct {
 	// (StartMemcachedTLS), and gives the nodes MemcachedTLSArgs.
 	TLS  *testcerts.Certs
 	Args []string // extra flags of every node
+	// Plain runs the nodes built without the race detector
+	// (NodeOptions.Bench).
+	Plain bool
 }
 
 // StartClusterOn is StartCluster with node i and its memcached on host i
@@ -104,7 +107,7 @@ func (c *Cluster) AddNode() *Node {
 		args = append(args, "--join", c.Nodes[0].Gossip)
 	}
 	n := StartNode(c.t, NodeOptions{ID: fmt.Sprintf("node%d", len(c.Nodes)+1), NoSIP: true, Args: args, Host: host,
-		APIToken: c.o.APIToken})
+		APIToken: c.o.APIToken, Bench: c.o.Plain})
 	c.Shards = append(c.Shards, m)
 	c.Nodes = append(c.Nodes, n)
 	return n

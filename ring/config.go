@@ -56,6 +56,15 @@ type Config struct {
 	HealthCheck    func(ctx context.Context, addr string) (epoch uint64, err error)
 	HealthInterval time.Duration // default 1s; also the timeout of one check
 
+	// ReconnectInterval is about how often this node tries to join one
+	// member that failed without leaving (reconnect.go); default the
+	// profile's push/pull interval (15 s local, 30 s lan, 60 s wan).
+	ReconnectInterval time.Duration
+
+	// tune, when set, adjusts memberlist's configuration last: tests
+	// shorten timings with it that would otherwise make them slow.
+	tune func(*memberlist.Config)
+
 	// Logger receives memberlist's own log lines at debug level, and this
 	// package's at their level. nil discards both.
 	Logger *slog.Logger
@@ -121,6 +130,9 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 	// port (port 0, containers). Without this memberlist refuses the new
 	// address as a name conflict until the dead entry is reaped.
 	mc.DeadNodeReclaimTime = 5 * mc.ProbeInterval
+	if c.tune != nil {
+		c.tune(mc)
+	}
 	return mc, nil
 }
 

@@ -41,6 +41,7 @@ func (m *Membership) observe(n *memberlist.Node, alive bool) {
 		}
 	}
 	m.members[n.Name] = e
+	m.noteLost(n.Name, e.Member)
 	m.mu.Unlock()
 	m.wakeBuilder()
 }

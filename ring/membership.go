@@ -27,6 +27,9 @@ import (
 //     announcing restarting keeps its shards in the ring, unchanged, for the
 //     grace it announced; peers probe them meanwhile. A member that left
 //     for good or failed detection contributes nothing (presenceOf).
+//   - A member that failed without leaving is joined again now and then
+//     (reconnect.go), so that the two sides of a healed partition that
+//     each kept several nodes merge again; the seeds alone would not do it.
 //   - Subscribers get a snapshot only when the shards changed (Ring.Equal);
 //     membership changes that do not affect placement (a router joining, a
 //     state change from joining to active) do not wake repair.
@@ -44,8 +47,9 @@ type Membership struct {
 
 	announceMu sync.Mutex // one UpdateNode at a time, so the last one sent carries the last meta
 
-	mu      sync.Mutex // guards members; held only for map updates and copies
+	mu      sync.Mutex // guards members and lost; held only for map updates and copies
 	members map[string]memberEntry
+	lost    map[string]lostMember // failed without leaving: reconnect.go
 
 	ring    atomic.Pointer[Ring]
 	buildMu sync.Mutex // one build at a time, so an older build never overwrites a newer one
@@ -101,6 +105,7 @@ func Start(cfg Config) (*Membership, error) {
 		cfg:     cfg,
 		log:     log,
 		members: make(map[string]memberEntry),
+		lost:    make(map[string]lostMember),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
@@ -130,6 +135,13 @@ func Start(cfg Config) (*Membership, error) {
 		m.wg.Add(1)
 		go m.healthLoop()
 	}
+
+	every := cfg.ReconnectInterval
+	if every <= 0 {
+		every = mc.PushPullInterval
+	}
+	m.wg.Add(1)
+	go m.reconnectLoop(every)
 
 	seeds := m.seeds()
 	if len(seeds) > 0 {

@@ -16,12 +16,14 @@ type Stats struct {
 	HealthChecks          uint64
 	HealthChanges         uint64 // shard health flips: announced, or probed on a node away for a restart
 	JoinFailures          uint64 // join attempts in which no seed answered
+	Reconnects            uint64 // joins to a failed member that succeeded
 	GossipHealthScore     int    // memberlist's awareness score: 0 is healthy
 }
 
 type counters struct {
 	events, rebuilds, ringChanges, announcements atomic.Uint64
 	healthChecks, healthChanges, joinFailures    atomic.Uint64
+	reconnects                                   atomic.Uint64
 	lastChange                                   atomic.Int64
 }
 
@@ -35,6 +37,7 @@ func (m *Membership) Stats() Stats {
 		HealthChecks:      m.stats.healthChecks.Load(),
 		HealthChanges:     m.stats.healthChanges.Load(),
 		JoinFailures:      m.stats.joinFailures.Load(),
+		Reconnects:        m.stats.reconnects.Load(),
 		GossipHealthScore: m.ml.GetHealthScore(),
 	}
 	if ns := m.stats.lastChange.Load(); ns != 0 {
