@@ -32,11 +32,12 @@
 //     and lookups go to the core, forwarding is its own.
 //
 // The stateless front end also sheds load past capacity (overload.go,
-// Config.Overload): each UDP request's wait in the socket queue, from the
-// kernel's receive timestamp, feeds internal/overload's controller, and a
+// Config.Overload): each request's wait, from the kernel's receive
+// timestamp to its handling, feeds internal/overload's controller, and a
 // new REGISTER or INVITE it refuses gets a 503 with a jittered
-// Retry-After built from a scan of the datagram (internal/siphead),
-// before any parse or storage call. Requests inside a dialog, ACK,
+// Retry-After, before any storage call; one already late as it is read
+// gets it from a scan of the datagram (internal/siphead), before any
+// parse. Requests inside a dialog, ACK,
 // CANCEL and retransmissions of requests being served are never refused.
 //
 // Beside the front ends, both share what outlives a request: the table of

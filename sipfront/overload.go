@@ -16,10 +16,12 @@ import (
 )
 
 // Overload control of the stateless front end (internal/overload has the
-// rule). Only UDP requests are judged: a datagram's wait in the socket
-// queue is invisible to the server unless measured, while a stream
-// connection's sender is held back by TCP itself once the server stops
-// reading it.
+// rule). A request is judged twice: as a UDP datagram is read, on its
+// wait in the socket queue (kernel receive timestamp), which is invisible
+// to the server unless measured; and as its handling starts, on its whole
+// wait, socket queue and the requests taken in before it (a stream's from
+// when it was read: TCP holds its sender back once the server stops
+// reading).
 //
 // What is refused: a new REGISTER or INVITE (no To tag), and nothing
 // else. ACK, CANCEL, BYE and every request inside a dialog finish work
@@ -28,25 +30,39 @@ import (
 // the retransmission table as always (it finds its key there), so a
 // phone never gets a 503 for a request that is being served.
 //
-// Where: the refusal is decided on the reading goroutine before the
-// datagram is parsed, from a scan of its bytes (internal/siphead), with
-// no storage call and nothing kept; a request the scan cannot read takes
-// the ordinary path and is refused there, after a full parse.
+// Where: a datagram late as it is read is refused on the reading
+// goroutine before it is parsed, from a scan of its bytes
+// (internal/siphead), with no storage call and nothing kept; a request
+// the scan cannot read takes the ordinary path and is refused there,
+// after a full parse. One late as its handling starts is refused by its
+// handler before the store is called.
 
-// admit judges a datagram that reached the host at arrived (zero:
-// unknown, taken as now). It reports whether the request may be taken
-// on; a refused one may still be a request that is never refused.
-func (fe *stateless) admit(arrived time.Time) bool {
+// late is overload control's check as a datagram that reached the host
+// at arrived (zero: unknown) is read: whether it waited too long already.
+func (fe *stateless) late(arrived time.Time) bool {
+	if fe.ctl == nil || arrived.IsZero() {
+		return false
+	}
+	now := time.Now()
+	return fe.ctl.Late(now, now.Sub(arrived))
+}
+
+// admitted is overload control's verdict as the handling of in starts,
+// on its whole wait since it reached the host (or was read, for a
+// stream). Every request handled counts toward the signal; only a new
+// REGISTER or INVITE is refused.
+func (fe *stateless) admitted(in *inbound) bool {
 	if fe.ctl == nil {
 		return true
 	}
-	now := time.Now()
-	delay := time.Duration(0)
-	if !arrived.IsZero() {
-		delay = max(0, now.Sub(arrived))
+	since := in.queued
+	if since.IsZero() {
+		since = in.Arrived
 	}
+	now := time.Now()
+	delay := max(0, now.Sub(since))
 	fe.core.Stats.Queued(delay)
-	return fe.ctl.Admit(now, delay)
+	return fe.ctl.Admit(now, delay) || !sheddable(in.Req)
 }
 
 // refuseEarly answers a refused datagram from a scan of its bytes when it

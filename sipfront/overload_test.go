@@ -244,3 +244,43 @@ func benchDatagrams(b *testing.B, arrived time.Time) {
 		i++
 	}
 }
+
+// A request taken in as it was read but whose handling starts past the
+// limit (it waited behind the others) is refused then, before any store
+// call, if it is a new REGISTER or INVITE; a BYE is handled all the same.
+func TestOverloadJudgesAtHandlerStart(t *testing.T) {
+	loc := &slowLocator{Locator: memService(t), release: make(chan struct{})}
+	close(loc.release)
+	fe := overloaded(t, loc)
+	local := "192.0.2.10:5062"
+	src := netip.MustParseAddrPort(local)
+	for _, c := range []struct {
+		m    msg
+		want int
+	}{
+		{msg{hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>"}}, 503},
+		{msg{method: "BYE", ruri: "sip:alice@192.0.2.10", cseq: "2 BYE", to: "<sip:alice@example.com>;tag=x"}, 404},
+	} {
+		m, err := sip.ParseMessage([]byte(c.m.text(local, "udp")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		in := fe.inbound(m, nil, src, rec)
+		in.queued = time.Now().Add(-time.Second)
+		fe.handle(in)
+		if len(rec.out) != 1 {
+			t.Fatalf("%s: %d answers", c.m.method, len(rec.out))
+		}
+		res, err := sip.ParseMessage(rec.out[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.(*sip.Response).StatusCode; (got == 503) != (c.want == 503) {
+			t.Errorf("%s: answered %d", c.m.method, got)
+		}
+	}
+	if n := loc.calls.Load(); n != 0 {
+		t.Errorf("%d store calls for a refused REGISTER", n)
+	}
+}

@@ -137,6 +137,9 @@ type inbound struct {
 	dest netip.AddrPort // where UDP answers go
 	out  sink
 	key  string // transaction key, for requests answered from txcache
+	// queued is when a datagram reached the host (kernel timestamp; zero
+	// when unknown): overload control's measure starts there.
+	queued time.Time
 	// answered is set once a final answer went out.
 	answered bool
 }
@@ -146,13 +149,14 @@ type inbound struct {
 // release, if not nil, is called once the message is dealt with (answered
 // or dropped), which may be after receive returns.
 func (fe *stateless) receive(msg sip.Message, perr error, src netip.AddrPort, out sink, release func()) {
-	fe.receiveJudged(msg, perr, src, out, release, true)
+	fe.receiveJudged(msg, perr, src, out, release, time.Time{}, false)
 }
 
-// receiveJudged is receive of a request overload control judged: one not
-// admitted is refused if it is a new REGISTER or INVITE that is not a
-// retransmission.
-func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPort, out sink, release func(), admitted bool) {
+// receiveJudged is receive of a datagram that reached the host at queued
+// (zero: unknown), which overload control found late already as it was
+// read: then it is refused if it is a new REGISTER or INVITE that is not
+// a retransmission.
+func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPort, out sink, release func(), queued time.Time, late bool) {
 	handedOff := false
 	defer func() {
 		if !handedOff && release != nil {
@@ -182,10 +186,11 @@ func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPo
 	if fe.transaction(in) {
 		return
 	}
-	if !admitted && sheddable(in.Req) {
+	if late && sheddable(in.Req) {
 		fe.answer(in, fe.refusal(in))
 		return
 	}
+	in.queued = queued
 	if res := fe.core.Quick(&in.Inbound); res != nil {
 		fe.answer(in, res)
 		return
@@ -286,6 +291,10 @@ func (fe *stateless) cancelAnswer(in *inbound) *sip.Response {
 // that a retransmission is handled afresh.
 func (fe *stateless) handle(in *inbound) {
 	defer fe.core.Recover("in a handler", in.Req, fe.answerOnce(in))
+	if !fe.admitted(in) {
+		fe.answer(in, fe.refusal(in))
+		return
+	}
 	ctx, cancel := fe.core.Context(&in.Inbound)
 	defer cancel()
 	fe.answer(in, fe.core.Serve(ctx, &in.Inbound))
@@ -350,8 +359,8 @@ func (fe *stateless) receiveDatagram(data []byte, src netip.AddrPort, arrived ti
 	if isKeepAlive(data) {
 		return
 	}
-	admitted := fe.admit(arrived)
-	if !admitted && fe.refuseEarly(data, src, out) {
+	late := fe.late(arrived)
+	if late && fe.refuseEarly(data, src, out) {
 		return
 	}
 	if len(data) > fe.cfg.MaxMessageSize {
@@ -359,7 +368,7 @@ func (fe *stateless) receiveDatagram(data []byte, src netip.AddrPort, arrived ti
 		return
 	}
 	msg, err := fe.parser.ParseSIP(data)
-	fe.receiveJudged(msg, err, src, out, nil, admitted)
+	fe.receiveJudged(msg, err, src, out, nil, arrived, late)
 }
 
 // isKeepAlive recognises the CRLF keep-alives of RFC 5626 §3.5.1 (and

@@ -2,7 +2,8 @@
 // more arrive than it can serve.
 //
 // The signal is queueing delay: how long a request waited between
-// reaching the host (the kernel's receive timestamp) and being read. It
+// reaching the host (the kernel's receive timestamp) and its handling
+// starting. It
 // tracks real overload whatever the cause (a slow shard, a burst, a
 // smaller machine), where counting busy handlers does not: measured on
 // a registration avalanche, refusing whenever the handler slots were
@@ -20,8 +21,15 @@
 // Target of queueing, so a phone gets its answer well inside SIP's T1
 // (500 ms) and does not retransmit.
 //
+// The delay is judged twice. Admit judges a request when its handling
+// starts, with its whole wait: in the socket queue and then behind the
+// requests already taken in (CoDel drops at the head of the queue, where
+// the whole sojourn is known). Late judges it as it is read, before any
+// parse, so that one already too late is refused for almost nothing.
+//
 // The same windows give the fraction refused, which is what RFC 7339's
-// loss algorithm asks upstream proxies to drop before they send.
+// loss algorithm asks upstream proxies to drop before they send, and
+// what stretches the Retry-After of refusals.
 package overload
 
 import (
@@ -82,16 +90,42 @@ func (c *Controller) Admit(now time.Time, delay time.Duration) bool {
 	if c.taken+c.refused == 0 || delay < c.minDelay {
 		c.minDelay = delay
 	}
-	limit := c.cfg.Interval
-	if c.standing {
-		limit = c.cfg.Target
-	}
-	if delay > limit {
+	if delay > c.limit() {
 		c.refused++
 		return false
 	}
 	c.taken++
 	return true
+}
+
+// Late is the check at the front of the queue, before a request is
+// taken in: it reports whether a request that has already waited delay is
+// past what Admit would take now, and if so counts it refused (its delay
+// is a lower bound of its sojourn, so it counts toward the window's
+// shortest). A request that is not late is not recorded: Admit judges it
+// when its handling starts, with its whole wait.
+func (c *Controller) Late(now time.Time, delay time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.After(c.windowEnd) {
+		c.closeWindow(now)
+	}
+	if delay <= c.limit() {
+		return false
+	}
+	if c.taken+c.refused == 0 || delay < c.minDelay {
+		c.minDelay = delay
+	}
+	c.refused++
+	return true
+}
+
+// limit is the longest wait a request may have had and still be taken.
+func (c *Controller) limit() time.Duration {
+	if c.standing {
+		return c.cfg.Target
+	}
+	return c.cfg.Interval
 }
 
 // closeWindow decides from the window that ended whether the queue is
@@ -118,10 +152,22 @@ func (c *Controller) Signal() Signal {
 	return c.last
 }
 
-// RetryAfter draws a refusal's Retry-After, in seconds.
+// RetryAfter draws a refusal's Retry-After, in seconds, from the
+// configured range stretched by 1/(1-loss), loss being the share the last
+// window refused (at most 8 times). Phones that honour it then come back
+// at about the rate the server takes them: at three times capacity two in
+// three are refused, and with the range as configured each would return
+// several times while the load lasts, every return one more refusal to
+// pay for.
 func (c *Controller) RetryAfter() int {
-	if c.cfg.RetryMax <= c.cfg.RetryMin {
-		return c.cfg.RetryMin
+	c.mu.Lock()
+	loss := c.last.Loss
+	c.mu.Unlock()
+	stretch := 100.0 / float64(100-min(loss, 87))
+	lo := int(float64(c.cfg.RetryMin)*stretch + 0.5)
+	hi := int(float64(c.cfg.RetryMax)*stretch + 0.5)
+	if hi <= lo {
+		return lo
 	}
-	return c.cfg.RetryMin + rand.IntN(c.cfg.RetryMax-c.cfg.RetryMin+1)
+	return lo + rand.IntN(hi-lo+1)
 }

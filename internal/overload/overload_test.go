@@ -86,3 +86,31 @@ func TestRetryAfter(t *testing.T) {
 		t.Errorf("fixed range: %d", r)
 	}
 }
+
+// After a window that refused two requests in three, Retry-After is
+// drawn from the range stretched three times; Late refuses, and counts,
+// what Admit would.
+func TestRetryAfterStretchesWithLoss(t *testing.T) {
+	ctl := New(Config{Target: 20 * ms, Interval: 100 * ms, RetryMin: 1, RetryMax: 4})
+	start := time.Unix(1000, 0)
+	if !ctl.Admit(start, 50*ms) { // within the interval: taken
+		t.Fatal("refused in an idle window")
+	}
+	for i := range 2 {
+		if !ctl.Late(start.Add(time.Duration(i+1)*ms), 200*ms) {
+			t.Fatal("a request 200 ms late was not late")
+		}
+	}
+	if ctl.Late(start.Add(5*ms), 30*ms) {
+		t.Fatal("30 ms is within the interval of a queue not standing")
+	}
+	ctl.Admit(start.Add(150*ms), 0) // closes the window
+	if s := ctl.Signal(); s.Loss != 66 || !s.Standing {
+		t.Fatalf("%+v", s)
+	}
+	for range 200 {
+		if r := ctl.RetryAfter(); r < 3 || r > 12 {
+			t.Fatalf("Retry-After %d outside 3-12", r)
+		}
+	}
+}
