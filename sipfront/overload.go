@@ -62,7 +62,7 @@ func (fe *stateless) admitted(in *inbound) bool {
 	now := time.Now()
 	delay := max(0, now.Sub(since))
 	fe.core.Stats.Queued(delay)
-	return fe.ctl.Admit(now, delay) || !sheddable(in.Req)
+	return fe.ctl.Admit(now, delay, max(0, now.Sub(in.Arrived))) || !sheddable(in.Req)
 }
 
 // refuseEarly answers a refused datagram from a scan of its bytes when it

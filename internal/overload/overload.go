@@ -63,6 +63,11 @@ type Controller struct {
 	taken     int           // verdicts in the current window
 	refused   int
 	last      Signal
+	// behind is how long the last request whose handling started had
+	// waited since it was read (behind the requests taken in before it),
+	// and behindAt when: Late adds it to a request's wait so far.
+	behind   time.Duration
+	behindAt time.Time
 }
 
 // Signal is what the last whole window showed, for metrics and for RFC
@@ -80,10 +85,12 @@ func New(cfg Config) *Controller {
 }
 
 // Admit records that a request waited delay and reports whether it may
-// be taken on. now is the time of the verdict.
-func (c *Controller) Admit(now time.Time, delay time.Duration) bool {
+// be taken on; behind is the part of delay it spent after it was read.
+// now is the time of the verdict, as its handling starts.
+func (c *Controller) Admit(now time.Time, delay, behind time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.behind, c.behindAt = behind, now
 	if now.After(c.windowEnd) {
 		c.closeWindow(now)
 	}
@@ -99,16 +106,22 @@ func (c *Controller) Admit(now time.Time, delay time.Duration) bool {
 }
 
 // Late is the check at the front of the queue, before a request is
-// taken in: it reports whether a request that has already waited delay is
-// past what Admit would take now, and if so counts it refused (its delay
-// is a lower bound of its sojourn, so it counts toward the window's
-// shortest). A request that is not late is not recorded: Admit judges it
-// when its handling starts, with its whole wait.
+// taken in: it reports whether a request that has already waited delay
+// would be past what Admit takes by the time its handling could start,
+// counting the wait behind the requests taken in before it as the last
+// handling to start saw it (while that figure is fresh: within an
+// interval), and if so counts it refused. Refusing there costs a small
+// fraction of refusing after a parse. A request that is not late is not
+// recorded: Admit judges it when its handling starts, with its whole
+// wait.
 func (c *Controller) Late(now time.Time, delay time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now.After(c.windowEnd) {
 		c.closeWindow(now)
+	}
+	if now.Sub(c.behindAt) < c.cfg.Interval {
+		delay += c.behind
 	}
 	if delay <= c.limit() {
 		return false
