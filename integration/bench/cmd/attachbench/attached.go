@@ -170,7 +170,7 @@ func waitCluster(ctx context.Context, p *procs.Proc, httpAddr string, n int, d t
 		if last == nil {
 			return nil
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

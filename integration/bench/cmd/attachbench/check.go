@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,7 +84,7 @@ func (r *runner) waitDrained(ctx context.Context, k *kam, d time.Duration) {
 		if err != nil || m.current == 0 {
 			return
 		}
-		if sleepCtx(ctx, 500*time.Millisecond) != nil {
+		if procs.Sleep(ctx, 500*time.Millisecond) != nil {
 			return
 		}
 	}

@@ -154,7 +154,7 @@ func (d *deployment) checkReplicated(ctx context.Context) error {
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("usrloc statistics: %v %v", err1, err2)
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -52,7 +53,7 @@ func startDMQ(ctx context.Context, c config, dir string, shmMB int) (_ *deployme
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("%s: dmq peers not both active after 20 s: %v %s", k.name, err, out)
 			}
-			if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			if err := procs.Sleep(ctx, 200*time.Millisecond); err != nil {
 				return nil, err
 			}
 		}

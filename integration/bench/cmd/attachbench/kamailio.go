@@ -60,7 +60,7 @@ func startKamailio(ctx context.Context, name, dir, cfg, sip string, shmMB int, d
 			k.stop()
 			return nil, fmt.Errorf("%s: %v\n%s", name, err, target.Tail(k.log))
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 100*time.Millisecond); err != nil {
 			k.stop()
 			return nil, err
 		}

@@ -67,7 +67,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -193,16 +192,4 @@ func checkTools(c config) error {
 		return fmt.Errorf("locsvc binary %q not found: build it without -race (make build) or pass -locsvc", c.locsvc)
 	}
 	return nil
-}
-
-// findAssets is integration/bench: next to this source file when it is
-// still there (go run), else under the working directory.
-func findAssets() string {
-	if _, file, _, ok := runtime.Caller(0); ok {
-		d := filepath.Join(filepath.Dir(file), "..", "..")
-		if _, err := os.Stat(filepath.Join(d, "kamailio-dmq.cfg")); err == nil {
-			return d
-		}
-	}
-	return filepath.Join("integration", "bench")
 }

@@ -49,7 +49,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	if c.assets == "" {
-		c.assets = findAssets()
+		c.assets = procs.Assets()
 	}
 	c.assets, _ = filepath.Abs(c.assets)
 	c.kamDir = filepath.Join(filepath.Dir(c.assets), "kamailio")
@@ -262,12 +262,12 @@ func (r *runner) preload(ctx context.Context, d *deployment, reg *search) (strin
 			return "preload: " + err.Error(), err
 		}
 		if st.failed == 0 && st.ok >= r.c.users {
-			return "", sleepCtx(ctx, r.c.cooldown)
+			return "", procs.Sleep(ctx, r.c.cooldown)
 		}
 		if attempt == 2 {
 			return fmt.Sprintf("preload: %d of %d REGISTERs failed", st.failed, r.c.users), nil
 		}
-		if err := sleepCtx(ctx, 2*r.c.cooldown); err != nil {
+		if err := procs.Sleep(ctx, 2*r.c.cooldown); err != nil {
 			return "", err
 		}
 		rate = max(rate/3, r.c.minRate)

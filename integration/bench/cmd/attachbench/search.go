@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/ratesearch"
@@ -64,7 +65,7 @@ func (r *runner) search(ctx context.Context, d *deployment, req request, deadlin
 		if !st.pass {
 			wait *= 2
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := procs.Sleep(ctx, wait); err != nil {
 			return s, err
 		}
 		if done, bounded, note := b.Next(limits, st.pass); done {
@@ -87,7 +88,7 @@ func (r *runner) measure(ctx context.Context, d *deployment, s *search, rate int
 		return st, nil
 	}
 	logf("         sipp could not send at %d/s with no sign of overload: repeating the step", rate)
-	if err := sleepCtx(ctx, r.c.cooldown); err != nil {
+	if err := procs.Sleep(ctx, r.c.cooldown); err != nil {
 		return nil, err
 	}
 	if st, err = r.runStep(ctx, d, s.req, rate, calls, 0, ""); err != nil {
@@ -95,13 +96,4 @@ func (r *runner) measure(ctx context.Context, d *deployment, s *search, rate int
 	}
 	s.steps = append(s.steps, st)
 	return st, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

@@ -155,7 +155,7 @@ func (r *runner) startPhone(d *deployment) (*procs.Proc, error) {
 		return nil, err
 	}
 	// sipp binds at once; a port taken meanwhile makes it exit.
-	if err := sleepCtx(context.Background(), 300*time.Millisecond); err != nil {
+	if err := procs.Sleep(context.Background(), 300*time.Millisecond); err != nil {
 		return nil, err
 	}
 	if p.Exited() {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"os"
 	"slices"
 	"strings"
@@ -104,7 +105,7 @@ func (b *bench) runStep(ctx context.Context, rate int) (*step, error) {
 		if all {
 			break
 		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 10*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}

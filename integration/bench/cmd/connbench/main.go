@@ -203,17 +203,6 @@ func fatalf(format string, args ...any) {
 	os.Exit(2)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // bench is one run: the server, the clients and what they counted.
 type bench struct {
 	c   config
@@ -386,7 +375,7 @@ func (b *bench) measure(ctx context.Context) (res *result) {
 		return res
 	}
 	take := func(phase string, settle time.Duration) error {
-		if err := sleepCtx(ctx, settle); err != nil {
+		if err := procs.Sleep(ctx, settle); err != nil {
 			return err
 		}
 		s, err := b.srv.sample(phase, b.c.pprof)
@@ -463,7 +452,7 @@ func (b *bench) measure(ctx context.Context) (res *result) {
 	// this, even from a race-built server on a busy machine; any still
 	// missing were not sent. (Pongs of keepalives sent in the meantime
 	// could hide as many missing ones: a second's worth at most.)
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	if err := procs.Sleep(ctx, time.Second); err != nil {
 		return fail(err)
 	}
 	res.idleMissingPongs = max(w.kaTotal-b.pongs.Load(), 0)
@@ -484,7 +473,7 @@ func (b *bench) measure(ctx context.Context) (res *result) {
 	}
 	for i, rate := range b.c.rates {
 		if i > 0 {
-			if err := sleepCtx(ctx, b.c.cooldown); err != nil {
+			if err := procs.Sleep(ctx, b.c.cooldown); err != nil {
 				return fail(err)
 			}
 		}
@@ -519,7 +508,7 @@ func (b *bench) window(ctx context.Context, d time.Duration) (idleWindow, error)
 	}
 	g0, _ := cpuTicks(os.Getpid())
 	ka0, p0, w0, t0 := b.kaSent.Load(), b.pongs.Load(), b.wsPings.Load(), time.Now()
-	if err := sleepCtx(ctx, d); err != nil {
+	if err := procs.Sleep(ctx, d); err != nil {
 		return idleWindow{}, err
 	}
 	s1, err := cpuTicks(pid)

@@ -172,7 +172,7 @@ func (s *server) waitReady(ctx context.Context, d time.Duration) error {
 		if last == nil {
 			return nil
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -51,7 +51,7 @@ func (r *runner) searchCapacity(ctx context.Context, srv *target.Server, res *re
 		if !st.pass {
 			pause *= 2
 		}
-		if err := sleepCtx(ctx, pause); err != nil {
+		if err := procs.Sleep(ctx, pause); err != nil {
 			return err
 		}
 		if done, bounded, note := b.Next(limits, st.pass); done {
@@ -83,7 +83,7 @@ func (r *runner) measureRate(ctx context.Context, srv *target.Server, res *resul
 		return st, nil
 	}
 	logf("         sipp could not send at %d/s with no sign of server overload: repeating the step", rate)
-	if err := sleepCtx(ctx, r.c.cooldown); err != nil {
+	if err := procs.Sleep(ctx, r.c.cooldown); err != nil {
 		return nil, err
 	}
 	if st, err = r.capacityStep(ctx, srv, rate); err != nil {

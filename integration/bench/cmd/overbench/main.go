@@ -63,7 +63,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -243,7 +242,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	if c.assets == "" {
-		c.assets = findAssets()
+		c.assets = procs.Assets()
 	}
 	for _, f := range []string{"kamailio-ref.cfg", "sipp/register.xml", "sipp/register_retry.xml"} {
 		if _, err := os.Stat(filepath.Join(c.assets, f)); err != nil {
@@ -363,18 +362,6 @@ func checkPinning(ctx context.Context, c *config) error {
 	return nil
 }
 
-// findAssets is integration/bench: next to this source file when it is
-// still there (go run), else under the working directory.
-func findAssets() string {
-	if _, file, _, ok := runtime.Caller(0); ok {
-		d := filepath.Join(filepath.Dir(file), "..", "..")
-		if _, err := os.Stat(filepath.Join(d, "kamailio-ref.cfg")); err == nil {
-			return d
-		}
-	}
-	return filepath.Join("integration", "bench")
-}
-
 // writeUsers writes the injection file: one distinct phone per line, each
 // with a fixed contact of its own, read in order (so the avalanche's
 // phones are all distinct).
@@ -386,13 +373,4 @@ func (r *runner) writeUsers() error {
 		fmt.Fprintf(&b, "phone%06d;127.0.0.1:%d\n", i, 10000+i%50000)
 	}
 	return os.WriteFile(r.usersCSV, []byte(b.String()), 0o644)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"math"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func (r *runner) measureTarget(ctx context.Context, name string) (*result, error
 		if err != nil {
 			return err
 		}
-		return sleepCtx(ctx, r.c.cooldown)
+		return procs.Sleep(ctx, r.c.cooldown)
 	}
 	if c, given := r.c.given[name]; given {
 		res.capacity = givenCapacity(name, c)

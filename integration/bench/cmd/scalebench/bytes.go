@@ -192,7 +192,7 @@ func waitHTTP(ctx context.Context, url string, d time.Duration) error {
 		if time.Now().After(deadline) {
 			return err
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

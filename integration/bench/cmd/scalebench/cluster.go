@@ -56,7 +56,7 @@ func (b *bench) startMemcached(ctx context.Context, m *member) error {
 		} else if p.Exited() || time.Now().After(deadline) {
 			return fmt.Errorf("memcached on %s: %v", m.host.name, err)
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -114,7 +114,7 @@ func (m *member) waitReady(ctx context.Context, d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("node %s not ready after %v: %v", m.id, d, err)
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := procs.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -130,17 +130,6 @@ func fatalf(format string, args ...any) {
 	os.Exit(2)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // bench is one run.
 type bench struct {
 	c       config

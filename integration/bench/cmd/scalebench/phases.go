@@ -195,7 +195,7 @@ func (b *bench) settle(ctx context.Context) (uint64, error) {
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("repair still running after %v", settleBound)
 		}
-		if err := sleepCtx(ctx, time.Second); err != nil {
+		if err := procs.Sleep(ctx, time.Second); err != nil {
 			return 0, err
 		}
 	}
@@ -224,7 +224,7 @@ func (b *bench) measureIdle(ctx context.Context) error {
 		return err
 	}
 	began := time.Now()
-	if err := sleepCtx(ctx, b.c.idle); err != nil {
+	if err := procs.Sleep(ctx, b.c.idle); err != nil {
 		return err
 	}
 	after, err := read()

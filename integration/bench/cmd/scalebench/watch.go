@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"slices"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ func watch(ctx context.Context, start time.Time, d time.Duration, ms []*member, 
 					return
 				}
 				last[i] = fmt.Sprintf("%s sees alive %v, healthy %v (err %v)", m.id, v.alive, v.healthy, err)
-				if sleepCtx(ctx, pollEvery) != nil {
+				if procs.Sleep(ctx, pollEvery) != nil {
 					out[i] = -1
 					return
 				}

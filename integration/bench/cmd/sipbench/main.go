@@ -59,7 +59,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -211,7 +210,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	if c.assets == "" {
-		c.assets = findAssets()
+		c.assets = procs.Assets()
 	}
 	for _, f := range []string{"kamailio-ref.cfg", "sipp/register.xml", "sipp/invite_302.xml", "sipp/register_preload.xml"} {
 		if _, err := os.Stat(filepath.Join(c.assets, f)); err != nil {
@@ -342,18 +341,6 @@ func checkServeFlags(ctx context.Context, c config) error {
 		}
 	}
 	return nil
-}
-
-// findAssets is integration/bench: next to this source file when it is
-// still there (go run), else under the working directory.
-func findAssets() string {
-	if _, file, _, ok := runtime.Caller(0); ok {
-		d := filepath.Join(filepath.Dir(file), "..", "..")
-		if _, err := os.Stat(filepath.Join(d, "kamailio-ref.cfg")); err == nil {
-			return d
-		}
-	}
-	return filepath.Join("integration", "bench")
 }
 
 func (r *runner) writeUsers() error {
@@ -539,12 +526,12 @@ func (r *runner) preload(ctx context.Context, srv *server, reg *search) (string,
 			return "preload: " + err.Error(), err
 		}
 		if st.failed == 0 && st.ok >= r.c.users {
-			return "", sleepCtx(ctx, r.c.cooldown)
+			return "", procs.Sleep(ctx, r.c.cooldown)
 		}
 		if attempt == 2 {
 			return fmt.Sprintf("preload: %d of %d REGISTERs failed", st.failed, r.c.users), nil
 		}
-		if err := sleepCtx(ctx, 2*r.c.cooldown); err != nil {
+		if err := procs.Sleep(ctx, 2*r.c.cooldown); err != nil {
 			return "", err
 		}
 		rate = max(rate/3, r.c.minRate)
@@ -578,7 +565,7 @@ func (r *runner) search(ctx context.Context, srv *server, req request) (*search,
 		if st.pass && (s.best == nil || st.rate > s.best.rate) {
 			s.best = st
 		}
-		if err := sleepCtx(ctx, cooldown(c, st)); err != nil {
+		if err := procs.Sleep(ctx, cooldown(c, st)); err != nil {
 			return s, err
 		}
 		if done, bounded, note := b.Next(limits, st.pass); done {
@@ -621,7 +608,7 @@ func (r *runner) measure(ctx context.Context, srv *server, s *search, rate int) 
 	// CPU to send at the offered rate (a busy machine): no verdict on the
 	// server. Once more.
 	logf("         sipp could not send at %d/s with no sign of server overload: repeating the step", rate)
-	if err := sleepCtx(ctx, r.c.cooldown); err != nil {
+	if err := procs.Sleep(ctx, r.c.cooldown); err != nil {
 		return nil, err
 	}
 	if st, err = r.runStep(ctx, srv, s.req, rate, calls, ""); err != nil {
@@ -636,15 +623,6 @@ func cooldown(c config, st *step) time.Duration {
 		return c.cooldown
 	}
 	return 2 * c.cooldown
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 // ---- one sipp step ----
