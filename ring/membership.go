@@ -286,10 +286,13 @@ func (m *Membership) Leave(timeout time.Duration) error {
 // same shards) finds a ring that never changed. timeout bounds each of
 // the two broadcasts.
 //
-// The state is announced before memberlist's Leave, and waited for, so
-// that peers know it when they see the node go: a peer that missed it
-// takes the node as gone for good and drops its shards, which costs a
-// repair, never a record (the copies are still on the other replicas).
+// The state is announced before memberlist's Leave, and then handed to
+// every alive peer in a push/pull of its own, so that each knows it when
+// it sees the node go. Gossip alone is not enough: on a loaded machine
+// the broadcast can be counted as sent before a peer got it, and a peer
+// that missed it takes the node as gone for good and drops its shards,
+// which costs a repair (never a record: the copies are still on the
+// other replicas).
 func (m *Membership) LeaveForRestart(timeout time.Duration) error {
 	return m.leave(StateRestarting, timeout)
 }
@@ -301,6 +304,7 @@ func (m *Membership) leave(s State, timeout time.Duration) error {
 	}
 	if err == nil {
 		m.announce(timeout)
+		m.pushToPeers()
 	}
 	// Under announceMu, so a concurrent Close cannot shut memberlist down in
 	// between: memberlist panics on Leave after Shutdown.
@@ -310,6 +314,32 @@ func (m *Membership) leave(s State, timeout time.Duration) error {
 	}
 	m.announceMu.Unlock()
 	return errors.Join(err, m.Close())
+}
+
+// pushToPeers exchanges full state (memberlist's push/pull, which is what
+// a join does) with every alive peer, so that each has this node's
+// metadata as it is now, acknowledged.
+func (m *Membership) pushToPeers() {
+	self := m.LocalAddr()
+	var addrs []string
+	m.mu.Lock()
+	for _, e := range m.members {
+		if e.Alive && e.GossipAddr != self {
+			addrs = append(addrs, e.GossipAddr)
+		}
+	}
+	m.mu.Unlock()
+	if len(addrs) == 0 {
+		return
+	}
+	m.announceMu.Lock()
+	defer m.announceMu.Unlock()
+	if m.closed() {
+		return
+	}
+	if n, err := m.ml.Join(addrs); err != nil {
+		m.log.Warn("ring: state not handed to every peer before leaving", slog.Int("reached", n), slog.Int("peers", len(addrs)), slog.Any("err", err))
+	}
 }
 
 // Close stops gossip without saying goodbye: peers notice through failure
