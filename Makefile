@@ -57,10 +57,21 @@ check-generated: tools
 	done; echo "generated code is up to date"
 
 # Short runs of every fuzz target (CI runs these too).
+# A target that fails with only "context deadline exceeded" and no input
+# written is Go's fuzzing coordinator racing its own -fuzztime deadline
+# (golang/go#75804, fixed in Go 1.27), not a finding: it runs once more.
+# Any other failure, or that one twice, fails the run.
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "fuzz $$pkg $$t"; \
+	    out=$$($(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); rc=$$?; echo "$$out"; \
+	    if [ $$rc -ne 0 ]; then \
+	      if echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
+	        echo "fuzz $$pkg $$t: the fuzzing engine missed its own deadline (golang/go#75804), not a finding: once more"; \
+	        $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	      else exit 1; fi; \
+	    fi; \
 	  done; \
 	done
 
