@@ -73,7 +73,8 @@ func (r *runner) runStep(ctx context.Context, d *deployment, req request, rate, 
 		}
 		localPort = p
 	}
-	args := r.sippArgs(d, st, localPort)
+	run := r.sipp(d, st, localPort)
+	args := run.SippArgs()
 	_ = os.WriteFile(filepath.Join(dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
 
 	sampler := r.startSampler(ctx, d, st)
@@ -92,7 +93,7 @@ func (r *runner) runStep(ctx context.Context, d *deployment, req request, rate, 
 		p.Stop()
 		sampler.stop()
 		return nil, ctx.Err()
-	case <-time.After(st.expectedDuration() + 20*time.Second):
+	case <-time.After(run.Duration() + 20*time.Second):
 		p.Stop()
 		exitErr = errors.New("sipp did not end: killed")
 	}
@@ -116,29 +117,10 @@ func (r *runner) runStep(ctx context.Context, d *deployment, req request, rate, 
 	return st, nil
 }
 
-// expectedDuration is how long the step's calls take at its rate, plus
-// slack: sipp gives up on a call after -recv_timeout.
-func (st *step) expectedDuration() time.Duration {
-	return time.Duration(float64(st.calls)/float64(st.rate)*float64(time.Second)) + 8*time.Second
-}
-
-func (r *runner) sippArgs(d *deployment, st *step, port int) []string {
-	return []string{
-		"-sf", filepath.Join(r.c.assets, "sipp", scenarioFile[st.req]),
-		"-inf", r.usersCSV,
-		"-key", "domain", "localhost",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
-		"-r", strconv.Itoa(st.rate), "-rp", "1000", "-m", strconv.Itoa(st.calls),
-		"-l", strconv.Itoa(max(st.rate*4, 100)),
-		"-buff_size", "4194304",
-		"-recv_timeout", "4000",
-		"-timeout", strconv.Itoa(int(st.expectedDuration()/time.Second)) + "s",
-		"-nostdin",
-		"-trace_stat", "-stf", filepath.Join(st.dir, "stat.csv"), "-fd", "1",
-		"-trace_rtt", "-rtt_freq", strconv.Itoa(sippout.RttFreq(st.calls)),
-		"-trace_err", "-error_file", filepath.Join(st.dir, "errors.log"), "-max_log_size", "2000000",
-		d.entry.sip,
-	}
+// sipp is the step as ratesearch runs it.
+func (r *runner) sipp(d *deployment, st *step, port int) ratesearch.Step {
+	return ratesearch.Step{Scenario: filepath.Join(r.c.assets, "sipp", scenarioFile[st.req]), UsersCSV: r.usersCSV,
+		Dir: st.dir, Target: d.entry.sip, Port: port, Rate: st.rate, Calls: st.calls}
 }
 
 // startPhone starts the phone every user is registered at: sipp in

@@ -61,7 +61,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -686,30 +685,10 @@ func (r *runner) stepDir(srv *server, req request, rate int, label string) (stri
 	return dir, os.MkdirAll(dir, 0o755)
 }
 
-// expectedDuration is how long the step's calls take at its rate, plus
-// slack. sipp gives up on a call after -recv_timeout, and on the whole
-// run well after the calls should have ended, so a saturated step ends.
-func (st *step) expectedDuration() time.Duration {
-	return time.Duration(float64(st.calls)/float64(st.rate)*float64(time.Second)) + 8*time.Second
-}
-
-func (r *runner) sippArgs(srv *server, st *step, port int) []string {
-	return []string{
-		"-sf", filepath.Join(r.c.assets, "sipp", scenarioFile[st.req]),
-		"-inf", r.usersCSV,
-		"-key", "domain", "localhost",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
-		"-r", strconv.Itoa(st.rate), "-rp", "1000", "-m", strconv.Itoa(st.calls),
-		"-l", strconv.Itoa(max(st.rate*4, 100)),
-		"-buff_size", "4194304",
-		"-recv_timeout", "4000",
-		"-timeout", strconv.Itoa(int(st.expectedDuration()/time.Second)) + "s",
-		"-nostdin",
-		"-trace_stat", "-stf", filepath.Join(st.dir, "stat.csv"), "-fd", "1",
-		"-trace_rtt", "-rtt_freq", strconv.Itoa(sippout.RttFreq(st.calls)),
-		"-trace_err", "-error_file", filepath.Join(st.dir, "errors.log"), "-max_log_size", "2000000",
-		srv.SIP,
-	}
+// sipp is the step as ratesearch runs it.
+func (r *runner) sipp(srv *server, st *step, port int) ratesearch.Step {
+	return ratesearch.Step{Scenario: filepath.Join(r.c.assets, "sipp", scenarioFile[st.req]), UsersCSV: r.usersCSV,
+		Dir: st.dir, Target: srv.SIP, Port: port, Rate: st.rate, Calls: st.calls}
 }
 
 // execSipp runs the step's sipp and records its wall time, the CPU time
@@ -721,7 +700,8 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 	if err != nil {
 		return nil, err
 	}
-	args := r.sippArgs(srv, st, port)
+	run := r.sipp(srv, st, port)
+	args := run.SippArgs()
 	_ = os.WriteFile(filepath.Join(st.dir, "command.txt"), []byte("sipp "+strings.Join(args, " ")+"\n"), 0o644)
 	before := sippout.RcvbufErrors()
 	cpu0 := srv.CPUTicks()
@@ -737,7 +717,7 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 	case <-ctx.Done():
 		p.Stop()
 		return nil, ctx.Err()
-	case <-time.After(st.expectedDuration() + 20*time.Second):
+	case <-time.After(run.Duration() + 20*time.Second):
 		p.Stop()
 		exitErr = errors.New("sipp did not end: killed")
 	}
