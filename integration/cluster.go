@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,32 +118,50 @@ func (c *Cluster) AddNode() *Node {
 // want healthy shards.
 func (c *Cluster) WaitMembers(want int) {
 	c.t.Helper()
-	WaitFor(c.t, 20*time.Second, fmt.Sprintf("%d members and healthy shards on every node", want), func() bool {
-		for _, n := range c.Nodes {
+	// views keeps what each node said last, so a timeout names the node
+	// that had not converged and what it saw instead.
+	views := make([]string, len(c.Nodes))
+	what := fmt.Sprintf("%d members and healthy shards on every node", want)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		done := true
+		for i, n := range c.Nodes {
 			if n.Exited() {
+				views[i] = n.ID + ": exited"
 				continue
 			}
-			st, err := n.Cluster.Status(context.Background(), &locsvcv1.StatusRequest{})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			st, err := n.Cluster.Status(ctx, &locsvcv1.StatusRequest{})
+			cancel()
 			if err != nil {
-				return false
+				views[i] = fmt.Sprintf("%s: status: %v", n.ID, err)
+				done = false
+				continue
 			}
-			alive, healthy := 0, 0
+			var alive, healthy []string
 			for _, m := range st.Members {
 				if m.Alive {
-					alive++
+					alive = append(alive, m.NodeId)
 				}
 			}
 			for _, s := range st.Shards {
 				if s.Healthy {
-					healthy++
+					healthy = append(healthy, s.Addr)
 				}
 			}
-			if alive != want || healthy != want {
-				return false
+			views[i] = fmt.Sprintf("%s: alive %v, healthy shards %v", n.ID, alive, healthy)
+			if len(alive) != want || len(healthy) != want {
+				done = false
 			}
 		}
-		return true
-	})
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting for %s; last seen:\n%s", what, strings.Join(views, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Ring is the ring of the cluster's live shards as every node computes it.

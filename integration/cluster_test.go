@@ -99,6 +99,11 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	readers := []*Node{c.Nodes[0], c.Nodes[2]}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// Should the test end early, the readers stop before the cluster is
+	// torn down (cleanups run last-registered first): a reader logging
+	// after the test ended panics the whole test binary.
+	stopReaders := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopReaders)
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
@@ -152,8 +157,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 		n, err := c.UnderReplicated(three, keys, 2)
 		return err == nil && n == 0
 	})
-	close(stop)
-	wg.Wait()
+	stopReaders()
 	t.Logf("background lookups during join and leave: %d, failed: %d", lookups.Load(), lookupFailures.Load())
 	if lookupFailures.Load() != 0 {
 		t.Errorf("%d of %d lookups failed during join/leave", lookupFailures.Load(), lookups.Load())

@@ -152,6 +152,14 @@ func Start(cfg Config) (*Membership, error) {
 			}
 			m.stats.joinFailures.Add(1)
 			log.Warn("ring: no seed answered; retrying in the background", slog.Any("err", err))
+		} else {
+			// The seeds know this node now, the other members only once
+			// gossip reaches them, and a broadcast lost on a loaded
+			// machine leaves a member without this node's shards until a
+			// periodic push/pull happens to pick it (15 s to 30 s or
+			// more). One push/pull with each member the seeds told of
+			// makes every member place this node's shards at once.
+			m.pushToPeers()
 		}
 		m.wg.Add(1)
 		go m.rejoinLoop(seeds)
@@ -318,7 +326,8 @@ func (m *Membership) leave(s State, timeout time.Duration) error {
 
 // pushToPeers exchanges full state (memberlist's push/pull, which is what
 // a join does) with every alive peer, so that each has this node's
-// metadata as it is now, acknowledged.
+// metadata as it is now, acknowledged. Peers already reached (the seeds)
+// are asked again: one small exchange each, cheaper than tracking them.
 func (m *Membership) pushToPeers() {
 	self := m.LocalAddr()
 	var addrs []string
@@ -338,7 +347,7 @@ func (m *Membership) pushToPeers() {
 		return
 	}
 	if n, err := m.ml.Join(addrs); err != nil {
-		m.log.Warn("ring: state not handed to every peer before leaving", slog.Int("reached", n), slog.Int("peers", len(addrs)), slog.Any("err", err))
+		m.log.Warn("ring: state not handed to every peer", slog.Int("reached", n), slog.Int("peers", len(addrs)), slog.Any("err", err))
 	}
 }
 
