@@ -355,12 +355,20 @@ func udpDest(via *sip.ViaHeader, src netip.AddrPort) netip.AddrPort {
 // receiveDatagram parses and receives one UDP datagram, which reached
 // the host at arrived (zero: unknown).
 func (fe *stateless) receiveDatagram(data []byte, src netip.AddrPort, arrived time.Time, out sink) {
+	fe.receiveDatagramVia(data, src, arrived, out, out)
+}
+
+// receiveDatagramVia is receiveDatagram with the refusals decided as the
+// datagram is read sent through early, which may hold them until the
+// reader's batch ends (a sink that queues must not be handed to a
+// handler, which answers later).
+func (fe *stateless) receiveDatagramVia(data []byte, src netip.AddrPort, arrived time.Time, out, early sink) {
 	defer fe.core.Recover("parsing a datagram", nil, nil)
 	if isKeepAlive(data) {
 		return
 	}
 	late := fe.late(arrived)
-	if late && fe.refuseEarly(data, src, out) {
+	if late && fe.refuseEarly(data, src, early) {
 		return
 	}
 	if len(data) > fe.cfg.MaxMessageSize {
