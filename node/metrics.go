@@ -63,6 +63,10 @@ var (
 		"1 while overload control sees a standing queue and refuses new requests that waited past --overload-target.", nil, nil)
 	descSIPOverloadLoss = prometheus.NewDesc("locsvc_sip_overload_loss_ratio",
 		"Share of requests overload control refused in its last window (what --overload-oc asks upstream proxies to drop).", nil, nil)
+	descSIPOverloadBooked = prometheus.NewDesc("locsvc_sip_overload_appointments",
+		"Phones refused for overload and told when to come back (their Retry-After), not back yet.", nil, nil)
+	descSIPOverloadKept = prometheus.NewDesc("locsvc_sip_overload_appointments_kept_total",
+		"Phones that came back when told and were taken ahead of new ones.", nil, nil)
 	descAoRs = prometheus.NewDesc("locsvc_aors",
 		"AoRs with live bindings whose first live replica is a shard this node fronts (the embedded store: all), counted every minute (node.Config.CountInterval); sum over the nodes for the cluster.",
 		nil, nil)
@@ -93,6 +97,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
 		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPNATPinged, descSIPLimited, descSIPAnswer, descShardRecords,
 		descSIPWS, descSIPShed, descSIPQueue, descSIPOverloadDelay, descSIPOverloadStanding, descSIPOverloadLoss,
+		descSIPOverloadBooked, descSIPOverloadKept,
 		descMemcachedCommands, descMemcachedWrites, descGRPCCalls, descGRPCLatency, descAoRs, descBindings, descCountedAt} {
 		ch <- d
 	}
@@ -226,6 +231,8 @@ func (e emitter) sip(st sipfront.Stats) {
 	}
 	e.gauge(descSIPOverloadStanding, standing)
 	e.gauge(descSIPOverloadLoss, float64(st.Overload.Loss)/100)
+	e.gauge(descSIPOverloadBooked, float64(st.Overload.Booked))
+	e.counter(descSIPOverloadKept, uint64(st.Overload.Kept))
 }
 
 // metrics is a node's Prometheus registry: Go runtime, process, the gRPC

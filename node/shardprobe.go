@@ -29,10 +29,11 @@ type shardProbe struct {
 
 	mu      sync.Mutex
 	failing map[string]string // shard → the hint of the failure logged
+	slow    map[string]bool   // shard → its last check timed out, after a success
 }
 
 func newShardProbe(dial ringstore.DialFunc, timeout time.Duration, tlsConf func() *tls.Config, log *slog.Logger) *shardProbe {
-	p := &shardProbe{dial: dial, timeout: timeout, log: log, failing: make(map[string]string)}
+	p := &shardProbe{dial: dial, timeout: timeout, log: log, failing: make(map[string]string), slow: make(map[string]bool)}
 	if tlsConf != nil {
 		c := tlsConf()
 		p.tlsOn, p.clientCert = true, c.GetClientCertificate != nil || len(c.Certificates) > 0
@@ -46,13 +47,27 @@ func (p *shardProbe) check(ctx context.Context, addr string) (uint64, error) {
 	if err != nil && ctx.Err() != nil {
 		return 0, err // cut short by the ring: says nothing about the shard
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// One timeout of a shard that answered its last check is let pass
+	// (healthy, epoch unknown): on a node short of CPU, as under a
+	// registration avalanche, a probe's dial can time out though the
+	// shard is fine, and taking the shard out would move its keys and
+	// wake repair, more work at the worst moment. Two in a row, or any
+	// other failure (refused, TLS), take it out at once.
+	_, failing := p.failing[addr]
+	if timedOut(err) && !failing && !p.slow[addr] {
+		p.slow[addr] = true
+		p.log.Debug("memcached shard probe timed out once; healthy until the next check says so", "shard", addr, "err", err)
+		return 0, nil
+	}
+	delete(p.slow, addr)
 	hint := ""
 	if err != nil {
 		if hint = shardHint(err, p.tlsOn, p.clientCert); hint != "" {
 			err = fmt.Errorf("%w: %s", err, hint)
 		}
 	}
-	p.mu.Lock()
 	logged, was := p.failing[addr]
 	switch {
 	case err != nil && (!was || logged != hint):
@@ -62,8 +77,14 @@ func (p *shardProbe) check(ctx context.Context, addr string) (uint64, error) {
 		delete(p.failing, addr)
 		p.log.Info("memcached shard healthy again", "shard", addr)
 	}
-	p.mu.Unlock()
 	return epoch, err
+}
+
+// timedOut reports a check that ran out of time (dial, handshake or
+// answer), as against one the shard refused or failed.
+func timedOut(err error) bool {
+	var ne net.Error
+	return err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout())
 }
 
 // shardHint names what to fix when a shard's error shows a TLS mismatch

@@ -34,11 +34,13 @@
 // The stateless front end also sheds load past capacity (overload.go,
 // Config.Overload): each request's wait, from the kernel's receive
 // timestamp to its handling, feeds internal/overload's controller, and a
-// new REGISTER or INVITE it refuses gets a 503 with a jittered
-// Retry-After, before any storage call; one already late as it is read
-// gets it from a scan of the datagram (internal/siphead), before any
-// parse. Requests inside a dialog, ACK,
-// CANCEL and retransmissions of requests being served are never refused.
+// new REGISTER or INVITE it refuses gets a 503 whose Retry-After books
+// the phone's return (it is taken then, ahead of new phones), before any
+// storage call; one already late as it is read gets it from a scan of
+// the datagram (internal/siphead), before any parse, and the reader
+// sends a batch's refusals in one sendmmsg (transport_udp.go). Requests
+// inside a dialog, ACK, CANCEL and retransmissions of requests being
+// served are never refused.
 //
 // Beside the front ends, both share what outlives a request: the table of
 // open connections (conns.go: each a flow, by remote address), the

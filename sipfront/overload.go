@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/locsvc/locsvc/internal/overload"
 	"github.com/locsvc/locsvc/internal/siphead"
 	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
@@ -62,13 +63,38 @@ func (fe *stateless) admitted(in *inbound) bool {
 	now := time.Now()
 	delay := max(0, now.Sub(since))
 	fe.core.Stats.Queued(delay)
-	return fe.ctl.Admit(now, delay, max(0, now.Sub(in.Arrived))) || !sheddable(in.Req)
+	shed := sheddable(in.Req)
+	var key uint64
+	if shed {
+		key = callKey(in.Req)
+	}
+	return fe.ctl.Admit(now, delay, max(0, now.Sub(in.Arrived)), key) || !shed
+}
+
+// callKey is the appointment key of a request's phone (its Call-ID).
+func callKey(req *sip.Request) uint64 {
+	cid := req.CallID()
+	if cid == nil {
+		return 0
+	}
+	return overload.CallKey([]byte(cid.Value()))
+}
+
+// due reports whether a new REGISTER or INVITE judged late, which
+// reached the host at arrived, comes for its appointment, and so goes on
+// to be taken by its handler.
+func (fe *stateless) due(in *inbound, arrived time.Time) bool {
+	if fe.ctl == nil || arrived.IsZero() {
+		return false
+	}
+	now := time.Now()
+	return fe.ctl.Due(now, now.Sub(arrived), callKey(in.Req))
 }
 
 // refuseEarly answers a refused datagram from a scan of its bytes when it
 // is a new REGISTER or INVITE that is not a retransmission. It reports
 // false when the ordinary path must decide.
-func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, out sink) bool {
+func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, arrived time.Time, out sink) bool {
 	h := heads.Get().(*siphead.Head)
 	defer heads.Put(h)
 	if !h.Scan(data) || h.ToTag {
@@ -90,12 +116,17 @@ func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, out sink) bool
 	if fe.txs.has(txKeyRFC3261(branch, string(h.Host), h.Port, method)) {
 		return false
 	}
+	now := time.Now()
+	key := overload.CallKey(h.CallID)
+	if fe.ctl.Due(now, now.Sub(arrived), key) {
+		return false // back for its appointment: its handler takes it
+	}
 	stats := &fe.core.Stats
 	stats.Request(string(method))
 	stats.ShedQueueDelay.Add(1)
 	stats.Response(503)
 	buf := refusalBufs.Get().(*[]byte)
-	b := h.Refusal((*buf)[:0], src, fe.ctl.RetryAfter(), earlyTag(h.Branch, h.CallID), fe.ocValue(h.OC))
+	b := h.Refusal((*buf)[:0], src, fe.ctl.Appoint(now, key), earlyTag(h.Branch, h.CallID), fe.ocValue(h.OC))
 	dest := src
 	if !h.Rport {
 		port := uint16(5060)
@@ -131,7 +162,7 @@ func sheddable(req *sip.Request) bool {
 func (fe *stateless) refusal(in *inbound) *sip.Response {
 	fe.core.Stats.ShedQueueDelay.Add(1)
 	res := core.NewResponse(in.Req, 503, "Service Unavailable")
-	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(fe.ctl.RetryAfter())))
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(fe.ctl.Appoint(time.Now(), callKey(in.Req)))))
 	return res
 }
 

@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/locsvc/locsvc/internal/overload"
 	"github.com/locsvc/locsvc/locsvc"
 )
 
@@ -282,5 +284,59 @@ func TestOverloadJudgesAtHandlerStart(t *testing.T) {
 	}
 	if n := loc.calls.Load(); n != 0 {
 		t.Errorf("%d store calls for a refused REGISTER", n)
+	}
+}
+
+// A phone refused under overload is booked for when its Retry-After
+// ends; when it comes back then (same Call-ID, next CSeq, new
+// transaction) it is taken though the queue still stands, while a new
+// phone arriving with it is refused. Both the early refusal (from the
+// scan) and the ordinary one book.
+func TestOverloadAppointmentKept(t *testing.T) {
+	for _, early := range []bool{true, false} {
+		t.Run(fmt.Sprintf("early=%v", early), func(t *testing.T) {
+			fe := overloaded(t, memService(t))
+			// Retry-After 1 s: the appointment is due at once (a second's
+			// grace), so the test need not wait for it.
+			fe.ctl = overload.New(overload.Config{Target: 20 * time.Millisecond, Interval: 100 * time.Millisecond, RetryMin: 1, RetryMax: 1})
+			// What the server took lately (1,000/s), then a standing queue.
+			now := time.Now()
+			for i := range 3000 {
+				fe.ctl.Admit(now.Add(-3*time.Second+time.Duration(i)*time.Millisecond*9/10), 0, 0, 0)
+			}
+			for i := range 10 {
+				fe.ctl.Admit(now.Add(time.Duration(-250+10*i)*time.Millisecond), 30*time.Millisecond, 0, 0)
+			}
+			fe.ctl.Admit(now.Add(-100*time.Millisecond), 30*time.Millisecond, 0, 0)
+			if !fe.ctl.Signal().Standing {
+				t.Fatal("no standing queue")
+			}
+			local := "192.0.2.10:5062"
+			src := netip.MustParseAddrPort(local)
+			send := func(callID, cseq string) *sip.Response {
+				hdrs := []string{"Contact: <sip:alice@192.0.2.10:5062>"}
+				if !early {
+					hdrs = append(hdrs, " ;expires=60") // folded: the scan gives up, the ordinary path decides
+				}
+				rec := &recorder{}
+				fe.receiveDatagram([]byte(msg{callID: callID, cseq: cseq, hdrs: hdrs}.text(local, "udp")), src, time.Now().Add(-30*time.Millisecond), rec)
+				if len(rec.out) != 1 {
+					t.Fatalf("%d answers", len(rec.out))
+				}
+				m, err := sip.ParseMessage(rec.out[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m.(*sip.Response)
+			}
+			res := send("phone-1", "1 REGISTER")
+			wantCode(t, res, 503)
+			if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "1" {
+				t.Fatalf("Retry-After %v, want 1", ra)
+			}
+			wantCode(t, send("phone-2", "1 REGISTER"), 503) // a new phone, no appointment
+			wantCode(t, send("phone-1", "2 REGISTER"), 200) // back for its appointment
+			wantCode(t, send("phone-1", "3 REGISTER"), 503) // the appointment was kept: judged as any other
+		})
 	}
 }

@@ -88,7 +88,7 @@ func newStateless(c *core.Core, cfg *Config, conns *connTable, response func(*si
 			RetryMin: o.RetryAfterMin, RetryMax: o.RetryAfterMax})
 		c.Stats.Signal = func() core.OverloadSignal {
 			s := fe.ctl.Signal()
-			return core.OverloadSignal{MinDelay: s.MinDelay, Standing: s.Standing, Loss: s.Loss}
+			return core.OverloadSignal{MinDelay: s.MinDelay, Standing: s.Standing, Loss: s.Loss, Booked: s.Booked, Kept: s.Kept}
 		}
 	}
 	return fe
@@ -186,7 +186,7 @@ func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPo
 	if fe.transaction(in) {
 		return
 	}
-	if late && sheddable(in.Req) {
+	if late && sheddable(in.Req) && !fe.due(in, queued) {
 		fe.answer(in, fe.refusal(in))
 		return
 	}
@@ -368,7 +368,7 @@ func (fe *stateless) receiveDatagramVia(data []byte, src netip.AddrPort, arrived
 		return
 	}
 	late := fe.late(arrived)
-	if late && fe.refuseEarly(data, src, early) {
+	if late && fe.refuseEarly(data, src, arrived, early) {
 		return
 	}
 	if len(data) > fe.cfg.MaxMessageSize {

@@ -28,8 +28,10 @@
 // parse, so that one already too late is refused for almost nothing.
 //
 // The same windows give the fraction refused, which is what RFC 7339's
-// loss algorithm asks upstream proxies to drop before they send, and
-// what stretches the Retry-After of refusals.
+// loss algorithm asks upstream proxies to drop before they send, and the
+// rate taken, which bounds the appointments a refusal makes (appoint.go):
+// a refused phone is told when to come back and is taken then, ahead of
+// the new ones.
 package overload
 
 import (
@@ -63,6 +65,9 @@ type Controller struct {
 	taken     int           // verdicts in the current window
 	refused   int
 	last      Signal
+	rate      float64 // requests taken per second, smoothed over windows
+	book      appointments
+	kept      int64 // appointments kept since the start
 	// behind is how long the last request whose handling started had
 	// waited since it was read (behind the requests taken in before it),
 	// and behindAt when: Late adds it to a request's wait so far.
@@ -76,6 +81,8 @@ type Signal struct {
 	MinDelay time.Duration // the shortest queueing delay of the window
 	Standing bool          // MinDelay exceeded Target: refusing
 	Loss     int           // percent of the window's verdicts that refused
+	Kept     int64         // phones taken for their appointment since the start
+	Booked   int           // phones with an appointment, at the window's end
 	Seq      int64         // the window's end, in ms since the epoch (oc-seq)
 }
 
@@ -86,8 +93,10 @@ func New(cfg Config) *Controller {
 
 // Admit records that a request waited delay and reports whether it may
 // be taken on; behind is the part of delay it spent after it was read.
-// now is the time of the verdict, as its handling starts.
-func (c *Controller) Admit(now time.Time, delay, behind time.Duration) bool {
+// now is the time of the verdict, as its handling starts. key is the
+// phone's appointment key (CallKey; 0 for none): a phone that comes back
+// when it was told to is taken past the target, up to the hard bound.
+func (c *Controller) Admit(now time.Time, delay, behind time.Duration, key uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.behind, c.behindAt = behind, now
@@ -97,12 +106,21 @@ func (c *Controller) Admit(now time.Time, delay, behind time.Duration) bool {
 	if c.taken+c.refused == 0 || delay < c.minDelay {
 		c.minDelay = delay
 	}
-	if delay > c.limit() {
+	if delay > c.limit() && (delay > c.hardLimit() || !c.keepLocked(now, key)) {
 		c.refused++
 		return false
 	}
 	c.taken++
 	return true
+}
+
+// hardLimit is the longest wait of a request taken for its appointment
+// while a queue stands: a little past the target, so that the phones
+// told to come back go before the new ones without letting the queue
+// grow (phones booked past what the server takes, in an overbooked
+// second or after the rate fell, are refused again and booked anew).
+func (c *Controller) hardLimit() time.Duration {
+	return 2 * c.cfg.Target
 }
 
 // Late is the check at the front of the queue, before a request is
@@ -154,6 +172,14 @@ func (c *Controller) closeWindow(now time.Time) {
 	idle := now.Sub(c.windowEnd) > c.cfg.Interval
 	c.standing = n > 0 && !idle && c.minDelay > c.cfg.Target
 	c.last.Standing = c.standing
+	c.last.Kept = c.kept
+	c.last.Booked = len(c.book.due)
+	if !idle && !c.windowEnd.IsZero() {
+		// What the server takes per second, followed within a second or
+		// so: the budget of appointments.
+		r := float64(c.taken) / c.cfg.Interval.Seconds()
+		c.rate += 0.2 * (r - c.rate)
+	}
 	c.taken, c.refused = 0, 0
 	c.windowEnd = now.Add(c.cfg.Interval)
 }
@@ -174,8 +200,12 @@ func (c *Controller) Signal() Signal {
 // pay for.
 func (c *Controller) RetryAfter() int {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retryAfterLocked()
+}
+
+func (c *Controller) retryAfterLocked() int {
 	loss := c.last.Loss
-	c.mu.Unlock()
 	stretch := 100.0 / float64(100-min(loss, 87))
 	lo := int(float64(c.cfg.RetryMin)*stretch + 0.5)
 	hi := int(float64(c.cfg.RetryMax)*stretch + 0.5)

@@ -44,7 +44,7 @@ func TestAdmit(t *testing.T) {
 			ctl := New(cfg)
 			start := time.Unix(1000, 0)
 			for i, s := range c.steps {
-				if got := ctl.Admit(start.Add(time.Duration(s.at)*ms), s.delay, 0); got != s.admit {
+				if got := ctl.Admit(start.Add(time.Duration(s.at)*ms), s.delay, 0, 0); got != s.admit {
 					t.Fatalf("step %d (%d ms, waited %v): admit %v, want %v", i, s.at, s.delay, got, s.admit)
 				}
 			}
@@ -56,13 +56,13 @@ func TestSignal(t *testing.T) {
 	ctl := New(Config{Target: 20 * ms, Interval: 100 * ms})
 	start := time.Unix(1000, 0)
 	for i := range 4 {
-		ctl.Admit(start.Add(time.Duration(i)*ms), 30*ms, 0)
+		ctl.Admit(start.Add(time.Duration(i)*ms), 30*ms, 0, 0)
 	}
-	ctl.Admit(start.Add(150*ms), 40*ms, 0) // closes window 1: standing; refused
+	ctl.Admit(start.Add(150*ms), 40*ms, 0, 0) // closes window 1: standing; refused
 	for i := range 3 {
-		ctl.Admit(start.Add(time.Duration(160+i)*ms), 10*ms, 0) // taken
+		ctl.Admit(start.Add(time.Duration(160+i)*ms), 10*ms, 0, 0) // taken
 	}
-	ctl.Admit(start.Add(300*ms), 0, 0) // closes window 2
+	ctl.Admit(start.Add(300*ms), 0, 0, 0) // closes window 2
 	s := ctl.Signal()
 	if s.Standing || s.MinDelay != 10*ms || s.Loss != 25 || s.Seq != start.Add(300*ms).UnixMilli() {
 		t.Errorf("%+v", s)
@@ -93,7 +93,7 @@ func TestRetryAfter(t *testing.T) {
 func TestRetryAfterStretchesWithLoss(t *testing.T) {
 	ctl := New(Config{Target: 20 * ms, Interval: 100 * ms, RetryMin: 1, RetryMax: 4})
 	start := time.Unix(1000, 0)
-	if !ctl.Admit(start, 50*ms, 0) { // within the interval: taken
+	if !ctl.Admit(start, 50*ms, 0, 0) { // within the interval: taken
 		t.Fatal("refused in an idle window")
 	}
 	for i := range 2 {
@@ -104,7 +104,7 @@ func TestRetryAfterStretchesWithLoss(t *testing.T) {
 	if ctl.Late(start.Add(5*ms), 30*ms) {
 		t.Fatal("30 ms is within the interval of a queue not standing")
 	}
-	ctl.Admit(start.Add(150*ms), 0, 0) // closes the window
+	ctl.Admit(start.Add(150*ms), 0, 0, 0) // closes the window
 	if s := ctl.Signal(); s.Loss != 66 || !s.Standing {
 		t.Fatalf("%+v", s)
 	}
@@ -120,7 +120,7 @@ func TestRetryAfterStretchesWithLoss(t *testing.T) {
 func TestLateCountsTheWaitBehind(t *testing.T) {
 	ctl := New(Config{Target: 20 * ms, Interval: 100 * ms, RetryMin: 1, RetryMax: 4})
 	start := time.Unix(1000, 0)
-	ctl.Admit(start, 90*ms, 90*ms) // waited 90 ms behind others: taken
+	ctl.Admit(start, 90*ms, 90*ms, 0) // waited 90 ms behind others: taken
 	if !ctl.Late(start.Add(10*ms), 20*ms) {
 		t.Error("20 ms in the socket and 90 ms behind is past the interval, but not late")
 	}

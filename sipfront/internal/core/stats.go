@@ -67,12 +67,15 @@ type Stats struct {
 }
 
 // OverloadSignal is what overload control saw in its last window: the
-// shortest queueing delay, whether a standing queue made it refuse, and
-// the percentage refused.
+// shortest queueing delay, whether a standing queue made it refuse, the
+// percentage refused, the phones told when to come back, and how many
+// came and were taken for it so far.
 type OverloadSignal struct {
 	MinDelay time.Duration
 	Standing bool
 	Loss     int
+	Booked   int
+	Kept     int64
 }
 
 // Shed reasons, as counted in Stats.Shed and exported as the reason label

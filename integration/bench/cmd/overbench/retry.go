@@ -34,6 +34,7 @@ func (r *runner) retryStep(ctx context.Context, srv *target.Server, label string
 	if err != nil {
 		return nil, err
 	}
+	st.sippPort = port
 	drain := r.drainFor(st.window())
 	r.retryStepsLeft--
 	// No limit on open calls: a phone waiting out a Retry-After is an open

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +35,8 @@ type step struct {
 	peakRSS                            map[string]int64
 	cpu                                map[string]float64
 	rcvbufErrs                         int64
+	sippPort                           int   // sipp's local UDP port (-p), when the step knows it
+	serverDrops, sippDrops             int64 // datagrams the kernel dropped at the server's socket, at sipp's
 	wall                               time.Duration
 	pass, senderLimited                bool // capacity steps: the rule's verdict
 	verdict                            string
@@ -113,6 +116,22 @@ func (r *runner) execSipp(ctx context.Context, srv *target.Server, st *step, arg
 		return nil, err
 	}
 	deadline := time.After(limit)
+	// The sockets' drop counts are read while sipp runs: a socket that
+	// closed is no longer listed.
+	serverPort := 0
+	if _, p, err := net.SplitHostPort(srv.SIP); err == nil {
+		serverPort, _ = strconv.Atoi(p)
+	}
+	drops0 := sippout.UDPDrops(serverPort)
+	readDrops := func() {
+		d := sippout.UDPDrops(serverPort, st.sippPort)
+		st.serverDrops = max(st.serverDrops, d[serverPort]-drops0[serverPort])
+		if st.sippPort != 0 {
+			st.sippDrops = max(st.sippDrops, d[st.sippPort])
+		}
+	}
+	poll := time.NewTicker(500 * time.Millisecond)
+	defer poll.Stop()
 	for exitErr == nil {
 		var next <-chan time.Time
 		if len(signals) > 0 {
@@ -127,6 +146,8 @@ func (r *runner) execSipp(ctx context.Context, srv *target.Server, st *step, arg
 		case <-next:
 			_ = syscall.Kill(p.PID(), signals[0].sig)
 			signals = signals[1:]
+		case <-poll.C:
+			readDrops()
 		case <-ctx.Done():
 			p.Stop()
 			return nil, ctx.Err()

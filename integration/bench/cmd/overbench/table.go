@@ -10,13 +10,13 @@ import (
 
 const stepCSVHeader = "target,kind,label,multiple,offered_rate,phones,started_per_s,successful,gave_up,still_retrying,not_started," +
 	"registers_sent,refusals_503,retransmissions,retrans_pct,goodput_per_s,goodput_over_c,p50_ms,p99_ms,max_ms,last_200_s," +
-	"peak_rss_server_bytes,peak_rss_memcached_bytes,cpu_server_s,cpu_sipp_s,rcvbuf_errors,wall_s,pass,verdict,dir"
+	"peak_rss_server_bytes,peak_rss_memcached_bytes,cpu_server_s,cpu_sipp_s,rcvbuf_errors,drops_server,drops_sipp,wall_s,pass,verdict,dir"
 
 func (st *step) csv() string {
-	return fmt.Sprintf("%s,%s,%s,%g,%d,%d,%.1f,%d,%d,%d,%d,%d,%d,%d,%.3f,%.1f,%.3f,%g,%g,%g,%.2f,%d,%d,%.2f,%.2f,%d,%.2f,%t,%q,%s",
+	return fmt.Sprintf("%s,%s,%s,%g,%d,%d,%.1f,%d,%d,%d,%d,%d,%d,%d,%.3f,%.1f,%.3f,%g,%g,%g,%.2f,%d,%d,%.2f,%.2f,%d,%d,%d,%.2f,%t,%q,%s",
 		st.target, st.kind, st.label, st.mult, st.rate, st.calls, st.offered, st.ok, st.failed, st.unfinished, st.notStarted,
 		st.registers, st.refusals, st.retrans, st.retransPct(), st.goodput, st.overC(), st.p50, st.p99, st.max, st.lastAt,
-		st.serverRSS(), st.peakRSS["memcached"], st.serverCPU(), st.cpu["sipp"], st.rcvbufErrs, st.wall.Seconds(),
+		st.serverRSS(), st.peakRSS["memcached"], st.serverCPU(), st.cpu["sipp"], st.rcvbufErrs, st.serverDrops, st.sippDrops, st.wall.Seconds(),
 		st.pass, st.verdict, st.dir)
 }
 
@@ -48,28 +48,29 @@ func (r *runner) table(results []*result) string {
 		"Avalanche: %d distinct phones starting at %d/s. "+
 		"offered/s: phones started per second (asked rate in brackets when sipp fell short); phones: phones started. "+
 		"Time to 200: from a phone's first REGISTER to its 200, across retries. Retransmissions: sipp's, as a share of the REGISTER transactions. "+
+		"Dropped: datagrams the kernel dropped because a receive queue was full, at the server's socket / at sipp's (each one a retransmission; sipp's own are the load generator falling behind, not the server). "+
 		"Goodput: 200s per second while the load was offered (avalanche: until the last 200). "+
 		"Last 200: seconds from the first REGISTER to the last 200. Peak RSS: VmHWM of locsvc (memcached apart), of Kamailio's processes summed.\n\n",
 		c.searchStep, c.loadStep, c.giveUp, c.drain, c.avalanchePhones, c.avalancheRate)
-	fmt.Fprintln(&b, "| target | load | offered/s | phones | REGISTERs sent | gave up | still retrying | time to 200 p50 / p99 | retransmissions | goodput/s | goodput / C | last 200 at | peak RSS |")
-	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(&b, "| target | load | offered/s | phones | REGISTERs sent | gave up | still retrying | time to 200 p50 / p99 | retransmissions | dropped server / sipp | goodput/s | goodput / C | last 200 at | peak RSS |")
+	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, res := range results {
 		if res.capacity == nil {
-			fmt.Fprintf(&b, "| %s | C | none (%s) | | | | | | | | | | |\n", res.target, res.note)
+			fmt.Fprintf(&b, "| %s | C | none (%s) | | | | | | | | | | | |\n", res.target, res.note)
 			continue
 		}
 		cs := res.capacity
 		load := "C"
 		switch {
 		case cs.label == "given":
-			fmt.Fprintf(&b, "| %s | C (given, not searched) | %s | | | | | | | | | | |\n", res.target, num(float64(cs.rate)))
+			fmt.Fprintf(&b, "| %s | C (given, not searched) | %s | | | | | | | | | | | |\n", res.target, num(float64(cs.rate)))
 		case res.bounded:
 			load = "C (>=: " + res.note + ")"
 			fallthrough
 		default:
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %s / %s | %.2f %% | %s | %.2f | %.1f s | - |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %s / %s | %.2f %% | %s | %s | %.2f | %.1f s | - |\n",
 				res.target, load, num(float64(cs.rate)), num(float64(cs.calls)), num(float64(cs.registers)), cs.failed, 0,
-				dur(cs.p50), dur(cs.p99), cs.retransPct(), num(cs.goodput), cs.goodput/float64(cs.rate), cs.lastAt)
+				dur(cs.p50), dur(cs.p99), cs.retransPct(), dropsCell(cs), num(cs.goodput), cs.goodput/float64(cs.rate), cs.lastAt)
 		}
 		rows := append([]*step(nil), res.loads...)
 		if res.avalanche != nil {
@@ -80,15 +81,20 @@ func (r *runner) table(results []*result) string {
 			if st.kind == "avalanche" {
 				load = "avalanche"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %s / %s | %.2f %% | %s | %.2f | %.1f s | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %s / %s | %.2f %% | %s | %s | %.2f | %.1f s | %s |\n",
 				res.target, load, offeredCell(st), num(float64(st.calls-st.notStarted)), num(float64(st.registers)), st.failed, st.unfinished,
-				dur(st.p50), dur(st.p99), st.retransPct(), num(st.goodput), st.overC(), st.lastAt, mb(st.serverRSS()))
+				dur(st.p50), dur(st.p99), st.retransPct(), dropsCell(st), num(st.goodput), st.overC(), st.lastAt, mb(st.serverRSS()))
 		}
 	}
 	fmt.Fprintf(&b, "\nlocsvc: 1 node, --sip-mode redirect, 3 memcached shards (-t 1), --replicas 2, --register-rate 0, overload control at its defaults%s. "+
 		"Kamailio: kamailio-ref.cfg, usrloc db_mode 0, %d UDP children, %d MB shared memory. Server CPUs: %s; sipp CPUs: %s. Raw data: %s\n",
 		extraFlags(c.locsvcFlags), c.kamChildren, c.kamShmMB, orNone(c.serverCPUs), orNone(c.sippCPUs), r.dir)
 	return b.String()
+}
+
+// dropsCell is the datagrams dropped at the server's socket and at sipp's.
+func dropsCell(st *step) string {
+	return num(float64(st.serverDrops)) + " / " + num(float64(st.sippDrops))
 }
 
 func offeredCell(st *step) string {

@@ -180,3 +180,48 @@ func RcvbufErrors() int64 {
 	}
 	return 0
 }
+
+// UDPDrops is, for each of ports, the datagrams the kernel dropped
+// because the receive queue of a UDP socket bound to that local port was
+// full (the drops column of /proc/net/udp and udp6, summed over the
+// sockets on the port). It tells a server that fell behind its socket
+// from a sipp that fell behind its own, which RcvbufErrors, a count for
+// the whole machine, does not. A socket closed is no longer listed:
+// read it while the sockets are open.
+func UDPDrops(ports ...int) map[int]int64 {
+	out := make(map[int]int64, len(ports))
+	for _, file := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for k, v := range parseUDPDrops(string(b), ports) {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+func parseUDPDrops(table string, ports []int) map[int]int64 {
+	out := map[int]int64{}
+	lines := strings.Split(table, "\n")
+	for _, line := range lines[min(1, len(lines)):] {
+		f := strings.Fields(line)
+		if len(f) < 13 {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		port, err := strconv.ParseInt(hexPort, 16, 32)
+		if err != nil || !slices.Contains(ports, int(port)) {
+			continue
+		}
+		drops, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if err == nil {
+			out[int(port)] += drops
+		}
+	}
+	return out
+}

@@ -51,3 +51,18 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p50 of nothing %v", p)
 	}
 }
+
+func TestParseUDPDrops(t *testing.T) {
+	// Two sockets on port 5060 (0x13C4, SO_REUSEPORT), one on 40000
+	// (0x9C40), one on a port not asked for.
+	table := `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 4815: 0100007F:13C4 00000000:0000 07 00000000:00273800 00:00000000 00000000     0        0 2760717 2 0000000041e7abb6 24870
+ 4816: 0100007F:13C4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2760718 2 0000000041e7abb7 130
+ 4825: 0100007F:9C40 00000000:0000 07 00000000:007C6500 00:00000000 00000000     0        0 2760201 2 0000000082baaf92 11653
+ 4826: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2760202 2 0000000082baaf93 7
+`
+	got := parseUDPDrops(table, []int{5060, 40000, 41000})
+	if got[5060] != 25000 || got[40000] != 11653 || got[41000] != 0 || len(got) != 2 {
+		t.Errorf("drops %v", got)
+	}
+}
