@@ -1,6 +1,7 @@
 package sipfront
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -338,5 +339,53 @@ func TestOverloadAppointmentKept(t *testing.T) {
 			wantCode(t, send("phone-1", "2 REGISTER"), 200) // back for its appointment
 			wantCode(t, send("phone-1", "3 REGISTER"), 503) // the appointment was kept: judged as any other
 		})
+	}
+}
+
+// With every handler slot taken, a new REGISTER is refused at once
+// rather than holding up the reader that read it; the one being handled
+// still gets its 200.
+func TestOverloadRefusesWhenNoHandlerIsFree(t *testing.T) {
+	loc := &slowLocator{Locator: memService(t), release: make(chan struct{})}
+	fe := overloaded(t, loc)
+	fe.inline = false
+	fe.slots = make(chan struct{}, 1)
+	local := "192.0.2.10:5062"
+	src := netip.MustParseAddrPort(local)
+	held := &recorder{}
+	fe.receiveDatagram([]byte(msg{callID: "held", hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>"}}.text(local, "udp")), src, time.Now(), held)
+	// The first takes the one slot and waits in the store.
+	deadline := time.Now().Add(5 * time.Second)
+	for loc.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	rec := &recorder{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fe.receiveDatagram([]byte(msg{callID: "second", hdrs: []string{"Contact: <sip:bob@192.0.2.10:5062>"}}.text(local, "udp")), src, time.Now(), rec)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		close(loc.release)
+		t.Fatal("the reader waited for a handler slot")
+	}
+	close(loc.release)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.out) != 1 {
+		t.Fatalf("%d answers to the second REGISTER", len(rec.out))
+	}
+	res, err := sip.ParseMessage(rec.out[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, res.(*sip.Response), 503)
+	fe.handlers.Wait()
+	held.mu.Lock()
+	defer held.mu.Unlock()
+	if len(held.out) != 1 || !bytes.HasPrefix(held.out[0], []byte("SIP/2.0 200")) {
+		t.Errorf("the REGISTER being handled got %q", held.out)
 	}
 }

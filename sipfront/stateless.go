@@ -195,13 +195,20 @@ func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPo
 		fe.answer(in, res)
 		return
 	}
-	handedOff = true
-	fe.dispatch(func() {
+	// Under overload control a new REGISTER or INVITE that finds every
+	// handler slot taken is refused rather than waited for: a reader
+	// waiting for a slot reads nothing, and the socket queue behind it
+	// overflows into drops and retransmissions (seen at three times
+	// capacity, with handlers slowed by shards starved of CPU).
+	handedOff = fe.dispatch(func() {
 		if release != nil {
 			defer release()
 		}
 		fe.handle(in)
-	})
+	}, fe.ctl != nil && sheddable(in.Req))
+	if !handedOff {
+		fe.answer(in, fe.refusal(in))
+	}
 }
 
 // inbound counts a message and makes it an inbound request, or returns
@@ -417,13 +424,22 @@ func (fe *stateless) sweepLoop() {
 	}
 }
 
-// dispatch runs f on a handler goroutine once a slot is free.
-func (fe *stateless) dispatch(f func()) {
+// dispatch runs f on a handler goroutine once a slot is free, or, with
+// orRefuse, only if one is free now; it reports whether f was taken.
+func (fe *stateless) dispatch(f func(), orRefuse bool) bool {
 	if fe.inline {
 		f()
-		return
+		return true
 	}
-	fe.slots <- struct{}{}
+	if orRefuse {
+		select {
+		case fe.slots <- struct{}{}:
+		default:
+			return false
+		}
+	} else {
+		fe.slots <- struct{}{}
+	}
 	fe.handlers.Add(1)
 	run := func() {
 		defer func() {
@@ -434,9 +450,10 @@ func (fe *stateless) dispatch(f func()) {
 	}
 	if fe.pool == nil {
 		go run()
-		return
+		return true
 	}
 	fe.pool.Run(run)
+	return true
 }
 
 // handlerWorkers is how many handler goroutines stand ready; more run on
