@@ -111,8 +111,8 @@ type Config struct {
 	NATPingMisses int
 	RegisterRate  float64
 	RegisterBurst int
-	// Overload control of the registrar's and redirect server's UDP
-	// requests (sipfront.Overload): --overload-target (0: off),
+	// Overload control of new REGISTERs and INVITEs, in every SIP mode
+	// (sipfront.Overload): --overload-target (0: off),
 	// --overload-interval, --retry-after-min and --retry-after-max
 	// (seconds), --overload-oc.
 	OverloadTarget, OverloadInterval time.Duration

@@ -117,8 +117,8 @@ type Config struct {
 	// RegisterBurst is how many REGISTERs a source may send at once above
 	// the rate (default twice RegisterRate, at least 1).
 	RegisterBurst int
-	// Overload is overload control of the registrar's and the redirect
-	// server's UDP requests (overload.go); a zero Target turns it off.
+	// Overload is overload control of new REGISTERs and INVITEs
+	// (overload.go), in every mode; a zero Target turns it off.
 	Overload Overload
 	// NATPing sends keepalives to the phones behind NAT registered here
 	// (nat.go); off by default.
@@ -300,8 +300,10 @@ func CheckRegisterRate(rate float64, burst int) []error {
 }
 
 // Overload sets overload control: new REGISTERs and INVITEs that waited
-// in the UDP queue past what internal/overload allows get a stateless 503
-// with a Retry-After drawn from [RetryAfterMin, RetryAfterMax] seconds.
+// past what internal/overload allows get a 503 whose Retry-After, drawn
+// from [RetryAfterMin, RetryAfterMax] seconds, is shifted to the phone's
+// appointment (stateless in registrar and redirect modes; through
+// sipgo's transaction, for UDP requests only, in proxy mode).
 type Overload struct {
 	// Target is the queueing delay a standing queue is held to (0: no
 	// overload control); Interval the window that tells a standing queue

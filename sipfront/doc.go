@@ -40,7 +40,10 @@
 // the datagram (internal/siphead), before any parse, and the reader
 // sends a batch's refusals in one sendmmsg (transport_udp.go). Requests
 // inside a dialog, ACK, CANCEL and retransmissions of requests being
-// served are never refused.
+// served are never refused. The proxy judges its new UDP REGISTERs and
+// INVITEs as their handlers start, with the same controller, on the
+// arrival times its UDP reader noted (proxy_wire.go), and refuses through
+// sipgo's transaction.
 //
 // Beside the front ends, both share what outlives a request: the table of
 // open connections (conns.go: each a flow, by remote address), the
@@ -124,7 +127,7 @@
 // UDP a STUN Binding request gets a Binding success response naming the
 // source address (internal/stun), so that a phone behind NAT sees its
 // mapping and can tell when it changes. In proxy mode the same: the UDP
-// socket sipgo reads is filtered (stunFilter), sipgo's TCP transport
+// socket sipgo reads is filtered (udpReader), sipgo's TCP transport
 // answers a double CRLF itself, and WebSocket keep-alives never reach it.
 //
 // A message over Config.MaxMessageSize gets 513 (§21.5.14) when its header

@@ -160,10 +160,31 @@ func sheddable(req *sip.Request) bool {
 
 // refusal is the ordinary path's 503 for overload.
 func (fe *stateless) refusal(in *inbound) *sip.Response {
-	fe.core.Stats.ShedQueueDelay.Add(1)
-	res := core.NewResponse(in.Req, 503, "Service Unavailable")
-	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(fe.ctl.Appoint(time.Now(), callKey(in.Req)))))
+	return refusalOf(fe.ctl, &fe.core.Stats, in.Req)
+}
+
+// refusalOf is the 503 for overload of a parsed request, with the
+// Retry-After of the phone's appointment; it is counted as shed.
+func refusalOf(ctl *overload.Controller, stats *core.Counters, req *sip.Request) *sip.Response {
+	stats.ShedQueueDelay.Add(1)
+	res := core.NewResponse(req, 503, "Service Unavailable")
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(ctl.Appoint(time.Now(), callKey(req)))))
 	return res
+}
+
+// newController is the overload controller of cfg, reporting its signal
+// in c's statistics; nil when overload control is off.
+func newController(o Overload, c *core.Core) *overload.Controller {
+	if o.Target <= 0 {
+		return nil
+	}
+	ctl := overload.New(overload.Config{Target: o.Target, Interval: o.Interval,
+		RetryMin: o.RetryAfterMin, RetryMax: o.RetryAfterMax})
+	c.Stats.Signal = func() core.OverloadSignal {
+		s := ctl.Signal()
+		return core.OverloadSignal{MinDelay: s.MinDelay, Standing: s.Standing, Loss: s.Loss, Booked: s.Booked, Kept: s.Kept}
+	}
+	return ctl
 }
 
 // ocValue is the value of RFC 7339's oc parameter and the parameters

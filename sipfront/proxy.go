@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/locsvc/locsvc/internal/overload"
 	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
@@ -47,13 +48,20 @@ type proxy struct {
 	// rr is this node's Record-Route URI (the Path URI without ;ob).
 	rr string
 
+	// ctl is overload control (nil: off), judging each new REGISTER and
+	// INVITE read over UDP as its handler starts, on its wait since it
+	// reached the host (arrivals; proxy_wire.go).
+	ctl      *overload.Controller
+	arrivals *arrivals
+
 	serving  sync.WaitGroup // the Serve loops
 	handlers sync.WaitGroup // request handlers running
 	closing  chan struct{}  // closed by close: handlers stop waiting
 }
 
 func newProxy(c *core.Core, cfg *Config, conns *connTable, response func(*sip.Response) bool) *proxy {
-	return &proxy{core: c, cfg: cfg, log: cfg.Logger, conns: conns, response: response, closing: make(chan struct{})}
+	return &proxy{core: c, cfg: cfg, log: cfg.Logger, conns: conns, response: response, closing: make(chan struct{}),
+		ctl: newController(cfg.Overload, c)}
 }
 
 // serve serves proxy mode on the listeners, ls.tls (if any) as SIP over
@@ -70,7 +78,16 @@ func (p *proxy) serve(ls listeners) error {
 	p.srv.OnInvite(p.guard(p.onRequest))
 	p.srv.OnBye(p.guard(p.onRequest))
 	p.srv.OnNoRoute(p.guard(p.onRequest))
-	p.run(func() error { return p.srv.ServeUDP(stunFilter{ls.udp}) })
+	udp := &udpReader{UDPConn: ls.udp}
+	if p.ctl != nil {
+		if err := enableRxTime(ls.udp); err != nil {
+			p.log.Warn("sip: no receive timestamps: overload control sees no UDP queueing", "err", err)
+		} else {
+			p.arrivals = newArrivals()
+			udp.arrivals = p.arrivals
+		}
+	}
+	p.run(func() error { return p.srv.ServeUDP(udp) })
 	p.run(func() error { return p.srv.ServeTCP(&trackedListener{Listener: ls.tcp, p: p, transport: "tcp"}) })
 	if ls.tls != nil {
 		// sipgo's TLS transport is its TCP one on tls.Conns: connections

@@ -107,7 +107,32 @@ func (p *proxy) prepare(req *sip.Request, tx sip.ServerTransaction) (in *core.In
 		p.reply(req, tx, res)
 		return nil, false
 	}
+	if !p.admitted(in) {
+		p.reply(req, tx, refusalOf(p.ctl, &p.core.Stats, req))
+		return nil, false
+	}
 	return in, true
+}
+
+// admitted is overload control's verdict on a new REGISTER or INVITE read
+// over UDP, on its wait from reaching the host to its handler's start
+// (in.Arrived). sipgo's server transactions answer retransmissions, so
+// a refused request's are answered with its 503, and one taken never
+// meets a refusal. Requests over streams, which TCP's flow control holds
+// back, and every other request are taken.
+func (p *proxy) admitted(in *core.Inbound) bool {
+	if p.arrivals == nil || in.Transport != "udp" || !sheddable(in.Req) {
+		return true
+	}
+	via := in.Req.Via()
+	branch, _ := via.Params.Get("branch")
+	at, ok := p.arrivals.take(branch)
+	if !ok {
+		return true
+	}
+	delay := max(0, in.Arrived.Sub(at))
+	p.core.Stats.Queued(delay)
+	return p.ctl.Admit(in.Arrived, delay, 0, callKey(in.Req))
 }
 
 // onRegister is the core's: sipgo's server transaction answers

@@ -3,6 +3,7 @@ package sipfront
 import (
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,45 @@ func TestProxyIsSelfAndPop(t *testing.T) {
 	popped, flow = p.popOwnRoutes(req)
 	if !popped || flow != "" || len(routeSet(req)) != 1 {
 		t.Errorf("popped %v, flow %q, left %q", popped, flow, routeSet(req))
+	}
+}
+
+// Overload control in proxy mode: a new REGISTER or INVITE read over UDP
+// that waited past the limit by the time its handler starts gets a 503
+// with a Retry-After, through sipgo's server transaction (so its
+// retransmission gets the same 503, counted once); the server's own
+// OPTIONS and requests over TCP are not judged. Target and interval of a
+// nanosecond make every UDP request late.
+func TestProxyOverload(t *testing.T) {
+	e := startProxyEnv(t, func(c *Config) {
+		c.Overload = Overload{Target: time.Nanosecond, Interval: time.Nanosecond, RetryAfterMin: 2, RetryAfterMax: 9}
+	})
+	c := e.udpClient()
+	register := msg{hdrs: []string{"Contact: <sip:alice@192.0.2.1>"}}.text(c.local(), "udp")
+	for i := range 2 { // the REGISTER, then its retransmission
+		c.sendRaw(register)
+		res := c.recv(3 * time.Second)
+		if res == nil {
+			t.Fatalf("no answer to REGISTER %d", i)
+		}
+		wantCode(t, res, 503)
+		ra := res.GetHeader("Retry-After")
+		if ra == nil {
+			t.Fatalf("503 without Retry-After:\n%s", res)
+		}
+		if n, err := strconv.Atoi(ra.Value()); err != nil || n < 2 || n > 9 {
+			t.Errorf("Retry-After %q outside 2-9", ra.Value())
+		}
+	}
+	wantCode(t, c.do(msg{method: "INVITE", ruri: "sip:bob@example.com", hdrs: []string{"Contact: <sip:alice@192.0.2.1>"}}), 503)
+	if n := e.srv.core.Stats.ShedQueueDelay.Load(); n != 2 {
+		t.Errorf("%d refusals counted, want 2 (a retransmission is not a new refusal)", n)
+	}
+	wantCode(t, c.do(msg{method: "OPTIONS", ruri: "sip:" + e.srv.Addr(), cseq: "1 OPTIONS"}), 200)
+	tc := e.tcpClient()
+	wantCode(t, tc.do(msg{hdrs: []string{"Contact: <sip:alice@192.0.2.3>"}}), 200)
+	// Of alice's two REGISTERs only the one over TCP was stored.
+	if b := e.live("sip:alice@example.com"); len(b) != 1 || b[0].URI != "sip:alice@192.0.2.3" {
+		t.Errorf("alice's bindings %+v, want the TCP contact alone", b)
 	}
 }

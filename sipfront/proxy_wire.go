@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/locsvc/locsvc/internal/siphead"
 	"github.com/locsvc/locsvc/internal/sipuri"
 	"github.com/locsvc/locsvc/internal/stun"
 )
@@ -25,22 +26,95 @@ import (
 // every connection is a flow a token can name, in proxy mode as in the
 // others.
 
-// stunFilter is the UDP socket as sipgo reads it: a STUN Binding request
+// udpReader is the UDP socket as sipgo reads it. A STUN Binding request
 // (RFC 5626 §4.4.2) is answered here and never reaches the SIP parser.
-type stunFilter struct{ *net.UDPConn }
+// Under overload control it also notes when each new REGISTER or INVITE
+// reached the host (the kernel's receive timestamp), by its Via branch,
+// for the handler to judge the request's whole wait (arrivals).
+type udpReader struct {
+	*net.UDPConn
+	arrivals *arrivals // nil: overload control off, or no timestamps
+}
 
-func (f stunFilter) ReadFrom(b []byte) (int, net.Addr, error) {
+func (r *udpReader) ReadFrom(b []byte) (int, net.Addr, error) {
+	var oob []byte
+	if r.arrivals != nil {
+		oob = make([]byte, rxTimeOOB)
+	}
 	for {
-		n, src, err := f.UDPConn.ReadFromUDPAddrPort(b)
+		n, oobn, _, src, err := r.ReadMsgUDPAddrPort(b, oob)
 		if err != nil {
 			return n, nil, err
 		}
 		if stun.IsBindingRequest(b[:n]) {
-			_, _ = f.UDPConn.WriteToUDPAddrPort(stun.BindingResponse(b[:n], src), src)
+			_, _ = r.WriteToUDPAddrPort(stun.BindingResponse(b[:n], src), src)
 			continue
+		}
+		if oobn > 0 {
+			r.arrivals.note(b[:n], rxTime(oob[:oobn]))
 		}
 		return n, net.UDPAddrFromAddrPort(src), nil
 	}
+}
+
+// arrivals keeps, for a few seconds, when each new REGISTER or INVITE
+// read from the UDP socket reached the host, by its top Via branch:
+// sipgo hands a request to its handler without that time, and the
+// handler takes it back here. Two generations of a map, the older
+// dropped as the newer starts, bound it without a sweeper; a
+// retransmission, which sipgo absorbs before any handler, is just
+// forgotten.
+type arrivals struct {
+	mu        sync.Mutex
+	cur, prev map[string]time.Time
+	started   time.Time // of cur
+}
+
+// arrivalsKept is how long a generation lasts, and arrivalsMax how many
+// requests one holds at most (a request read but not handled within a
+// generation or two is late anyway).
+const (
+	arrivalsKept = 2 * time.Second
+	arrivalsMax  = 1 << 17
+)
+
+func newArrivals() *arrivals {
+	return &arrivals{cur: make(map[string]time.Time), prev: map[string]time.Time{}}
+}
+
+// note records the arrival of datagram b when it is a new REGISTER or
+// INVITE; a scan of its first line and headers tells, no parse.
+func (a *arrivals) note(b []byte, at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	h := heads.Get().(*siphead.Head)
+	defer heads.Put(h)
+	if !h.Scan(b) || h.ToTag || len(h.Branch) == 0 ||
+		!bytes.Equal(h.Method, []byte("REGISTER")) && !bytes.Equal(h.Method, []byte("INVITE")) {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now := time.Now(); now.Sub(a.started) > arrivalsKept {
+		a.prev, a.cur, a.started = a.cur, make(map[string]time.Time, len(a.cur)), now
+	}
+	if len(a.cur) < arrivalsMax {
+		a.cur[string(h.Branch)] = at
+	}
+}
+
+// take returns, and forgets, when the request of branch reached the host.
+func (a *arrivals) take(branch string) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, m := range []map[string]time.Time{a.cur, a.prev} {
+		if at, ok := m[branch]; ok {
+			delete(m, branch)
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // trackedListener hands sipgo the connections of a TCP or TLS listener,

@@ -83,14 +83,7 @@ func newStateless(c *core.Core, cfg *Config, conns *connTable, response func(*si
 		stop:     make(chan struct{}),
 	}
 	fe.txs = newTxCache(cfg.TxCacheSize, c.Clock)
-	if o := cfg.Overload; o.Target > 0 {
-		fe.ctl = overload.New(overload.Config{Target: o.Target, Interval: o.Interval,
-			RetryMin: o.RetryAfterMin, RetryMax: o.RetryAfterMax})
-		c.Stats.Signal = func() core.OverloadSignal {
-			s := fe.ctl.Signal()
-			return core.OverloadSignal{MinDelay: s.MinDelay, Standing: s.Standing, Loss: s.Loss, Booked: s.Booked, Kept: s.Kept}
-		}
-	}
+	fe.ctl = newController(cfg.Overload, c)
 	return fe
 }
 

@@ -85,7 +85,7 @@ func serveFlags(cfg *config) (*flag.FlagSet, func() error) {
 	fs.DurationVar(&cfg.SIPRequestTimeout, "sip-request-timeout", d.SIPRequestTimeout, "time a SIP request may take from its arrival, store calls included; past it the answer is 503 (Retry-After)")
 	fs.Float64Var(&cfg.RegisterRate, "register-rate", d.RegisterRate, "REGISTER requests per second allowed per source IP (IPv6: per /64), --trusted exempt; over it gets 503 (0: no limit)")
 	fs.IntVar(&cfg.RegisterBurst, "register-burst", d.RegisterBurst, "REGISTER requests a source may send at once above --register-rate (0: twice the rate)")
-	fs.DurationVar(&cfg.OverloadTarget, "overload-target", d.OverloadTarget, "overload control (registrar and redirect modes, UDP): once a queue stands, new REGISTERs and INVITEs that waited longer than this get 503 (0: off)")
+	fs.DurationVar(&cfg.OverloadTarget, "overload-target", d.OverloadTarget, "overload control (UDP, every mode; see docs/limits.md): once a queue stands, new REGISTERs and INVITEs that waited longer than this get 503 (0: off)")
 	fs.DurationVar(&cfg.OverloadInterval, "overload-interval", d.OverloadInterval, "overload control's window: a queue whose shortest wait over a whole window exceeds --overload-target is standing")
 	fs.IntVar(&cfg.RetryAfterMin, "retry-after-min", d.RetryAfterMin, "shortest Retry-After of an overload 503, seconds; each refusal draws one in [min, max], shifted to the first second the node has room for the phone's return (docs/limits.md)")
 	fs.IntVar(&cfg.RetryAfterMax, "retry-after-max", d.RetryAfterMax, "longest Retry-After of an overload 503 while the node has room for returns, seconds (an appointment further out gives more)")
