@@ -302,8 +302,8 @@ func CheckRegisterRate(rate float64, burst int) []error {
 // Overload sets overload control: new REGISTERs and INVITEs that waited
 // past what internal/overload allows get a 503 whose Retry-After, drawn
 // from [RetryAfterMin, RetryAfterMax] seconds, is shifted to the phone's
-// appointment (stateless in registrar and redirect modes; through
-// sipgo's transaction, for UDP requests only, in proxy mode).
+// appointment (stateless, or in proxy mode through sipgo's transaction
+// once the request was handed to it; in proxy mode UDP requests only).
 type Overload struct {
 	// Target is the queueing delay a standing queue is held to (0: no
 	// overload control); Interval the window that tells a standing queue

@@ -40,10 +40,10 @@
 // the datagram (internal/siphead), before any parse, and the reader
 // sends a batch's refusals in one sendmmsg (transport_udp.go). Requests
 // inside a dialog, ACK, CANCEL and retransmissions of requests being
-// served are never refused. The proxy judges its new UDP REGISTERs and
-// INVITEs as their handlers start, with the same controller, on the
-// arrival times its UDP reader noted (proxy_wire.go), and refuses through
-// sipgo's transaction.
+// served are never refused. In proxy mode the UDP reader refuses the
+// late ones the same way before sipgo sees them, and the handlers judge
+// the others on the arrival times the reader noted (proxy_wire.go),
+// refusing through sipgo's transaction.
 //
 // Beside the front ends, both share what outlives a request: the table of
 // open connections (conns.go: each a flow, by remote address), the

@@ -3,6 +3,7 @@ package sipfront
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -97,36 +98,45 @@ func (fe *stateless) due(in *inbound, arrived time.Time) bool {
 func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, arrived time.Time, out sink) bool {
 	h := heads.Get().(*siphead.Head)
 	defer heads.Put(h)
-	if !h.Scan(data) || h.ToTag {
+	method, ok := newRequest(h, data)
+	if !ok || fe.txs.has(txKeyRFC3261(string(h.Branch), string(h.Host), h.Port, method)) {
 		return false
 	}
-	var method sip.RequestMethod
+	return refuseScanned(fe.ctl, &fe.core.Stats, h, method, src, arrived, fe.ocValue(h.OC), out, fe.log)
+}
+
+// newRequest scans data and reports whether it is a new REGISTER or
+// INVITE (no To tag) whose transaction its Via branch names alone (RFC
+// 3261's magic cookie), the requests a refusal from a scan may answer.
+func newRequest(h *siphead.Head, data []byte) (sip.RequestMethod, bool) {
+	if !h.Scan(data) || h.ToTag || !bytes.HasPrefix(h.Branch, []byte("z9hG4bK")) {
+		return "", false
+	}
 	switch {
 	case bytes.Equal(h.Method, []byte("REGISTER")):
-		method = sip.REGISTER
+		return sip.REGISTER, true
 	case bytes.Equal(h.Method, []byte("INVITE")):
-		method = sip.INVITE
-	default:
-		return false
+		return sip.INVITE, true
 	}
-	branch := string(h.Branch)
-	if !strings.HasPrefix(branch, "z9hG4bK") {
-		return false // keyed on more than the Via: the ordinary path knows how
-	}
-	if fe.txs.has(txKeyRFC3261(branch, string(h.Host), h.Port, method)) {
-		return false
-	}
+	return "", false
+}
+
+// refuseScanned answers the scanned request h, which reached the host at
+// arrived and is no retransmission of one being served, with a 503 and
+// the Retry-After of its phone's appointment, unless the phone comes
+// back for its appointment (false: the handler takes it).
+func refuseScanned(ctl *overload.Controller, stats *core.Counters, h *siphead.Head, method sip.RequestMethod,
+	src netip.AddrPort, arrived time.Time, oc string, out sink, log *slog.Logger) bool {
 	now := time.Now()
 	key := overload.CallKey(h.CallID)
-	if fe.ctl.Due(now, now.Sub(arrived), key) {
-		return false // back for its appointment: its handler takes it
+	if ctl.Due(now, now.Sub(arrived), key) {
+		return false
 	}
-	stats := &fe.core.Stats
 	stats.Request(string(method))
 	stats.ShedQueueDelay.Add(1)
 	stats.Response(503)
 	buf := refusalBufs.Get().(*[]byte)
-	b := h.Refusal((*buf)[:0], src, fe.ctl.Appoint(now, key), earlyTag(h.Branch, h.CallID), fe.ocValue(h.OC))
+	b := h.Refusal((*buf)[:0], src, ctl.Appoint(now, key), earlyTag(h.Branch, h.CallID), oc)
 	dest := src
 	if !h.Rport {
 		port := uint16(5060)
@@ -136,7 +146,7 @@ func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, arrived time.T
 		dest = netip.AddrPortFrom(src.Addr(), port)
 	}
 	if err := out.send(b, dest); err != nil {
-		fe.log.Debug("sip: sending a refusal failed", "to", dest, "err", err)
+		log.Debug("sip: sending a refusal failed", "to", dest, "err", err)
 	}
 	*buf = b
 	refusalBufs.Put(buf)

@@ -78,13 +78,12 @@ func (p *proxy) serve(ls listeners) error {
 	p.srv.OnInvite(p.guard(p.onRequest))
 	p.srv.OnBye(p.guard(p.onRequest))
 	p.srv.OnNoRoute(p.guard(p.onRequest))
-	udp := &udpReader{UDPConn: ls.udp}
+	udp := &udpReader{UDPConn: ls.udp, p: p}
 	if p.ctl != nil {
 		if err := enableRxTime(ls.udp); err != nil {
 			p.log.Warn("sip: no receive timestamps: overload control sees no UDP queueing", "err", err)
 		} else {
 			p.arrivals = newArrivals()
-			udp.arrivals = p.arrivals
 		}
 	}
 	p.run(func() error { return p.srv.ServeUDP(udp) })

@@ -126,7 +126,7 @@ func (p *proxy) admitted(in *core.Inbound) bool {
 	}
 	via := in.Req.Via()
 	branch, _ := via.Params.Get("branch")
-	at, ok := p.arrivals.take(branch)
+	at, ok := p.arrivals.at(branch)
 	if !ok {
 		return true
 	}

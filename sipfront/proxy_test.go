@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
 // Proxy mode in process: what the node answers itself, and one forwarded
@@ -239,17 +241,18 @@ func TestProxyIsSelfAndPop(t *testing.T) {
 }
 
 // Overload control in proxy mode: a new REGISTER or INVITE read over UDP
-// that waited past the limit by the time its handler starts gets a 503
-// with a Retry-After, through sipgo's server transaction (so its
-// retransmission gets the same 503, counted once); the server's own
-// OPTIONS and requests over TCP are not judged. Target and interval of a
-// nanosecond make every UDP request late.
+// already too late is refused by the reader with a 503 and a
+// Retry-After, before sipgo parses it (a retransmission gets the same
+// answer, To tag included); the server's own OPTIONS and requests over
+// TCP are not refused. Target and interval of a nanosecond make every
+// UDP request late.
 func TestProxyOverload(t *testing.T) {
 	e := startProxyEnv(t, func(c *Config) {
 		c.Overload = Overload{Target: time.Nanosecond, Interval: time.Nanosecond, RetryAfterMin: 2, RetryAfterMax: 9}
 	})
 	c := e.udpClient()
 	register := msg{hdrs: []string{"Contact: <sip:alice@192.0.2.1>"}}.text(c.local(), "udp")
+	var tags []string
 	for i := range 2 { // the REGISTER, then its retransmission
 		c.sendRaw(register)
 		res := c.recv(3 * time.Second)
@@ -261,13 +264,18 @@ func TestProxyOverload(t *testing.T) {
 		if ra == nil {
 			t.Fatalf("503 without Retry-After:\n%s", res)
 		}
-		if n, err := strconv.Atoi(ra.Value()); err != nil || n < 2 || n > 9 {
+		if n, err := strconv.Atoi(ra.Value()); err != nil || n < 2 || i == 0 && n > 9 {
 			t.Errorf("Retry-After %q outside 2-9", ra.Value())
 		}
+		tag, _ := res.To().Params.Get("tag")
+		tags = append(tags, tag)
+	}
+	if tags[0] == "" || tags[0] != tags[1] {
+		t.Errorf("To tags %q: a retransmission must get the same answer", tags)
 	}
 	wantCode(t, c.do(msg{method: "INVITE", ruri: "sip:bob@example.com", hdrs: []string{"Contact: <sip:alice@192.0.2.1>"}}), 503)
-	if n := e.srv.core.Stats.ShedQueueDelay.Load(); n != 2 {
-		t.Errorf("%d refusals counted, want 2 (a retransmission is not a new refusal)", n)
+	if n := e.srv.core.Stats.ShedQueueDelay.Load(); n != 3 {
+		t.Errorf("%d refusals counted, want 3", n)
 	}
 	wantCode(t, c.do(msg{method: "OPTIONS", ruri: "sip:" + e.srv.Addr(), cseq: "1 OPTIONS"}), 200)
 	tc := e.tcpClient()
@@ -275,5 +283,46 @@ func TestProxyOverload(t *testing.T) {
 	// Of alice's two REGISTERs only the one over TCP was stored.
 	if b := e.live("sip:alice@example.com"); len(b) != 1 || b[0].URI != "sip:alice@192.0.2.3" {
 		t.Errorf("alice's bindings %+v, want the TCP contact alone", b)
+	}
+}
+
+// The proxy's handlers judge a new REGISTER or INVITE over UDP on its
+// wait since it reached the host, as its reader noted it: one that waited
+// past the limit is refused; one whose arrival is unknown (a stream, or
+// not noted), and a request inside a dialog, are taken.
+func TestProxyAdmitsOnArrival(t *testing.T) {
+	e := startProxyEnv(t, func(c *Config) {
+		c.Overload = Overload{Target: 20 * time.Millisecond, Interval: 100 * time.Millisecond, RetryAfterMin: 1, RetryAfterMax: 4}
+	})
+	p := e.srv.front.(*proxy)
+	if p.arrivals == nil {
+		t.Fatal("no arrivals noted: receive timestamps off")
+	}
+	inbound := func(m msg, transport string) *core.Inbound {
+		parsed, err := sip.ParseMessage([]byte(m.text("192.0.2.10:5062", transport)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &core.Inbound{Req: parsed.(*sip.Request), Transport: transport, Arrived: time.Now()}
+	}
+	register := func(branch string) msg {
+		return msg{via: "SIP/2.0/UDP 192.0.2.10:5062;branch=" + branch, hdrs: []string{"Contact: <sip:alice@192.0.2.10>"}}
+	}
+	p.arrivals.note("z9hG4bK-waited", time.Now().Add(-time.Second))
+	p.arrivals.note("z9hG4bK-fresh", time.Now())
+	if p.admitted(inbound(register("z9hG4bK-waited"), "udp")) {
+		t.Error("a REGISTER that waited a second was taken")
+	}
+	if !p.admitted(inbound(register("z9hG4bK-fresh"), "udp")) {
+		t.Error("a REGISTER that did not wait was refused")
+	}
+	if !p.admitted(inbound(register("z9hG4bK-unknown"), "udp")) {
+		t.Error("a REGISTER of unknown arrival was refused")
+	}
+	bye := msg{method: "BYE", ruri: "sip:alice@192.0.2.10", cseq: "2 BYE", to: "<sip:alice@example.com>;tag=x",
+		via: "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-bye"}
+	p.arrivals.note("z9hG4bK-bye", time.Now().Add(-time.Second))
+	if !p.admitted(inbound(bye, "udp")) {
+		t.Error("a BYE was refused")
 	}
 }

@@ -28,17 +28,18 @@ import (
 
 // udpReader is the UDP socket as sipgo reads it. A STUN Binding request
 // (RFC 5626 §4.4.2) is answered here and never reaches the SIP parser.
-// Under overload control it also notes when each new REGISTER or INVITE
-// reached the host (the kernel's receive timestamp), by its Via branch,
-// for the handler to judge the request's whole wait (arrivals).
+// Under overload control a new REGISTER or INVITE already too late as it
+// is read is refused here too, from a scan, before sipgo parses it or
+// keeps a transaction for it (shedEarly); the others' arrival times are
+// noted for their handlers (arrivals).
 type udpReader struct {
 	*net.UDPConn
-	arrivals *arrivals // nil: overload control off, or no timestamps
+	p *proxy
 }
 
 func (r *udpReader) ReadFrom(b []byte) (int, net.Addr, error) {
 	var oob []byte
-	if r.arrivals != nil {
+	if r.p.arrivals != nil {
 		oob = make([]byte, rxTimeOOB)
 	}
 	for {
@@ -47,23 +48,54 @@ func (r *udpReader) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, nil, err
 		}
 		if stun.IsBindingRequest(b[:n]) {
-			_, _ = r.WriteToUDPAddrPort(stun.BindingResponse(b[:n], src), src)
+			_ = r.send(stun.BindingResponse(b[:n], src), src)
 			continue
 		}
-		if oobn > 0 {
-			r.arrivals.note(b[:n], rxTime(oob[:oobn]))
+		if oobn > 0 && r.p.shedEarly(b[:n], src, rxTime(oob[:oobn]), r) {
+			continue
 		}
 		return n, net.UDPAddrFromAddrPort(src), nil
 	}
 }
 
-// arrivals keeps, for a few seconds, when each new REGISTER or INVITE
-// read from the UDP socket reached the host, by its top Via branch:
-// sipgo hands a request to its handler without that time, and the
-// handler takes it back here. Two generations of a map, the older
-// dropped as the newer starts, bound it without a sweeper; a
-// retransmission, which sipgo absorbs before any handler, is just
-// forgotten.
+// send and name make the reader the sink of its own refusals.
+func (r *udpReader) send(b []byte, to netip.AddrPort) error {
+	_, err := r.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+func (r *udpReader) name() string { return "udp" }
+
+// shedEarly refuses datagram data, which reached the host at arrived,
+// when it is a new REGISTER or INVITE already too late and no
+// retransmission of one handed to sipgo; it notes the arrival of one it
+// hands on. It reports whether it answered.
+func (p *proxy) shedEarly(data []byte, src netip.AddrPort, arrived time.Time, out sink) bool {
+	h := heads.Get().(*siphead.Head)
+	defer heads.Put(h)
+	method, ok := newRequest(h, data)
+	if !ok {
+		return false
+	}
+	if p.arrivals.seen(h.Branch) {
+		return false // a retransmission: sipgo's transaction answers it
+	}
+	now := time.Now()
+	if p.ctl.Late(now, now.Sub(arrived)) && refuseScanned(p.ctl, &p.core.Stats, h, method, src, arrived, "", out, p.log) {
+		return true
+	}
+	p.arrivals.note(string(h.Branch), arrived)
+	return false
+}
+
+// arrivals keeps when each new REGISTER or INVITE handed to sipgo reached
+// the host, by its top Via branch: sipgo hands a request to its handler
+// without that time, and the handler reads it here; and a retransmission
+// of one handed on is told from a new request, so that it goes to sipgo's
+// transaction rather than to a refusal. Two generations of a map, the
+// older dropped as the newer starts, keep each for at least a
+// generation, as long as a UDP client retransmits (Timer F, 32 s),
+// without a sweeper.
 type arrivals struct {
 	mu        sync.Mutex
 	cur, prev map[string]time.Time
@@ -71,50 +103,47 @@ type arrivals struct {
 }
 
 // arrivalsKept is how long a generation lasts, and arrivalsMax how many
-// requests one holds at most (a request read but not handled within a
-// generation or two is late anyway).
+// requests one holds at most (past it, a request's handler judges it on
+// no wait, and its retransmissions may meet a refusal).
 const (
-	arrivalsKept = 2 * time.Second
-	arrivalsMax  = 1 << 17
+	arrivalsKept = 32 * time.Second
+	arrivalsMax  = 1 << 18
 )
 
 func newArrivals() *arrivals {
-	return &arrivals{cur: make(map[string]time.Time), prev: map[string]time.Time{}}
+	return &arrivals{cur: make(map[string]time.Time), prev: map[string]time.Time{}, started: time.Now()}
 }
 
-// note records the arrival of datagram b when it is a new REGISTER or
-// INVITE; a scan of its first line and headers tells, no parse.
-func (a *arrivals) note(b []byte, at time.Time) {
-	if at.IsZero() {
-		return
-	}
-	h := heads.Get().(*siphead.Head)
-	defer heads.Put(h)
-	if !h.Scan(b) || h.ToTag || len(h.Branch) == 0 ||
-		!bytes.Equal(h.Method, []byte("REGISTER")) && !bytes.Equal(h.Method, []byte("INVITE")) {
-		return
-	}
+func (a *arrivals) note(branch string, at time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if now := time.Now(); now.Sub(a.started) > arrivalsKept {
 		a.prev, a.cur, a.started = a.cur, make(map[string]time.Time, len(a.cur)), now
 	}
 	if len(a.cur) < arrivalsMax {
-		a.cur[string(h.Branch)] = at
+		a.cur[branch] = at
 	}
 }
 
-// take returns, and forgets, when the request of branch reached the host.
-func (a *arrivals) take(branch string) (time.Time, bool) {
+// at returns when the request of branch reached the host.
+func (a *arrivals) at(branch string) (time.Time, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, m := range []map[string]time.Time{a.cur, a.prev} {
-		if at, ok := m[branch]; ok {
-			delete(m, branch)
-			return at, true
-		}
+	if t, ok := a.cur[branch]; ok {
+		return t, true
 	}
-	return time.Time{}, false
+	t, ok := a.prev[branch]
+	return t, ok
+}
+
+func (a *arrivals) seen(branch []byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.cur[string(branch)]
+	if !ok {
+		_, ok = a.prev[string(branch)]
+	}
+	return ok
 }
 
 // trackedListener hands sipgo the connections of a TCP or TLS listener,
