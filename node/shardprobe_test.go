@@ -109,43 +109,19 @@ func TestShardProbeLogsOncePerFailure(t *testing.T) {
 func TestShardProbeToleratesOneTimeout(t *testing.T) {
 	m := integration.StartMemcached(t)
 	// A shard that accepts and never answers: every check times out.
-	mute, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mute.Close()
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := mute.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}()
+	mute, _ := integration.SilentServer(t)
 	var out syncBuffer
 	p := newShardProbe(ringstore.Dialer(nil), 200*time.Millisecond, nil, slog.New(slog.NewTextHandler(&out, nil)))
 	ctx := context.Background()
 	// Healthy first, as the mute shard's address is probed: its first
 	// timeout passes, its second does not.
-	if _, err := p.check(ctx, mute.Addr().String()); err != nil {
+	if _, err := p.check(ctx, mute); err != nil {
 		t.Fatalf("first timeout taken as a failure: %v", err)
 	}
-	if _, err := p.check(ctx, mute.Addr().String()); err == nil {
+	if _, err := p.check(ctx, mute); err == nil {
 		t.Fatal("second timeout in a row taken as healthy")
 	}
-	if _, err := p.check(ctx, mute.Addr().String()); err == nil {
+	if _, err := p.check(ctx, mute); err == nil {
 		t.Fatal("a failing shard's next timeout taken as healthy")
 	}
 	// A real shard: healthy; once gone (refused), failing at the first check.
