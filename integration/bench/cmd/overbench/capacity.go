@@ -103,13 +103,8 @@ func (r *runner) capacityStep(ctx context.Context, srv *target.Server, rate int)
 	if err != nil {
 		return nil, err
 	}
-	port, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	st.sippPort = port
 	timeout := st.window() + 8*time.Second
-	args := r.sippArgs(srv, st, "register.xml", port, max(rate*4, 100), sippout.RttFreq(calls), 4*time.Second, timeout)
+	args := r.sippArgs(srv, st, "register.xml", max(rate*4, 100), sippout.RttFreq(calls), 4*time.Second, timeout)
 	exitErr, err := r.execSipp(ctx, srv, st, args, timeout+20*time.Second)
 	if err != nil {
 		return st, err

@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"github.com/locsvc/locsvc/integration/bench/internal/sippout"
 	"github.com/locsvc/locsvc/integration/bench/internal/target"
 )
@@ -30,18 +29,13 @@ func (r *runner) retryStep(ctx context.Context, srv *target.Server, label string
 	if err != nil {
 		return nil, err
 	}
-	port, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	st.sippPort = port
 	drain := r.drainFor(st.window())
 	r.retryStepsLeft--
 	// No limit on open calls: a phone waiting out a Retry-After is an open
 	// call, and -l would hold back new phones, lowering the offered load.
 	// sipp's -timeout only stops new calls, so it has none: the harness
 	// ends the step with signals instead.
-	args := r.sippArgs(srv, st, "register_retry.xml", port, phones, rttBatch(phones, kind), r.c.giveUp, 0)
+	args := r.sippArgs(srv, st, "register_retry.xml", phones, rttBatch(phones, kind), r.c.giveUp, 0)
 	// Answers to a phone's earlier transactions are ignored, not fatal
 	// (register_retry.xml says why), and a phone that gives up sends
 	// nothing more (sipp's default "bye" behaviour would send the server

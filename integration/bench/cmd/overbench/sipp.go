@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/locsvc/locsvc/integration/bench/internal/procs"
 	"github.com/locsvc/locsvc/integration/bench/internal/sippout"
 	"github.com/locsvc/locsvc/integration/bench/internal/target"
 )
@@ -35,7 +36,7 @@ type step struct {
 	peakRSS                            map[string]int64
 	cpu                                map[string]float64
 	rcvbufErrs                         int64
-	sippPort                           int   // sipp's local UDP port (-p), when the step knows it
+	sippPort                           int   // sipp's local UDP port (-p)
 	serverDrops, sippDrops             int64 // datagrams the kernel dropped at the server's socket, at sipp's
 	wall                               time.Duration
 	pass, senderLimited                bool // capacity steps: the rule's verdict
@@ -48,8 +49,8 @@ func (st *step) window() time.Duration {
 	return time.Duration(float64(st.calls) / float64(st.rate) * float64(time.Second))
 }
 
-// newStep creates the step's folder under the target's; a label run twice
-// keeps both.
+// newStep creates the step's folder under the target's (a label run twice
+// keeps both) and picks the port sipp sends from.
 func (r *runner) newStep(target, kind, label string, rate, calls, capacity int) (*step, error) {
 	dir := filepath.Join(r.dir, target, label)
 	for i := 2; ; i++ {
@@ -58,7 +59,11 @@ func (r *runner) newStep(target, kind, label string, rate, calls, capacity int) 
 		}
 		dir = filepath.Join(r.dir, target, fmt.Sprintf("%s-%d", label, i))
 	}
-	st := &step{target: target, kind: kind, label: label, dir: dir, rate: rate, calls: calls, capacity: capacity}
+	port, err := procs.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	st := &step{target: target, kind: kind, label: label, dir: dir, rate: rate, calls: calls, capacity: capacity, sippPort: port}
 	return st, os.MkdirAll(dir, 0o755)
 }
 
@@ -69,12 +74,12 @@ func (r *runner) newStep(target, kind, label string, rate, calls, capacity int) 
 // more slowly than asked once it is reached. timeout (if not 0) is
 // sipp's -timeout, after which it starts no more calls and waits for the
 // open ones.
-func (r *runner) sippArgs(srv *target.Server, st *step, scenario string, port, limit, rttFreq int, recvTimeout, timeout time.Duration) []string {
+func (r *runner) sippArgs(srv *target.Server, st *step, scenario string, limit, rttFreq int, recvTimeout, timeout time.Duration) []string {
 	args := []string{
 		"-sf", filepath.Join(r.c.assets, "sipp", scenario),
 		"-inf", r.usersCSV,
 		"-key", "domain", "localhost",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(st.sippPort), "-t", "u1",
 		"-r", strconv.Itoa(st.rate), "-rp", "1000", "-m", strconv.Itoa(st.calls),
 		"-l", strconv.Itoa(limit),
 		"-buff_size", "4194304",
@@ -126,9 +131,7 @@ func (r *runner) execSipp(ctx context.Context, srv *target.Server, st *step, arg
 	readDrops := func() {
 		d := sippout.UDPDrops(serverPort, st.sippPort)
 		st.serverDrops = max(st.serverDrops, d[serverPort]-drops0[serverPort])
-		if st.sippPort != 0 {
-			st.sippDrops = max(st.sippDrops, d[st.sippPort])
-		}
+		st.sippDrops = max(st.sippDrops, d[st.sippPort])
 	}
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
