@@ -104,16 +104,7 @@ var children = &procs.Table{Grace: 10 * time.Second, Logf: logf}
 func main() {
 	c := parseFlags()
 	ctx := children.Interruptible()
-	err := run(ctx, c)
-	children.StopAll()
-	if err != nil {
-		if ctx.Err() != nil {
-			logf("interrupted: %v", err)
-			os.Exit(130)
-		}
-		logf("%v", err)
-		os.Exit(1)
-	}
+	children.Finish(ctx, run(ctx, c))
 }
 
 func parseFlags() config {

@@ -81,15 +81,7 @@ var children = &procs.Table{Grace: 15 * time.Second, Logf: logf}
 func main() {
 	c := parseFlags()
 	ctx := children.Interruptible()
-	err := run(ctx, c)
-	if err != nil {
-		if ctx.Err() != nil {
-			logf("interrupted: %v", err)
-			os.Exit(130)
-		}
-		logf("FAILED: %v", err)
-		os.Exit(1)
-	}
+	children.Finish(ctx, run(ctx, c))
 }
 
 func parseFlags() config {

@@ -169,6 +169,22 @@ func (t *Table) Interruptible() context.Context {
 	return ctx
 }
 
+// Finish ends a benchmark's main once its run returned err: every process
+// still running is stopped; then, on an error, the process logs it and
+// exits 130 when ctx (Interruptible's) was interrupted, 1 otherwise.
+func (t *Table) Finish(ctx context.Context, err error) {
+	t.StopAll()
+	if err == nil {
+		return
+	}
+	if ctx.Err() != nil {
+		t.logf("interrupted: %v", err)
+		os.Exit(130)
+	}
+	t.logf("FAILED: %v", err)
+	os.Exit(1)
+}
+
 // FreePort is a loopback port that was free for both TCP and UDP a moment
 // ago, for a child to listen on (SIP and gossip listen on both).
 func FreePort() (int, error) {
