@@ -19,6 +19,18 @@ type search struct {
 	steps      []*step
 }
 
+// found is what s found, as the table shows it; s may be nil (not run).
+func (s *search) found() ratesearch.Best {
+	if s == nil {
+		return ratesearch.Best{}
+	}
+	b := ratesearch.Best{Ran: true, Bounded: s.bounded, Note: s.note}
+	if st := s.best; st != nil {
+		b.Found, b.Rate, b.P50, b.P99, b.OK, b.CPU = true, st.rate, st.p50, st.p99, st.ok, st.cpu
+	}
+	return b
+}
+
 // search finds d's highest sustainable rate for req, sipbench's way
 // (ratesearch): doubling from -start-rate until a step fails, then
 // -bisect bisections;

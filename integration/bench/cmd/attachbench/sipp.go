@@ -109,7 +109,7 @@ func (r *runner) runStep(ctx context.Context, d *deployment, req request, rate, 
 	st.judge()
 	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, %.2f cores%s",
 		d.name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
-		ms(st.p50), ms(st.p99), st.cpu/st.wall.Seconds(), memString(st.mem))
+		ratesearch.Ms(st.p50), ratesearch.Ms(st.p99), st.cpu/st.wall.Seconds(), memString(st.mem))
 	if !st.pass {
 		logf("         %s", st.verdict)
 	}
@@ -188,13 +188,6 @@ func (st *step) judge() {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-
-func ms(v float64) string {
-	if v < 1 {
-		return "<1 ms"
-	}
-	return fmt.Sprintf("%.0f ms", v)
-}
 
 const stepCSVHeader = "deployment,request,offered_per_s,calls,sent_per_s,successful,failed,retransmissions,achieved_per_s,p50_ms,p99_ms,cpu_deployment_s,cpu_sipp_s,wall_s,pass,verdict,dir"
 

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/locsvc/locsvc/integration/bench/internal/ratesearch"
 )
 
 // sizingRates are the REGISTER rates of the -m table.
@@ -29,8 +31,8 @@ func (r *runner) table(res *results) string {
 	row("request", deploymentTitle[attached], deploymentTitle[dmq], "A / B", "A p50 / p99", "B p50 / p99", "A CPU/req", "B CPU/req")
 	row("---", "---", "---", "---", "---", "---", "---", "---")
 	for _, q := range r.c.requests {
-		a, d := res.find(attached, q), res.find(dmq, q)
-		row(requestTitle[q], rateCell(a), rateCell(d), rateRatio(a, d), latCell(a), latCell(d), cpuCell(a), cpuCell(d))
+		a, d := res.find(attached, q).found(), res.find(dmq, q).found()
+		row(requestTitle[q], a.RateCell(), d.RateCell(), ratesearch.RateRatio(a, d), a.LatCell(), d.LatCell(), a.CPUCell(), d.CPUCell())
 	}
 	fmt.Fprintf(&b, "\nReplication seen on the other side (A: node 2 looks up a user with the edge's Path; B: node 2 holds as many users as node 1): A %s; B %s.\n",
 		noteOr(res.notes[attached]), noteOr(res.notes[dmq]))
@@ -120,50 +122,6 @@ func noteOr(n string) string {
 		return "not checked"
 	}
 	return n
-}
-
-func rateCell(s *search) string {
-	switch {
-	case s == nil:
-		return "not run"
-	case s.best == nil:
-		return "none (" + s.note + ")"
-	case s.bounded:
-		return fmt.Sprintf(">= %d/s", s.best.rate)
-	}
-	return fmt.Sprintf("%d/s", s.best.rate)
-}
-
-// rateRatio is a's sustainable rate over b's; a bounded search's true
-// limit is higher than its rate, so the ratio is then a bound.
-func rateRatio(a, b *search) string {
-	if a == nil || b == nil || a.best == nil || b.best == nil {
-		return "-"
-	}
-	v := fmt.Sprintf("%.2f", float64(a.best.rate)/float64(b.best.rate))
-	switch {
-	case a.bounded && b.bounded:
-		return "~" + v
-	case a.bounded:
-		return ">= " + v
-	case b.bounded:
-		return "<= " + v
-	}
-	return v
-}
-
-func latCell(s *search) string {
-	if s == nil || s.best == nil {
-		return "-"
-	}
-	return ms(s.best.p50) + " / " + ms(s.best.p99)
-}
-
-func cpuCell(s *search) string {
-	if s == nil || s.best == nil || s.best.ok == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f µs", s.best.cpu/float64(s.best.ok)*1e6)
 }
 
 // kb and mb count as Kamailio's -m does: 1 MB = 2^20 bytes.

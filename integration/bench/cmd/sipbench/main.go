@@ -187,6 +187,15 @@ type search struct {
 	steps   []*step
 }
 
+// found is what s found, as the table shows it.
+func (s *search) found() ratesearch.Best {
+	b := ratesearch.Best{Ran: true, Bounded: s.bounded, Note: s.note}
+	if st := s.best; st != nil {
+		b.Found, b.Rate, b.P50, b.P99, b.OK, b.CPU = true, st.rate, st.p50, st.p99, st.ok, st.serverCPU()
+	}
+	return b
+}
+
 type runner struct {
 	c        config
 	dir      string
@@ -653,7 +662,7 @@ func (r *runner) runStep(ctx context.Context, srv *server, req request, rate, ca
 	st.judge()
 	logf("%-8s %-8s %6d/s x %6d: %-4s sent %6.0f/s, achieved %6.0f/s, retrans %d, failed %d, p50 %s p99 %s, cpu %s, rcvbuf errors %+d",
 		srv.Name, req, rate, calls, map[bool]string{true: "PASS", false: "FAIL"}[st.pass], st.sent, st.achieved, st.retrans, st.failed,
-		ms(st.p50), ms(st.p99), cpuString(st), st.rcvbufErrs)
+		ratesearch.Ms(st.p50), ratesearch.Ms(st.p99), cpuString(st), st.rcvbufErrs)
 	if !st.pass {
 		logf("         %s", st.verdict)
 	}
@@ -805,13 +814,6 @@ func cpuString(st *step) string {
 	return strings.Join(parts, " ") + " cores"
 }
 
-func ms(v float64) string {
-	if v < 1 {
-		return "<1 ms"
-	}
-	return fmt.Sprintf("%.0f ms", v)
-}
-
 // ---- the table ----
 
 // column is one column of the table: its header and its cell per request
@@ -822,14 +824,14 @@ type column struct {
 }
 
 func (r *runner) table(results []*search) string {
-	find := func(t string) func(request) *search {
-		return func(q request) *search {
+	find := func(t string) func(request) ratesearch.Best {
+		return func(q request) ratesearch.Best {
 			for _, s := range results {
 				if s.target == t && s.req == q {
-					return s
+					return s.found()
 				}
 			}
-			return nil
+			return ratesearch.Best{}
 		}
 	}
 	l, k, b := find("locsvc"), find("kamailio"), find("baseline")
@@ -838,27 +840,27 @@ func (r *runner) table(results []*search) string {
 	}}}
 	if slices.Contains(r.c.targets, "baseline") {
 		cols = append(cols,
-			column{"baseline", func(q request) string { return rateCell(b(q)) }},
-			column{"locsvc", func(q request) string { return rateCell(l(q)) }},
-			column{"locsvc / baseline", func(q request) string { return rateRatio(l(q), b(q)) }},
-			column{"Kamailio", func(q request) string { return rateCell(k(q)) }},
-			column{"locsvc / Kamailio", func(q request) string { return rateRatio(l(q), k(q)) }},
-			column{"baseline p50 / p99", func(q request) string { return latCell(b(q)) }},
-			column{"locsvc p50 / p99", func(q request) string { return latCell(l(q)) }},
-			column{"locsvc / baseline p50 / p99", func(q request) string { return latRatio(l(q), b(q)) }},
-			column{"Kamailio p50 / p99", func(q request) string { return latCell(k(q)) }},
-			column{"baseline CPU/req", func(q request) string { return cpuCell(b(q)) }},
-			column{"locsvc CPU/req", func(q request) string { return cpuCell(l(q)) }},
-			column{"Kamailio CPU/req", func(q request) string { return cpuCell(k(q)) }})
+			column{"baseline", func(q request) string { return b(q).RateCell() }},
+			column{"locsvc", func(q request) string { return l(q).RateCell() }},
+			column{"locsvc / baseline", func(q request) string { return ratesearch.RateRatio(l(q), b(q)) }},
+			column{"Kamailio", func(q request) string { return k(q).RateCell() }},
+			column{"locsvc / Kamailio", func(q request) string { return ratesearch.RateRatio(l(q), k(q)) }},
+			column{"baseline p50 / p99", func(q request) string { return b(q).LatCell() }},
+			column{"locsvc p50 / p99", func(q request) string { return l(q).LatCell() }},
+			column{"locsvc / baseline p50 / p99", func(q request) string { return ratesearch.LatRatio(l(q), b(q)) }},
+			column{"Kamailio p50 / p99", func(q request) string { return k(q).LatCell() }},
+			column{"baseline CPU/req", func(q request) string { return b(q).CPUCell() }},
+			column{"locsvc CPU/req", func(q request) string { return l(q).CPUCell() }},
+			column{"Kamailio CPU/req", func(q request) string { return k(q).CPUCell() }})
 	} else {
 		cols = append(cols,
-			column{"locsvc", func(q request) string { return rateCell(l(q)) }},
-			column{"Kamailio", func(q request) string { return rateCell(k(q)) }},
-			column{"ratio", func(q request) string { return rateRatio(l(q), k(q)) }},
-			column{"locsvc p50 / p99", func(q request) string { return latCell(l(q)) }},
-			column{"Kamailio p50 / p99", func(q request) string { return latCell(k(q)) }},
-			column{"locsvc CPU/req", func(q request) string { return cpuCell(l(q)) }},
-			column{"Kamailio CPU/req", func(q request) string { return cpuCell(k(q)) }})
+			column{"locsvc", func(q request) string { return l(q).RateCell() }},
+			column{"Kamailio", func(q request) string { return k(q).RateCell() }},
+			column{"ratio", func(q request) string { return ratesearch.RateRatio(l(q), k(q)) }},
+			column{"locsvc p50 / p99", func(q request) string { return l(q).LatCell() }},
+			column{"Kamailio p50 / p99", func(q request) string { return k(q).LatCell() }},
+			column{"locsvc CPU/req", func(q request) string { return l(q).CPUCell() }},
+			column{"Kamailio CPU/req", func(q request) string { return k(q).CPUCell() }})
 	}
 	var sb strings.Builder
 	r.tableHead(&sb)
@@ -915,63 +917,4 @@ func binVersion(bin string) string {
 		return v
 	}
 	return "unknown"
-}
-
-func rateCell(s *search) string {
-	switch {
-	case s == nil:
-		return "not run"
-	case s.best == nil:
-		return "none (" + s.note + ")"
-	case s.bounded:
-		return fmt.Sprintf(">= %d/s", s.best.rate)
-	}
-	return fmt.Sprintf("%d/s", s.best.rate)
-}
-
-// rateRatio is a's sustainable rate over b's. A bounded search's true
-// limit is higher than its rate, so the ratio is a bound on one side.
-func rateRatio(a, b *search) string {
-	if a == nil || b == nil || a.best == nil || b.best == nil {
-		return "-"
-	}
-	v := fmt.Sprintf("%.2f", float64(a.best.rate)/float64(b.best.rate))
-	switch {
-	case a.bounded && b.bounded:
-		return "~" + v
-	case a.bounded:
-		return ">= " + v
-	case b.bounded:
-		return "<= " + v
-	}
-	return v
-}
-
-func latCell(s *search) string {
-	if s == nil || s.best == nil {
-		return "-"
-	}
-	return ms(s.best.p50) + " / " + ms(s.best.p99)
-}
-
-// latRatio is a's p50 and p99 over b's. sipp counts whole milliseconds, so
-// a ratio with a time under 1 ms would mean nothing.
-func latRatio(a, b *search) string {
-	if a == nil || b == nil || a.best == nil || b.best == nil {
-		return "-"
-	}
-	ratio := func(x, y float64) string {
-		if x < 1 || y < 1 {
-			return "-"
-		}
-		return fmt.Sprintf("%.2f", x/y)
-	}
-	return ratio(a.best.p50, b.best.p50) + " / " + ratio(a.best.p99, b.best.p99)
-}
-
-func cpuCell(s *search) string {
-	if s == nil || s.best == nil || s.best.ok == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f µs", s.best.serverCPU()/float64(s.best.ok)*1e6)
 }
