@@ -67,11 +67,11 @@ var maxLatency = time.Second
 // + 1 s for the answers and gives up on the rest.
 func (b *bench) runStep(ctx context.Context, rate int) (*step, error) {
 	s := &step{rate: rate, offered: max(1, int(float64(rate)*b.c.stepLen.Seconds()))}
-	cpu0, err := cpuTicks(b.srv.p.PID())
+	cpu0, err := procs.CPUTicks(b.srv.p.PID())
 	if err != nil {
 		return nil, err
 	}
-	gen0, _ := cpuTicks(os.Getpid())
+	gen0, _ := procs.CPUTicks(os.Getpid())
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	s.start = time.Now()
@@ -114,11 +114,11 @@ func (b *bench) runStep(ctx context.Context, rate int) (*step, error) {
 			s.unanswered++
 		}
 	}
-	cpu1, err := cpuTicks(b.srv.p.PID())
+	cpu1, err := procs.CPUTicks(b.srv.p.PID())
 	if err != nil {
 		return nil, err
 	}
-	gen1, _ := cpuTicks(os.Getpid())
+	gen1, _ := procs.CPUTicks(os.Getpid())
 	s.cpu, s.genCPU = float64(cpu1-cpu0)/clkTck, float64(gen1-gen0)/clkTck
 	s.wall = time.Since(s.start)
 	s.judge()

@@ -84,6 +84,7 @@ import (
 	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/procs"
+	"github.com/locsvc/locsvc/integration/bench/internal/target"
 )
 
 type config struct {
@@ -493,20 +494,20 @@ func (b *bench) measure(ctx context.Context) (res *result) {
 // keepalives over d.
 func (b *bench) window(ctx context.Context, d time.Duration) (idleWindow, error) {
 	pid := b.srv.p.PID()
-	s0, err := cpuTicks(pid)
+	s0, err := procs.CPUTicks(pid)
 	if err != nil {
 		return idleWindow{}, err
 	}
-	g0, _ := cpuTicks(os.Getpid())
+	g0, _ := procs.CPUTicks(os.Getpid())
 	ka0, p0, w0, t0 := b.kaSent.Load(), b.pongs.Load(), b.wsPings.Load(), time.Now()
 	if err := procs.Sleep(ctx, d); err != nil {
 		return idleWindow{}, err
 	}
-	s1, err := cpuTicks(pid)
+	s1, err := procs.CPUTicks(pid)
 	if err != nil {
 		return idleWindow{}, err
 	}
-	g1, _ := cpuTicks(os.Getpid())
+	g1, _ := procs.CPUTicks(os.Getpid())
 	ka1 := b.kaSent.Load()
 	return idleWindow{dur: time.Since(t0), kaSent: ka1 - ka0, pongs: b.pongs.Load() - p0, kaTotal: ka1, wsPings: b.wsPings.Load() - w0,
 		serverCPU: float64(s1-s0) / clkTck, genCPU: float64(g1-g0) / clkTck}, nil
@@ -515,7 +516,7 @@ func (b *bench) window(ctx context.Context, d time.Duration) (idleWindow, error)
 // check fails the run once a connection was lost or the server died.
 func (b *bench) check() error {
 	if b.srv.p.Exited() {
-		return fmt.Errorf("locsvc exited: %v\n%s", b.srv.p.Err(), tail(filepath.Join(b.dir, "locsvc.log")))
+		return fmt.Errorf("locsvc exited: %v\n%s", b.srv.p.Err(), target.Tail(filepath.Join(b.dir, "locsvc.log")))
 	}
 	if n := b.lost.Load(); n > 0 {
 		b.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/procs"
+	"github.com/locsvc/locsvc/integration/bench/internal/target"
 )
 
 // ---- file descriptors ----
@@ -150,7 +151,7 @@ func tryStart(ctx context.Context, c config, dir string, need uint64) (*server, 
 	s.p = p
 	if err := s.waitReady(ctx, 20*time.Second); err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "locsvc.log")))
+		return nil, fmt.Errorf("%w\n%s", err, target.Tail(filepath.Join(dir, "locsvc.log")))
 	}
 	if n, err := childNofile(p.PID()); err != nil || n < need {
 		p.Stop()
@@ -245,7 +246,7 @@ func (s *server) sample(phase string, withProfiles bool) (sample, error) {
 		return sample{}, err
 	}
 	sm.rss, sm.rssAnon = st["VmRSS"], st["RssAnon"]
-	if sm.cpuTicks, err = cpuTicks(s.p.PID()); err != nil {
+	if sm.cpuTicks, err = procs.CPUTicks(s.p.PID()); err != nil {
 		return sample{}, err
 	}
 	return sm, nil
@@ -310,32 +311,4 @@ func procStatus(pid int) (map[string]int64, error) {
 		out[k] = n << 10
 	}
 	return out, nil
-}
-
-// cpuTicks is utime + stime of a process, all its threads.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return ut + st, nil
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
 }
