@@ -147,9 +147,8 @@ func parseFlags() config {
 	return c
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s attachbench: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
+// logf writes a line of progress to stderr.
+var logf = (&procs.Logger{Name: "attachbench"}).Logf
 
 func fatalf(format string, args ...any) {
 	logf(format, args...)

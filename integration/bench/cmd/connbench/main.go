@@ -71,7 +71,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -175,20 +174,12 @@ func parseFlags() config {
 	return c
 }
 
+// logger writes lines of progress to stderr and, once the run's folder
+// exists, to its log there.
 var (
-	logMu   sync.Mutex
-	logFile io.Writer
+	logger = &procs.Logger{Name: "connbench"}
+	logf   = logger.Logf
 )
-
-func logf(format string, args ...any) {
-	line := fmt.Sprintf("%s connbench: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
-	logMu.Lock()
-	defer logMu.Unlock()
-	os.Stderr.WriteString(line)
-	if logFile != nil {
-		io.WriteString(logFile, line)
-	}
-}
 
 func fatalf(format string, args ...any) {
 	logf(format, args...)
@@ -291,13 +282,9 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	logMu.Lock()
-	logFile = lf
-	logMu.Unlock()
+	logger.SetFile(lf)
 	defer func() {
-		logMu.Lock()
-		logFile = nil
-		logMu.Unlock()
+		logger.SetFile(nil)
 		lf.Close()
 	}()
 	logf("writing to %s", dir)

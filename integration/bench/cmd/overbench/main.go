@@ -206,9 +206,8 @@ func smokeDefaults(c *config) {
 	}
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s overbench: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
+// logf writes a line of progress to stderr.
+var logf = (&procs.Logger{Name: "overbench"}).Logf
 
 func fatalf(format string, args ...any) {
 	logf(format, args...)

@@ -52,7 +52,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,20 +101,12 @@ func parseFlags() config {
 	return c
 }
 
+// logger writes lines of progress to stderr and, once the run's folder
+// exists, to its log there.
 var (
-	logMu   sync.Mutex
-	logFile io.Writer
+	logger = &procs.Logger{Name: "scalebench"}
+	logf   = logger.Logf
 )
-
-func logf(format string, args ...any) {
-	line := fmt.Sprintf("%s scalebench: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
-	logMu.Lock()
-	defer logMu.Unlock()
-	os.Stderr.WriteString(line)
-	if logFile != nil {
-		io.WriteString(logFile, line)
-	}
-}
 
 func fatalf(format string, args ...any) {
 	logf(format, args...)
@@ -147,9 +138,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer f.Close()
-	logMu.Lock()
-	logFile = f
-	logMu.Unlock()
+	logger.SetFile(f)
 
 	nw, err := newNetwork()
 	if err != nil {
