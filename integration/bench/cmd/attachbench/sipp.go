@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/procs"
@@ -99,9 +98,7 @@ func (r *runner) runStep(ctx context.Context, d *deployment, req request, rate, 
 	}
 	st.wall = time.Since(t0)
 	st.cpu = float64(d.cpuTicks()-cpu0) / target.ClkTck
-	if u := p.Usage(); u != nil {
-		st.sippCPU = tv(u.Utime) + tv(u.Stime)
-	}
+	st.sippCPU = p.CPUSeconds()
 	st.mem = sampler.stop()
 	if err := st.readResults(exitErr); err != nil {
 		return nil, err
@@ -186,8 +183,6 @@ func (st *step) judge() {
 	st.pass, st.senderLimited, st.verdict = ratesearch.Verdict(ratesearch.Outcome{
 		Rate: st.rate, Calls: st.calls, Failed: st.failed, Retrans: st.retrans, Achieved: st.achieved, Sent: st.sent})
 }
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 const stepCSVHeader = "deployment,request,offered_per_s,calls,sent_per_s,successful,failed,retransmissions,achieved_per_s,p50_ms,p99_ms,cpu_deployment_s,cpu_sipp_s,wall_s,pass,verdict,dir"
 

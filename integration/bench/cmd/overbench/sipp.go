@@ -166,10 +166,7 @@ func (r *runner) execSipp(ctx context.Context, srv *target.Server, st *step, arg
 	st.peakRSS = srv.PeakRSS()
 	cpu1 := srv.CPUTicks()
 	st.rcvbufErrs = sippout.RcvbufErrors() - before
-	st.cpu = map[string]float64{}
-	if u := p.Usage(); u != nil {
-		st.cpu["sipp"] = tv(u.Utime) + tv(u.Stime)
-	}
+	st.cpu = map[string]float64{"sipp": p.CPUSeconds()}
 	for k, v := range cpu1 {
 		st.cpu[k] = float64(v-cpu0[k]) / target.ClkTck
 	}
@@ -249,5 +246,3 @@ func (st *step) serverCPU() float64 {
 	}
 	return s
 }
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }

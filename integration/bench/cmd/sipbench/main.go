@@ -62,7 +62,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/locsvc/locsvc/integration/bench/internal/procs"
@@ -710,7 +709,6 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 	if err != nil {
 		return nil, err
 	}
-	sippCPU := 0.0
 	select {
 	case <-p.Done():
 		exitErr = p.Err()
@@ -722,12 +720,9 @@ func (r *runner) execSipp(ctx context.Context, srv *server, st *step) (exitErr, 
 		exitErr = errors.New("sipp did not end: killed")
 	}
 	st.wall = time.Since(t0)
-	if u := p.Usage(); u != nil {
-		sippCPU = tv(u.Utime) + tv(u.Stime)
-	}
 	cpu1 := srv.CPUTicks()
 	st.rcvbufErrs = sippout.RcvbufErrors() - before
-	st.cpu = map[string]float64{"sipp": sippCPU}
+	st.cpu = map[string]float64{"sipp": p.CPUSeconds()}
 	for k, v := range cpu1 {
 		st.cpu[k] = float64(v-cpu0[k]) / target.ClkTck
 	}
@@ -778,8 +773,6 @@ func (st *step) judge() {
 	st.pass, st.senderLimited, st.verdict = ratesearch.Verdict(ratesearch.Outcome{
 		Rate: st.rate, Calls: st.calls, Failed: st.failed, Retrans: st.retrans, Achieved: st.achieved, Sent: st.sent})
 }
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 const stepCSVHeader = "target,request,offered_per_s,calls,sent_per_s,successful,failed,retransmissions,achieved_per_s,p50_ms,p99_ms,max_ms,rcvbuf_errors,cpu_server_s,cpu_sipp_s,wall_s,pass,verdict,dir"
 

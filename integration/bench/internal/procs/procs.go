@@ -83,14 +83,18 @@ func (p *Proc) Done() <-chan struct{} { return p.done }
 // Err is how the process exited, once Done is closed.
 func (p *Proc) Err() error { return p.err }
 
-// Usage is the exited process's resource usage (its CPU time), nil
-// before it has exited.
-func (p *Proc) Usage() *syscall.Rusage {
+// CPUSeconds is the CPU time (user and system) the exited process used,
+// 0 before it has exited.
+func (p *Proc) CPUSeconds() float64 {
 	if !p.Exited() || p.cmd.ProcessState == nil {
-		return nil
+		return 0
 	}
-	u, _ := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return u
+	u, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(u.Utime) + tv(u.Stime)
 }
 
 // Exited reports whether the process has exited.
