@@ -78,7 +78,7 @@ func callKey(req *sip.Request) uint64 {
 	if cid == nil {
 		return 0
 	}
-	return overload.CallKey([]byte(cid.Value()))
+	return overload.CallKey(cid.Value())
 }
 
 // due reports whether a new REGISTER or INVITE judged late, which

@@ -40,7 +40,11 @@ type udpReader struct {
 func (r *udpReader) ReadFrom(b []byte) (int, net.Addr, error) {
 	var oob []byte
 	if r.p.arrivals != nil {
-		oob = make([]byte, rxTimeOOB)
+		// From a pool, not a buffer of the reader's: sipgo reads a
+		// listener from one goroutine today, but nothing promises it.
+		buf := oobBufs.Get().(*[]byte)
+		defer oobBufs.Put(buf)
+		oob = *buf
 	}
 	for {
 		n, oobn, _, src, err := r.ReadMsgUDPAddrPort(b, oob)
@@ -57,6 +61,8 @@ func (r *udpReader) ReadFrom(b []byte) (int, net.Addr, error) {
 		return n, net.UDPAddrFromAddrPort(src), nil
 	}
 }
+
+var oobBufs = sync.Pool{New: func() any { b := make([]byte, rxTimeOOB); return &b }}
 
 // send and name make the reader the sink of its own refusals.
 func (r *udpReader) send(b []byte, to netip.AddrPort) error {

@@ -152,10 +152,12 @@ func (c *Controller) Due(now time.Time, delay time.Duration, key uint64) bool {
 
 // CallKey is the key of a phone's appointment: a hash of its Call-ID,
 // never 0 (0 is "no key").
-func CallKey(callID []byte) uint64 {
+// It takes the Call-ID as a scan holds it (bytes) or as a parsed request
+// does (a string), without a copy of either.
+func CallKey[T ~string | ~[]byte](callID T) uint64 {
 	h := uint64(14695981039346656037)
-	for _, b := range callID {
-		h ^= uint64(b)
+	for i := 0; i < len(callID); i++ {
+		h ^= uint64(callID[i])
 		h *= 1099511628211
 	}
 	return max(h, 1)

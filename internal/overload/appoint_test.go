@@ -137,3 +137,16 @@ func TestBookSlotReuse(t *testing.T) {
 		t.Error("an appointment a whole ring old is still kept")
 	}
 }
+
+// A phone booked from a scan (the Call-ID as bytes) is found by its
+// handler (the Call-ID as a string): the two keys are one.
+func TestCallKeyOfBytesAndString(t *testing.T) {
+	for _, id := range []string{"", "a", "843817637684230@998sdasdh09", "call-1@test"} {
+		if CallKey(id) != CallKey([]byte(id)) || CallKey(id) == 0 {
+			t.Errorf("CallKey(%q): %d as a string, %d as bytes", id, CallKey(id), CallKey([]byte(id)))
+		}
+	}
+	if CallKey("a") == CallKey("b") {
+		t.Error("two Call-IDs, one key")
+	}
+}
