@@ -39,7 +39,9 @@ const (
 	// count Retry-After from when they read the answer, and some add
 	// their own jitter.
 	earlyGrace, lateGrace = 1, 30
-	// maxBooked bounds the phones booked at once (about 24 bytes each).
+	// maxBooked bounds the phones booked at once: each costs an entry of
+	// the map (some 20 bytes) and one in its second's list (8, up to 16
+	// as the list grows).
 	maxBooked = 1 << 21
 )
 
