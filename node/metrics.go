@@ -53,7 +53,7 @@ var (
 		"SIP requests refused by a limit, by limit (register_rate, message_size, contacts, uri_length, field_length, path_entries; docs/limits.md).",
 		[]string{"limit"}, nil)
 	descSIPShed = prometheus.NewDesc("locsvc_sip_shed_total",
-		"New SIP requests refused with 503 to shed load, by reason (queue_delay: overload control; register_rate: --register-rate).",
+		"New SIP requests refused with 503 to shed load, by reason (queue_delay: overload control, a request waited too long; in_flight: overload control, the handler slots for new work were all taken; register_rate: --register-rate).",
 		[]string{"reason"}, nil)
 	descSIPQueue = prometheus.NewDesc("locsvc_sip_queue_delay_seconds",
 		"Time UDP requests waited between reaching the host and being read (measured while overload control is on).", nil, nil)

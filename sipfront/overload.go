@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -95,14 +96,15 @@ func (fe *stateless) due(in *inbound, arrived time.Time) bool {
 // refuseEarly answers a refused datagram from a scan of its bytes when it
 // is a new REGISTER or INVITE that is not a retransmission. It reports
 // false when the ordinary path must decide.
-func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, arrived time.Time, out sink) bool {
+// shed counts the refusal under its reason.
+func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, arrived time.Time, out sink, shed *atomic.Uint64) bool {
 	h := heads.Get().(*siphead.Head)
 	defer heads.Put(h)
 	method, ok := newRequest(h, data)
 	if !ok || fe.txs.has(txKeyRFC3261(string(h.Branch), string(h.Host), h.Port, method)) {
 		return false
 	}
-	return refuseScanned(fe.ctl, &fe.core.Stats, h, method, src, arrived, fe.ocValue(h.OC), out, fe.log)
+	return refuseScanned(fe.ctl, &fe.core.Stats, shed, h, method, src, arrived, fe.ocValue(h.OC), out, fe.log)
 }
 
 // newRequest scans data and reports whether it is a new REGISTER or
@@ -124,8 +126,9 @@ func newRequest(h *siphead.Head, data []byte) (sip.RequestMethod, bool) {
 // refuseScanned answers the scanned request h, which reached the host at
 // arrived and is no retransmission of one being served, with a 503 and
 // the Retry-After of its phone's appointment, unless the phone comes
-// back for its appointment (false: the handler takes it).
-func refuseScanned(ctl *overload.Controller, stats *core.Counters, h *siphead.Head, method sip.RequestMethod,
+// back for its appointment (false: the handler takes it). shed is the
+// counter of the refusal's reason, one of stats'.
+func refuseScanned(ctl *overload.Controller, stats *core.Counters, shed *atomic.Uint64, h *siphead.Head, method sip.RequestMethod,
 	src netip.AddrPort, arrived time.Time, oc string, out sink, log *slog.Logger) bool {
 	now := time.Now()
 	key := overload.CallKey(h.CallID)
@@ -133,7 +136,7 @@ func refuseScanned(ctl *overload.Controller, stats *core.Counters, h *siphead.He
 		return false
 	}
 	stats.Request(string(method))
-	stats.ShedQueueDelay.Add(1)
+	shed.Add(1)
 	stats.Response(503)
 	buf := refusalBufs.Get().(*[]byte)
 	b := h.Refusal((*buf)[:0], src, ctl.Appoint(now, key), earlyTag(h.Branch, h.CallID), oc)
@@ -168,15 +171,15 @@ func sheddable(req *sip.Request) bool {
 	return to != nil && !to.Params.Has("tag")
 }
 
-// refusal is the ordinary path's 503 for overload.
-func (fe *stateless) refusal(in *inbound) *sip.Response {
-	return refusalOf(fe.ctl, &fe.core.Stats, in.Req)
+// refusal is the ordinary path's 503 for overload, counted in shed.
+func (fe *stateless) refusal(in *inbound, shed *atomic.Uint64) *sip.Response {
+	return refusalOf(fe.ctl, shed, in.Req)
 }
 
 // refusalOf is the 503 for overload of a parsed request, with the
-// Retry-After of the phone's appointment; it is counted as shed.
-func refusalOf(ctl *overload.Controller, stats *core.Counters, req *sip.Request) *sip.Response {
-	stats.ShedQueueDelay.Add(1)
+// Retry-After of the phone's appointment; it is counted in shed.
+func refusalOf(ctl *overload.Controller, shed *atomic.Uint64, req *sip.Request) *sip.Response {
+	shed.Add(1)
 	res := core.NewResponse(req, 503, "Service Unavailable")
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(ctl.Appoint(time.Now(), callKey(req)))))
 	return res

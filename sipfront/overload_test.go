@@ -15,6 +15,7 @@ import (
 
 	"github.com/locsvc/locsvc/internal/overload"
 	"github.com/locsvc/locsvc/locsvc"
+	"github.com/locsvc/locsvc/sipfront/internal/core"
 )
 
 // overloaded is a front end under overload control whose requests all
@@ -383,6 +384,59 @@ func TestOverloadRefusesWhenNoHandlerIsFree(t *testing.T) {
 	}
 	wantCode(t, res.(*sip.Response), 503)
 	fe.handlers.Wait()
+	held.mu.Lock()
+	defer held.mu.Unlock()
+	if len(held.out) != 1 || !bytes.HasPrefix(held.out[0], []byte("SIP/2.0 200")) {
+		t.Errorf("the REGISTER being handled got %q", held.out)
+	}
+}
+
+// New REGISTERs and INVITEs may hold only their share of the handler
+// slots: past it, a new one is refused as it is read (from the scan, and
+// counted as in_flight), while a request that is never shed still gets a
+// slot and its answer.
+func TestOverloadKeepsSlotsForRequestsNeverShed(t *testing.T) {
+	loc := &slowLocator{Locator: memService(t), release: make(chan struct{})}
+	fe := overloaded(t, loc)
+	fe.inline = false
+	fe.slots = make(chan struct{}, 4)
+	fe.newWorkCap = 1
+	local := "192.0.2.10:5062"
+	src := netip.MustParseAddrPort(local)
+	held := &recorder{}
+	fe.receiveDatagram([]byte(msg{callID: "held", hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>"}}.text(local, "udp")), src, time.Now(), held)
+	waitFor(t, "the first REGISTER in the store call", func() bool { return loc.calls.Load() == 1 })
+
+	late, early := &recorder{}, &recorder{}
+	fe.receiveDatagramVia([]byte(msg{callID: "second", hdrs: []string{"Contact: <sip:bob@192.0.2.10:5062>"}}.text(local, "udp")), src, time.Now(), late, early)
+	if len(late.out) != 0 || len(early.out) != 1 || !bytes.HasPrefix(early.out[0], []byte("SIP/2.0 503 ")) {
+		t.Errorf("second new REGISTER: want one 503 decided as it was read, got %q, then %q", early.out, late.out)
+	}
+	if got := fe.core.Stats.Snapshot().Shed[core.ShedInFlight]; got != 1 {
+		t.Errorf("shed for in_flight: %d, want 1", got)
+	}
+
+	// An INVITE inside a dialog (a To tag) is never shed: it takes one of
+	// the slots left and is answered by the handler.
+	inDialog := &recorder{}
+	fe.receiveDatagram([]byte(msg{method: "INVITE", ruri: "sip:bob@example.com", to: "<sip:bob@example.com>;tag=dlg1",
+		hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>"}}.text(local, "udp")), src, time.Now(), inDialog)
+	waitFor(t, "the in-dialog INVITE's answer", func() bool {
+		inDialog.mu.Lock()
+		defer inDialog.mu.Unlock()
+		return len(inDialog.out) > 0
+	})
+	inDialog.mu.Lock()
+	if bytes.HasPrefix(inDialog.out[0], []byte("SIP/2.0 503 ")) {
+		t.Errorf("in-dialog INVITE refused: %q", inDialog.out[0])
+	}
+	inDialog.mu.Unlock()
+
+	close(loc.release)
+	fe.handlers.Wait()
+	if n := fe.newWork.Load(); n != 0 {
+		t.Errorf("%d slots for new work still counted taken after every handler ended", n)
+	}
 	held.mu.Lock()
 	defer held.mu.Unlock()
 	if len(held.out) != 1 || !bytes.HasPrefix(held.out[0], []byte("SIP/2.0 200")) {

@@ -56,7 +56,7 @@ type Stats struct {
 	// answers, refusals; not responses relayed by proxy mode).
 	AnswerTimes map[string]Histogram
 	// Shed counts new requests refused (503) for overload, by reason
-	// (ShedQueueDelay, ShedRegisterRate).
+	// (ShedQueueDelay, ShedInFlight, ShedRegisterRate).
 	Shed map[string]uint64
 	// QueueDelay is how long UDP requests waited between reaching the
 	// host and being read, when overload control is on.
@@ -84,6 +84,10 @@ const (
 	// ShedQueueDelay: overload control refused a new REGISTER or INVITE
 	// that waited too long in the queue (503 with Retry-After).
 	ShedQueueDelay = "queue_delay"
+	// ShedInFlight: overload control refused a new REGISTER or INVITE
+	// because the handler slots new work may take were all taken (503
+	// with Retry-After).
+	ShedInFlight = "in_flight"
 	// ShedRegisterRate: a source over --register-rate (also counted as
 	// the limit of that name).
 	ShedRegisterRate = "register_rate"
@@ -160,8 +164,10 @@ type Counters struct {
 	NATUnbound      atomic.Uint64
 	limited         [len(limitNames)]atomic.Uint64
 	answerTimes     [len(knownMethods)]*histogram.Histogram
-	// ShedQueueDelay counts refusals by overload control.
+	// ShedQueueDelay and ShedInFlight count refusals by overload control,
+	// by reason.
 	ShedQueueDelay atomic.Uint64
+	ShedInFlight   atomic.Uint64
 	queueDelay     *histogram.Histogram
 	// Signal, when set, reads overload control's last window.
 	Signal func() OverloadSignal
@@ -245,7 +251,8 @@ func (c *Counters) Snapshot() Stats {
 	for i := range c.limited {
 		s.Limited[limitNames[i]] = c.limited[i].Load()
 	}
-	s.Shed = map[string]uint64{ShedQueueDelay: c.ShedQueueDelay.Load(), ShedRegisterRate: s.Limited[LimitRegisterRate]}
+	s.Shed = map[string]uint64{ShedQueueDelay: c.ShedQueueDelay.Load(), ShedInFlight: c.ShedInFlight.Load(),
+		ShedRegisterRate: s.Limited[LimitRegisterRate]}
 	s.QueueDelay = c.queueDelay.Snapshot()
 	if c.Signal != nil {
 		s.Overload = c.Signal()

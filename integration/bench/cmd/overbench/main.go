@@ -95,6 +95,15 @@ type config struct {
 // out.
 var children = &procs.Table{Grace: 10 * time.Second, Logf: logf}
 
+// retrySteps is how many steps with the retrying phones each target
+// runs: the loads and the avalanche, unless it has no phones.
+func (c *config) retrySteps() int {
+	if c.avalanchePhones == 0 {
+		return len(c.loads)
+	}
+	return len(c.loads) + 1
+}
+
 func main() {
 	c := parseFlags()
 	ctx := children.Interruptible()
@@ -123,7 +132,7 @@ func parseFlags() config {
 	flag.DurationVar(&c.giveUp, "give-up", 32*time.Second, "a phone gives up when one of its transactions is unanswered this long (Timer F)")
 	flag.DurationVar(&c.drain, "drain", 45*time.Second, "after the load ends, how long phones may still retry; those still retrying then are counted apart")
 	flag.DurationVar(&c.cooldown, "cooldown", 2*time.Second, "pause after each step")
-	flag.IntVar(&c.avalanchePhones, "avalanche-phones", 100000, "distinct phones of the avalanche")
+	flag.IntVar(&c.avalanchePhones, "avalanche-phones", 100000, "distinct phones of the avalanche (0: no avalanche)")
 	flag.IntVar(&c.avalancheRate, "avalanche-rate", 10000, "rate at which the avalanche's phones start (phones/s)")
 	flag.IntVar(&c.kamChildren, "kam-children", 4, "Kamailio UDP worker processes")
 	flag.IntVar(&c.kamShmMB, "kam-shm", 256, "Kamailio shared memory, MB (its location table lives there; 64, the default, is short for the avalanche)")
@@ -255,7 +264,7 @@ func run(ctx context.Context, c config) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	r := &runner{c: c, dir: dir, start: time.Now(), retryStepsLeft: len(c.targets) * (len(c.loads) + 1)}
+	r := &runner{c: c, dir: dir, start: time.Now(), retryStepsLeft: len(c.targets) * c.retrySteps()}
 	for _, t := range c.targets {
 		if _, given := c.given[t]; !given {
 			r.searchesLeft++

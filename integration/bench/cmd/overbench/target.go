@@ -75,7 +75,7 @@ func (r *runner) measureTarget(ctx context.Context, name string) (*result, error
 	}
 	if res.capacity == nil {
 		logf("%s: no sustainable rate (%s): no overload steps", name, res.note)
-		r.retryStepsLeft -= len(r.c.loads) + 1
+		r.retryStepsLeft -= r.c.retrySteps()
 		return res, nil
 	}
 	logf("%s: C = %d REGISTERs/s", name, res.c())
@@ -94,6 +94,9 @@ func (r *runner) measureTarget(ctx context.Context, name string) (*result, error
 		if err != nil {
 			return res, err
 		}
+	}
+	if r.c.avalanchePhones == 0 {
+		return res, nil
 	}
 	err := with("avalanche", func(srv *target.Server) error {
 		st, err := r.retryStep(ctx, srv, "avalanche", r.c.avalancheRate, r.c.avalanchePhones, res.c())
