@@ -38,7 +38,10 @@
 // the phone's return (it is taken then, ahead of new phones), before any
 // storage call; one already late as it is read gets it from a scan of
 // the datagram (internal/siphead), before any parse, and the reader
-// sends a batch's refusals in one sendmmsg (transport_udp.go). Requests
+// sends a batch's refusals in one sendmmsg (transport_udp.go). New
+// REGISTERs and INVITEs hold at most a quarter of the handler slots
+// (stateless.go, newWorkShare): past that one is refused from the scan
+// too, whatever its wait, which bounds the work in hand. Requests
 // inside a dialog, ACK, CANCEL and retransmissions of requests being
 // served are never refused. In proxy mode the UDP reader refuses the
 // late ones the same way before sipgo sees them, and the handlers judge
