@@ -337,6 +337,20 @@ func TestOverloadAppointmentKept(t *testing.T) {
 				t.Fatalf("Retry-After %v, want 1", ra)
 			}
 			wantCode(t, send("phone-2", "1 REGISTER"), 503) // a new phone, no appointment
+			if early {
+				// Back for its appointment while the slots for new work
+				// are all taken: refused from the scan, and booked again.
+				fe.newWorkCap = 0
+				res := send("phone-1", "2 REGISTER")
+				wantCode(t, res, 503)
+				if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "1" {
+					t.Fatalf("Retry-After %v, want 1", ra)
+				}
+				if n := fe.core.Stats.ShedInFlight.Load(); n != 1 {
+					t.Errorf("shed for in_flight: %d, want 1", n)
+				}
+				fe.newWorkCap = 1
+			}
 			wantCode(t, send("phone-1", "2 REGISTER"), 200) // back for its appointment
 			wantCode(t, send("phone-1", "3 REGISTER"), 503) // the appointment was kept: judged as any other
 		})

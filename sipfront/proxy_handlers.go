@@ -108,7 +108,7 @@ func (p *proxy) prepare(req *sip.Request, tx sip.ServerTransaction) (in *core.In
 		return nil, false
 	}
 	if !p.admitted(in) {
-		p.reply(req, tx, refusalOf(p.ctl, &p.core.Stats.ShedQueueDelay, req))
+		p.reply(req, tx, refusalOf(p.ctl, &p.core.Stats, shedLate, req))
 		return nil, false
 	}
 	return in, true

@@ -87,7 +87,7 @@ func (p *proxy) shedEarly(data []byte, src netip.AddrPort, arrived time.Time, ou
 		return false // a retransmission: sipgo's transaction answers it
 	}
 	now := time.Now()
-	if p.ctl.Late(now, now.Sub(arrived)) && refuseScanned(p.ctl, &p.core.Stats, &p.core.Stats.ShedQueueDelay, h, method, src, arrived, "", out, p.log) {
+	if p.ctl.Late(now, now.Sub(arrived)) && refuseScanned(p.ctl, &p.core.Stats, shedLate, h, method, src, arrived, "", out, p.log) {
 		return true
 	}
 	p.arrivals.note(string(h.Branch), arrived)

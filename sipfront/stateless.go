@@ -186,7 +186,7 @@ func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPo
 		return
 	}
 	if late && sheddable(in.Req) && !fe.due(in, queued) {
-		fe.answer(in, fe.refusal(in, &fe.core.Stats.ShedQueueDelay))
+		fe.answer(in, fe.refusal(in, shedLate))
 		return
 	}
 	in.queued = queued
@@ -206,7 +206,7 @@ func (fe *stateless) receiveJudged(msg sip.Message, perr error, src netip.AddrPo
 		fe.handle(in)
 	}, fe.ctl != nil && sheddable(in.Req))
 	if !handedOff {
-		fe.answer(in, fe.refusal(in, &fe.core.Stats.ShedInFlight))
+		fe.answer(in, fe.refusal(in, shedFull))
 	}
 }
 
@@ -298,7 +298,7 @@ func (fe *stateless) cancelAnswer(in *inbound) *sip.Response {
 func (fe *stateless) handle(in *inbound) {
 	defer fe.core.Recover("in a handler", in.Req, fe.answerOnce(in))
 	if !fe.admitted(in) {
-		fe.answer(in, fe.refusal(in, &fe.core.Stats.ShedQueueDelay))
+		fe.answer(in, fe.refusal(in, shedLate))
 		return
 	}
 	ctx, cancel := fe.core.Context(&in.Inbound)
@@ -374,8 +374,11 @@ func (fe *stateless) receiveDatagramVia(data []byte, src netip.AddrPort, arrived
 		return
 	}
 	late := fe.late(arrived)
-	if late && fe.refuseEarly(data, src, arrived, early, &fe.core.Stats.ShedQueueDelay) ||
-		!late && fe.newWorkFull() && fe.refuseEarly(data, src, arrived, early, &fe.core.Stats.ShedInFlight) {
+	why, refuse := shedLate, late
+	if fe.newWorkFull() {
+		why, refuse = shedFull, true
+	}
+	if refuse && fe.refuseEarly(data, src, arrived, early, why) {
 		return
 	}
 	if len(data) > fe.cfg.MaxMessageSize {
