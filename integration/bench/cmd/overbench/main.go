@@ -75,6 +75,7 @@ type config struct {
 	locsvc, assets, out     string
 	targets                 []string
 	serverCPUs, sippCPUs    string
+	serverShare             float64 // -server-cpu-share: 0 for a whole CPU
 	users                   int
 	searchStep              time.Duration
 	startRate, maxRate      int
@@ -118,6 +119,7 @@ func parseFlags() config {
 	flag.StringVar(&c.out, "out", "results", "folder for raw output, the table and the figure")
 	flag.StringVar(&targets, "targets", "locsvc,kamailio", "targets, in order: locsvc, kamailio")
 	flag.StringVar(&c.serverCPUs, "server-cpus", "1", "CPUs (taskset -c) of the server under test and its memcached shards; empty: not pinned")
+	flag.Float64Var(&c.serverShare, "server-cpu-share", 0, "cap the server under test and its shards at this share of a CPU (a cgroup; needs root), e.g. 0.5 so that sipp on its one CPU can offer 3x C; 0: no cap")
 	flag.StringVar(&c.sippCPUs, "sipp-cpus", "0", "CPUs (taskset -c) of sipp; empty: not pinned")
 	flag.IntVar(&c.users, "users", 100000, "distinct phones in the injection file (at least -avalanche-phones)")
 	flag.DurationVar(&c.searchStep, "search-step", 5*time.Second, "length of one step of the capacity search")
@@ -234,6 +236,7 @@ type runner struct {
 	// Work not yet done, for -budget: capacity searches, and overload
 	// and avalanche steps.
 	searchesLeft, retryStepsLeft int
+	quota                        *target.Quota // -server-cpu-share; nil: none
 }
 
 func run(ctx context.Context, c config) error {
@@ -265,6 +268,18 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	r := &runner{c: c, dir: dir, start: time.Now(), retryStepsLeft: len(c.targets) * c.retrySteps()}
+	if c.serverShare != 0 {
+		if r.quota, err = target.NewQuota(name, c.serverShare); err != nil {
+			return fmt.Errorf("-server-cpu-share: %w", err)
+		}
+		// After the servers have stopped (children.Finish stops what is
+		// left only after run returns; every step stops its own).
+		defer func() {
+			if err := r.quota.Remove(); err != nil {
+				logf("%v", err)
+			}
+		}()
+	}
 	for _, t := range c.targets {
 		if _, given := c.given[t]; !given {
 			r.searchesLeft++

@@ -116,11 +116,11 @@ func (r *runner) startServer(ctx context.Context, name, label string) (*target.S
 	srv, err := target.Start(ctx, logf, name, func() (*target.Server, error) {
 		if name == "locsvc" {
 			return target.StartLocsvc(ctx, children, target.Locsvc{
-				Name: name, Bin: r.c.locsvc, Dir: dir, CPUs: r.c.serverCPUs, Extra: r.c.locsvcFlags})
+				Name: name, Bin: r.c.locsvc, Dir: dir, CPUs: r.c.serverCPUs, Quota: r.quota, Extra: r.c.locsvcFlags})
 		}
 		return target.StartKamailio(ctx, children, target.Kamailio{
 			Config: filepath.Join(r.c.assets, "kamailio-ref.cfg"), Dir: dir,
-			Children: r.c.kamChildren, ShmMB: r.c.kamShmMB, CPUs: r.c.serverCPUs})
+			Children: r.c.kamChildren, ShmMB: r.c.kamShmMB, CPUs: r.c.serverCPUs, Quota: r.quota})
 	})
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ type Kamailio struct {
 	Children int    // UDP worker processes
 	ShmMB    int    // shared memory, MB (the location table lives there); 0: Kamailio's default (64)
 	CPUs     string // taskset CPU list; empty: unpinned
+	Quota    *Quota // a CPU cgroup for all its processes; nil: none
 }
 
 // StartKamailio starts the reference registrar (target "kamailio") and
@@ -40,7 +41,7 @@ func StartKamailio(ctx context.Context, t *procs.Table, o Kamailio) (*Server, er
 	if o.ShmMB > 0 {
 		args = append(args, "-m", strconv.Itoa(o.ShmMB))
 	}
-	bin, args := Pinned(o.CPUs, "kamailio", args...)
+	bin, args := o.Quota.Wrap(Pinned(o.CPUs, "kamailio", args...))
 	writeCommand(o.Dir, bin, args)
 	p, err := t.Start("kamailio", filepath.Join(o.Dir, "kamailio.log"), o.Dir, nil, bin, args...)
 	s.stop = func() {
@@ -61,6 +62,9 @@ func StartKamailio(ctx context.Context, t *procs.Table, o Kamailio) (*Server, er
 	s.Info = fmt.Sprintf("%d UDP children", o.Children)
 	if o.CPUs != "" {
 		s.Info += ", on CPU " + o.CPUs
+	}
+	if o.Quota != nil {
+		s.Info += fmt.Sprintf(", capped at %g of a CPU", o.Quota.Share())
 	}
 	return s, nil
 }

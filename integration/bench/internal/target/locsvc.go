@@ -18,6 +18,7 @@ type Locsvc struct {
 	Bin   string   // the locsvc binary
 	Dir   string   // folder for logs and command lines
 	CPUs  string   // taskset CPU list for the node and its shards; empty: unpinned
+	Quota *Quota   // a CPU cgroup for the node and its shards; nil: none
 	Extra []string // more serve flags, after LocsvcArgs' (a later flag wins)
 }
 
@@ -41,7 +42,7 @@ func StartLocsvc(ctx context.Context, t *procs.Table, o Locsvc) (*Server, error)
 		if err != nil {
 			return fail(err)
 		}
-		bin, args := Pinned(o.CPUs, "memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "256", "-t", "1")
+		bin, args := o.Quota.Wrap(Pinned(o.CPUs, "memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "256", "-t", "1"))
 		p, err := t.Start("memcached", filepath.Join(o.Dir, fmt.Sprintf("memcached-%d.log", i+1)), o.Dir, nil, bin, args...)
 		if err != nil {
 			return fail(err)
@@ -66,7 +67,7 @@ func StartLocsvc(ctx context.Context, t *procs.Table, o Locsvc) (*Server, error)
 	s.SIP = addr(ports[0])
 	httpAddr := addr(ports[2])
 	args := append(LocsvcArgs(shards, s.SIP, addr(ports[1]), httpAddr, addr(ports[3])), o.Extra...)
-	bin, args := Pinned(o.CPUs, o.Bin, args...)
+	bin, args := o.Quota.Wrap(Pinned(o.CPUs, o.Bin, args...))
 	writeCommand(o.Dir, bin, args)
 	// The process is named after the program, not the target: CPU time
 	// is summed per program name.
@@ -81,6 +82,9 @@ func StartLocsvc(ctx context.Context, t *procs.Table, o Locsvc) (*Server, error)
 	s.Info = "memcached " + strings.Join(shards, ",")
 	if o.CPUs != "" {
 		s.Info += ", on CPU " + o.CPUs
+	}
+	if o.Quota != nil {
+		s.Info += fmt.Sprintf(", capped at %g of a CPU", o.Quota.Share())
 	}
 	return s, nil
 }
