@@ -1,7 +1,8 @@
 // Package target starts the SIP servers the benchmarks measure, each on
 // 127.0.0.1 at ports picked at run time: a locsvc node in redirect mode on
 // three memcached shards of its own (R=2), or the Kamailio reference
-// registrar (integration/bench/kamailio-ref.cfg). It also reads what a
+// registrar (integration/bench/kamailio-ref.cfg), optionally pinned to
+// CPUs (Pinned) and capped at a share of one (Quota). It also reads what a
 // running server has used: CPU time and peak memory, summed over every
 // process of each started process group (Kamailio's workers are children
 // of its main process). sipbench and overbench share it, so that both
