@@ -101,7 +101,11 @@ func (fe *stateless) refuseEarly(data []byte, src netip.AddrPort, arrived time.T
 	h := heads.Get().(*siphead.Head)
 	defer heads.Put(h)
 	method, ok := newRequest(h, data)
-	if !ok || fe.txs.has(txKeyRFC3261(string(h.Branch), string(h.Host), h.Port, method)) {
+	if !ok {
+		return false
+	}
+	var kb [160]byte
+	if fe.txs.hasBytes(appendTxKeyRFC3261(kb[:0], h.Branch, h.Host, h.Port, method)) {
 		return false
 	}
 	return refuseScanned(fe.ctl, &fe.core.Stats, why, h, method, src, arrived, fe.ocValue(h.OC), out, fe.log)
@@ -163,7 +167,8 @@ func refuseScanned(ctl *overload.Controller, stats *core.Counters, why shedReaso
 	why.counter(stats).Add(1)
 	stats.Response(503)
 	buf := refusalBufs.Get().(*[]byte)
-	b := h.Refusal((*buf)[:0], src, ctl.Appoint(now, key), earlyTag(h.Branch, h.CallID), oc)
+	var tag [16]byte
+	b := h.Refusal((*buf)[:0], src, ctl.Appoint(now, key), appendEarlyTag(tag[:0], h.Branch, h.CallID), oc)
 	dest := src
 	if !h.Rport {
 		port := uint16(5060)
@@ -261,9 +266,10 @@ func (fe *stateless) addOC(in *inbound, res *sip.Response) {
 	}
 }
 
-// earlyTag is a refusal's To tag: the same for a retransmission of the
-// same request (RFC 3261 §8.2.7), different across requests.
-func earlyTag(branch, callID []byte) string {
+// appendEarlyTag appends a refusal's To tag to dst: the same for a
+// retransmission of the same request (RFC 3261 §8.2.7), different across
+// requests.
+func appendEarlyTag(dst, branch, callID []byte) []byte {
 	h := uint64(14695981039346656037)
 	for _, b := range [2][]byte{branch, callID} {
 		for _, c := range b {
@@ -273,5 +279,5 @@ func earlyTag(branch, callID []byte) string {
 		h ^= 0xff
 		h *= 1099511628211
 	}
-	return strconv.FormatUint(h, 36)
+	return strconv.AppendUint(dst, h, 36)
 }

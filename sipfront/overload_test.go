@@ -398,11 +398,7 @@ func TestOverloadRefusesWhenNoHandlerIsFree(t *testing.T) {
 	}
 	wantCode(t, res.(*sip.Response), 503)
 	fe.handlers.Wait()
-	held.mu.Lock()
-	defer held.mu.Unlock()
-	if len(held.out) != 1 || !bytes.HasPrefix(held.out[0], []byte("SIP/2.0 200")) {
-		t.Errorf("the REGISTER being handled got %q", held.out)
-	}
+	wantSole200(t, held, "the REGISTER being handled")
 }
 
 // New REGISTERs and INVITEs may hold only their share of the handler
@@ -451,9 +447,15 @@ func TestOverloadKeepsSlotsForRequestsNeverShed(t *testing.T) {
 	if n := fe.newWork.Load(); n != 0 {
 		t.Errorf("%d slots for new work still counted taken after every handler ended", n)
 	}
-	held.mu.Lock()
-	defer held.mu.Unlock()
-	if len(held.out) != 1 || !bytes.HasPrefix(held.out[0], []byte("SIP/2.0 200")) {
-		t.Errorf("the REGISTER being handled got %q", held.out)
+	wantSole200(t, held, "the REGISTER being handled")
+}
+
+// wantSole200 fails t unless rec holds exactly one answer, a 200.
+func wantSole200(t *testing.T, rec *recorder, what string) {
+	t.Helper()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.out) != 1 || !bytes.HasPrefix(rec.out[0], []byte("SIP/2.0 200")) {
+		t.Errorf("%s got %q, want one 200", what, rec.out)
 	}
 }

@@ -94,6 +94,14 @@ func (c *txCache) has(key string) bool {
 	return ok
 }
 
+// hasBytes is has for a key held as bytes, looked up without a copy.
+func (c *txCache) hasBytes(key []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[string(key)]
+	return ok
+}
+
 func (c *txCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,40 +157,46 @@ func txKey(req *sip.Request, via *sip.ViaHeader, method sip.RequestMethod) strin
 	if strings.HasPrefix(branch, "z9hG4bK") {
 		return txKeyRFC3261(branch, via.Host, via.Port, method)
 	}
-	var b strings.Builder
-	b.WriteString("2543|")
-	b.WriteString(req.Recipient.String())
+	b := append(make([]byte, 0, 128), "2543|"...)
+	b = append(b, req.Recipient.String()...)
 	if from := req.From(); from != nil {
 		tag, _ := from.Params.Get("tag")
-		b.WriteString("|" + tag)
+		b = append(append(b, '|'), tag...)
 	}
 	if id := req.CallID(); id != nil {
-		b.WriteString("|" + string(*id))
+		b = append(append(b, '|'), *id...)
 	}
 	if cs := req.CSeq(); cs != nil {
-		b.WriteString("|" + strconv.FormatUint(uint64(cs.SeqNo), 10))
+		b = strconv.AppendUint(append(b, '|'), uint64(cs.SeqNo), 10)
 	}
-	b.WriteString("|" + branch)
-	writeSentBy(&b, via.Host, via.Port, method)
-	return b.String()
+	b = append(append(b, '|'), branch...)
+	return string(appendSentBy(b, via.Host, via.Port, method))
 }
 
 // txKeyRFC3261 is txKey of a request with an RFC 3261 branch, from the
-// top Via's parts: what the early refusal (overload.go) looks up without
-// a parsed request.
+// top Via's parts.
 func txKeyRFC3261(branch, host string, port int, method sip.RequestMethod) string {
-	var b strings.Builder
-	b.Grow(len(branch) + len(host) + 20)
-	b.WriteString(branch)
-	writeSentBy(&b, host, port, method)
-	return b.String()
+	return string(appendTxKeyRFC3261(make([]byte, 0, len(branch)+len(host)+20), branch, host, port, method))
 }
 
-func writeSentBy(b *strings.Builder, host string, port int, method sip.RequestMethod) {
-	b.WriteByte('|')
-	b.WriteString(strings.ToLower(host))
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(port))
-	b.WriteByte('|')
-	b.WriteString(string(method))
+// appendTxKeyRFC3261 appends txKeyRFC3261's key to dst, from the parts
+// as a parsed request holds them (strings) or as a scan does (bytes): the
+// early refusal (overload.go) looks a key up with no allocation.
+func appendTxKeyRFC3261[T ~string | ~[]byte](dst []byte, branch, host T, port int, method sip.RequestMethod) []byte {
+	return appendSentBy(append(dst, branch...), host, port, method)
+}
+
+// appendSentBy appends the sent-by and method part of a key. Host names
+// are ASCII and compare without case (RFC 3261 §19.1.4).
+func appendSentBy[T ~string | ~[]byte](dst []byte, host T, port int, method sip.RequestMethod) []byte {
+	dst = append(dst, '|')
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	dst = strconv.AppendInt(append(dst, ':'), int64(port), 10)
+	return append(append(dst, '|'), method...)
 }

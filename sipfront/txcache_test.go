@@ -91,4 +91,25 @@ func TestTxKey(t *testing.T) {
 	if txKey(old1, v1, sip.REGISTER) == txKey(old2, v2, sip.REGISTER) {
 		t.Error("RFC 2543 requests with different CSeq share a key")
 	}
+	// The sent-by's host compares without case, and the key the early
+	// refusal builds from a scan's bytes is the parsed request's.
+	upper, upperVia := parse(msg{method: "INVITE", ruri: "sip:a@example.com", via: "SIP/2.0/UDP H:5060;branch=z9hG4bKabc"}.text("", "udp"))
+	if txKey(inv, invVia, sip.INVITE) != txKey(upper, upperVia, sip.INVITE) {
+		t.Error("a host in capitals gives another key")
+	}
+	scanned := appendTxKeyRFC3261(nil, []byte("z9hG4bKabc"), []byte("H"), 5060, sip.INVITE)
+	if string(scanned) != txKey(inv, invVia, sip.INVITE) {
+		t.Errorf("key from bytes %q, from the parsed request %q", scanned, txKey(inv, invVia, sip.INVITE))
+	}
+	c := newTxCache(8, time.Now)
+	c.mark(txKey(inv, invVia, sip.INVITE))
+	if !c.hasBytes(scanned) {
+		t.Error("hasBytes misses a marked key")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		var kb [160]byte
+		c.hasBytes(appendTxKeyRFC3261(kb[:0], []byte("z9hG4bKabc"), []byte("H"), 5060, sip.INVITE))
+	}); n != 0 {
+		t.Errorf("%v allocations per lookup from bytes, want 0", n)
+	}
 }

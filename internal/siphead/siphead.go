@@ -380,6 +380,18 @@ func hostPort(s []byte) (host []byte, port int, ok bool) {
 	return host, port, true
 }
 
+// sentFrom reports whether host, a Via's sent-by host, is the address
+// ip: compared as text first, so that the usual case (a phone that
+// wrote the address it sends from) parses nothing.
+func sentFrom(host []byte, ip netip.Addr) bool {
+	var buf [64]byte
+	if string(ip.AppendTo(buf[:0])) == string(host) {
+		return true
+	}
+	sent, err := netip.ParseAddr(string(host))
+	return err == nil && sent.Unmap() == ip
+}
+
 // Refusal appends to dst a 503 answer to h, received from src over a
 // datagram transport, with Retry-After and, when oc is not empty, the
 // overload control parameters of RFC 7339 on the top Via when the client
@@ -387,7 +399,7 @@ func hostPort(s []byte) (host []byte, port int, ok bool) {
 // `20;oc-algo="loss";oc-validity=500;oc-seq=12.3`).
 // The top Via gets received and rport as RFC 3261 §18.2.1 and RFC 3581
 // say; tag is the To tag the answer adds.
-func (h *Head) Refusal(dst []byte, src netip.AddrPort, retryAfter int, tag, oc string) []byte {
+func (h *Head) Refusal(dst []byte, src netip.AddrPort, retryAfter int, tag []byte, oc string) []byte {
 	dst = append(dst, "SIP/2.0 503 Service Unavailable\r\nVia: SIP/2.0/"...)
 	dst = append(dst, h.Transport...)
 	dst = append(dst, ' ')
@@ -407,7 +419,7 @@ func (h *Head) Refusal(dst []byte, src netip.AddrPort, retryAfter int, tag, oc s
 		dst = append(dst, p...)
 	}
 	ip := src.Addr().Unmap()
-	if sent, err := netip.ParseAddr(string(h.Host)); h.Rport || err != nil || sent.Unmap() != ip {
+	if h.Rport || !sentFrom(h.Host, ip) {
 		dst = append(dst, ";received="...)
 		dst = ip.AppendTo(dst)
 	}

@@ -119,7 +119,7 @@ func TestRefusal(t *testing.T) {
 		t.Fatal("not scanned")
 	}
 	src := netip.MustParseAddrPort("203.0.113.5:40000")
-	b := h.Refusal(nil, src, 3, "tg1", "")
+	b := h.Refusal(nil, src, 3, []byte("tg1"), "")
 	m, err := sip.ParseMessage(b)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b)
@@ -156,7 +156,7 @@ func TestRefusal(t *testing.T) {
 		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;oc",
 		"From: <sip:a@example.com>;tag=1", "To: <sip:b@example.com>", "Call-ID: c", "CSeq: 1 INVITE",
 	))
-	b = oc.Refusal(nil, netip.MustParseAddrPort("192.0.2.1:5060"), 2, "t", `20;oc-algo="loss";oc-validity=500;oc-seq=1`)
+	b = oc.Refusal(nil, netip.MustParseAddrPort("192.0.2.1:5060"), 2, []byte("t"), `20;oc-algo="loss";oc-validity=500;oc-seq=1`)
 	if !strings.Contains(string(b), "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;oc=20;oc-algo=\"loss\";oc-validity=500;oc-seq=1\r\n") {
 		t.Errorf("oc parameters not on the top Via:\n%s", b)
 	}
@@ -174,7 +174,7 @@ func BenchmarkScanRefusal(b *testing.B) {
 		if !h.Scan(register) {
 			b.Fatal("not scanned")
 		}
-		buf = h.Refusal(buf[:0], src, 3, "tg1", "")
+		buf = h.Refusal(buf[:0], src, 3, []byte("tg1"), "")
 	}
 }
 
@@ -196,7 +196,7 @@ func FuzzScan(f *testing.F) {
 		if _, isReq := req.(*sip.Request); !isReq {
 			t.Fatalf("scanned a response:\n%q", b)
 		}
-		out := h.Refusal(nil, netip.MustParseAddrPort("192.0.2.1:5060"), 1, "t", "")
+		out := h.Refusal(nil, netip.MustParseAddrPort("192.0.2.1:5060"), 1, []byte("t"), "")
 		m, err := sip.ParseMessage(out)
 		if err != nil {
 			return // the client's own headers, echoed: not ours to fix
@@ -206,4 +206,25 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("not a 503:\n%q", out)
 		}
 	})
+}
+
+// sentFrom: the text of the address is the usual case; another spelling
+// of the same address still counts, a name or another address does not.
+func TestSentFrom(t *testing.T) {
+	for _, c := range []struct {
+		host, ip string
+		want     bool
+	}{
+		{"192.0.2.1", "192.0.2.1", true},
+		{"192.0.2.1", "192.0.2.2", false},
+		{"2001:db8::1", "2001:db8::1", true},
+		{"2001:DB8:0::1", "2001:db8::1", true},
+		{"::ffff:192.0.2.1", "192.0.2.1", true},
+		{"pc.example.com", "192.0.2.1", false},
+		{"", "192.0.2.1", false},
+	} {
+		if got := sentFrom([]byte(c.host), netip.MustParseAddr(c.ip)); got != c.want {
+			t.Errorf("sentFrom(%q, %s) = %v, want %v", c.host, c.ip, got, c.want)
+		}
+	}
 }
