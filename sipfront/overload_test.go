@@ -153,16 +153,7 @@ func TestOverloadAbsorbsRetransmissions(t *testing.T) {
 	if n := loc.calls.Load(); n != 1 {
 		t.Errorf("%d storage calls for one REGISTER", n)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.out) != 1 {
-		t.Fatalf("%d answers, want the one 200", len(rec.out))
-	}
-	m, err := sip.ParseMessage(rec.out[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantCode(t, m.(*sip.Response), 200)
+	wantSoleAnswer(t, rec, "the REGISTER and its retransmissions", 200)
 	if n := fe.core.Stats.Retransmissions.Load(); n != 3 {
 		t.Errorf("%d retransmissions counted, want 3", n)
 	}
@@ -387,18 +378,9 @@ func TestOverloadRefusesWhenNoHandlerIsFree(t *testing.T) {
 		t.Fatal("the reader waited for a handler slot")
 	}
 	close(loc.release)
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.out) != 1 {
-		t.Fatalf("%d answers to the second REGISTER", len(rec.out))
-	}
-	res, err := sip.ParseMessage(rec.out[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantCode(t, res.(*sip.Response), 503)
+	wantSoleAnswer(t, rec, "the second REGISTER", 503)
 	fe.handlers.Wait()
-	wantSole200(t, held, "the REGISTER being handled")
+	wantSoleAnswer(t, held, "the REGISTER being handled", 200)
 }
 
 // New REGISTERs and INVITEs may hold only their share of the handler
@@ -447,15 +429,21 @@ func TestOverloadKeepsSlotsForRequestsNeverShed(t *testing.T) {
 	if n := fe.newWork.Load(); n != 0 {
 		t.Errorf("%d slots for new work still counted taken after every handler ended", n)
 	}
-	wantSole200(t, held, "the REGISTER being handled")
+	wantSoleAnswer(t, held, "the REGISTER being handled", 200)
 }
 
-// wantSole200 fails t unless rec holds exactly one answer, a 200.
-func wantSole200(t *testing.T, rec *recorder, what string) {
+// wantSoleAnswer fails t unless rec holds exactly one answer, for what,
+// and it has code.
+func wantSoleAnswer(t *testing.T, rec *recorder, what string, code int) {
 	t.Helper()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.out) != 1 || !bytes.HasPrefix(rec.out[0], []byte("SIP/2.0 200")) {
-		t.Errorf("%s got %q, want one 200", what, rec.out)
+	if len(rec.out) != 1 {
+		t.Fatalf("%s: %d answers, want one %d: %q", what, len(rec.out), code, rec.out)
 	}
+	m, err := sip.ParseMessage(rec.out[0])
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	wantCode(t, m.(*sip.Response), code)
 }
