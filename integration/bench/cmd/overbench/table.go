@@ -88,7 +88,7 @@ func (r *runner) table(results []*result) string {
 	}
 	fmt.Fprintf(&b, "\nlocsvc: 1 node, --sip-mode redirect, 3 memcached shards (-t 1), --replicas 2, --register-rate 0, overload control at its defaults%s. "+
 		"Kamailio: kamailio-ref.cfg, usrloc db_mode 0, %d UDP children, %d MB shared memory. Server CPUs: %s%s; sipp CPUs: %s. Raw data: %s\n",
-		extraFlags(c.locsvcFlags), c.kamChildren, c.kamShmMB, orNone(c.serverCPUs), capped(c.serverShare), orNone(c.sippCPUs), r.dir)
+		extraFlags(c.locsvcFlags), c.kamChildren, c.kamShmMB, orNone(c.serverCPUs), r.quota.Describe(), orNone(c.sippCPUs), r.dir)
 	return b.String()
 }
 
@@ -117,14 +117,6 @@ func orNone(s string) string {
 		return "not pinned"
 	}
 	return s
-}
-
-// capped says the server's CPU cap (-server-cpu-share), if any.
-func capped(share float64) string {
-	if share == 0 {
-		return ""
-	}
-	return fmt.Sprintf(", capped at %g of a CPU", share)
 }
 
 // num prints a count or rate with thousands separators.

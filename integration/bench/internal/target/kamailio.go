@@ -63,8 +63,6 @@ func StartKamailio(ctx context.Context, t *procs.Table, o Kamailio) (*Server, er
 	if o.CPUs != "" {
 		s.Info += ", on CPU " + o.CPUs
 	}
-	if o.Quota != nil {
-		s.Info += fmt.Sprintf(", capped at %g of a CPU", o.Quota.Share())
-	}
+	s.Info += o.Quota.Describe()
 	return s, nil
 }

@@ -83,9 +83,7 @@ func StartLocsvc(ctx context.Context, t *procs.Table, o Locsvc) (*Server, error)
 	if o.CPUs != "" {
 		s.Info += ", on CPU " + o.CPUs
 	}
-	if o.Quota != nil {
-		s.Info += fmt.Sprintf(", capped at %g of a CPU", o.Quota.Share())
-	}
+	s.Info += o.Quota.Describe()
 	return s, nil
 }
 

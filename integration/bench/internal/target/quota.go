@@ -76,12 +76,13 @@ func (q *Quota) Wrap(bin string, args []string) (string, []string) {
 	return "sh", append([]string{"-c", `echo $$ > "$0" && exec "$@"`, procs, bin}, args...)
 }
 
-// Share is the share of a CPU the group may use (0 for a nil Quota).
-func (q *Quota) Share() float64 {
+// Describe is what a log line or a table adds about the cap: empty for
+// a nil Quota.
+func (q *Quota) Describe() string {
 	if q == nil {
-		return 0
+		return ""
 	}
-	return q.share
+	return fmt.Sprintf(", capped at %g of a CPU", q.share)
 }
 
 // Remove removes the cgroup; it fails while a process is still in it.
