@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Flow is what a token names: the transport, the address the phone's
@@ -100,7 +101,10 @@ func (s *Signer) Encode(f Flow) (string, error) {
 // Decode checks tok and returns the flow it names. The signature is
 // checked before anything in the token is believed.
 func (s *Signer) Decode(tok string) (Flow, error) {
-	if len(tok) > 64 {
+	// The decoder skips CR and LF wherever they fall; a token carrying
+	// them is another spelling of the same bytes, and only Encode's
+	// spelling is a token.
+	if len(tok) > 64 || strings.ContainsAny(tok, "\r\n") {
 		return Flow{}, ErrMalformed
 	}
 	b, err := enc.DecodeString(tok)

@@ -70,7 +70,7 @@ func TestTamperedRefused(t *testing.T) {
 	if _, err := NewSigner([]byte("another farm's secret, 32 bytes!")).Decode(tok); !errors.Is(err, ErrForged) {
 		t.Errorf("other key: %v, want ErrForged", err)
 	}
-	for _, bad := range []string{"", "x", tok[:len(tok)-1], tok + "AA", "!!!!", string(make([]byte, 100))} {
+	for _, bad := range []string{"", "x", tok[:len(tok)-1], tok + "AA", "!!!!", string(make([]byte, 100)), tok[:5] + "\n" + tok[5:], tok + "\r\n"} {
 		if f, err := s.Decode(bad); err == nil {
 			t.Errorf("%q decodes to %+v", bad, f)
 		}

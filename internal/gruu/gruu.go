@@ -99,7 +99,9 @@ func (s *Sealer) Seal(t Temp) string {
 // Open reads the user part of a temp-gruu (Prefix included).
 func (s *Sealer) Open(user string) (Temp, error) {
 	body, ok := strings.CutPrefix(user, Prefix)
-	if !ok || len(body) > maxToken {
+	// CR and LF would be skipped by the decoder: refuse them so that a
+	// temp-gruu has one spelling.
+	if !ok || len(body) > maxToken || strings.ContainsAny(body, "\r\n") {
 		return Temp{}, ErrInvalid
 	}
 	b, err := enc.DecodeString(body)

@@ -53,7 +53,7 @@ func TestForgedRefused(t *testing.T) {
 	if _, err := NewSealer([]byte("another farm's secret, 32 bytes!")).Open(tok); err != ErrInvalid {
 		t.Errorf("other key: %v", err)
 	}
-	for _, bad := range []string{"", Prefix, tok[len(Prefix):], Prefix + "AAAA", tok[:len(tok)-2], "alice", Prefix + strings.Repeat("A", maxToken+1)} {
+	for _, bad := range []string{"", Prefix, tok[len(Prefix):], Prefix + "AAAA", tok[:len(tok)-2], "alice", Prefix + strings.Repeat("A", maxToken+1), tok[:len(tok)-3] + "\n" + tok[len(tok)-3:], tok + "\r\n"} {
 		if got, err := s.Open(bad); err == nil {
 			t.Errorf("%q opens to %+v", bad, got)
 		}
