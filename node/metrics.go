@@ -67,6 +67,8 @@ var (
 		"Phones refused for overload and told when to come back (their Retry-After), not back yet.", nil, nil)
 	descSIPOverloadKept = prometheus.NewDesc("locsvc_sip_overload_appointments_kept_total",
 		"Phones that came back when told and were taken ahead of new ones.", nil, nil)
+	descSIPOverloadWork = prometheus.NewDesc("locsvc_sip_overload_work_limit",
+		"How many new REGISTERs and INVITEs overload control lets the node have in hand at once: 128 from a refusal until a second without one, 1,024 otherwise (0: no bound, proxy mode).", nil, nil)
 	descAoRs = prometheus.NewDesc("locsvc_aors",
 		"AoRs with live bindings whose first live replica is a shard this node fronts (the embedded store: all), counted every minute (node.Config.CountInterval); sum over the nodes for the cluster.",
 		nil, nil)
@@ -97,7 +99,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStore, descRepair, descRepairRunning, descMembers, descShards,
 		descRecords, descSIPRequests, descSIPResponses, descSIPEvents, descSIPTCP, descSIPNATPinged, descSIPLimited, descSIPAnswer, descShardRecords,
 		descSIPWS, descSIPShed, descSIPQueue, descSIPOverloadDelay, descSIPOverloadStanding, descSIPOverloadLoss,
-		descSIPOverloadBooked, descSIPOverloadKept,
+		descSIPOverloadBooked, descSIPOverloadKept, descSIPOverloadWork,
 		descMemcachedCommands, descMemcachedWrites, descGRPCCalls, descGRPCLatency, descAoRs, descBindings, descCountedAt} {
 		ch <- d
 	}
@@ -233,6 +235,7 @@ func (e emitter) sip(st sipfront.Stats) {
 	e.gauge(descSIPOverloadLoss, float64(st.Overload.Loss)/100)
 	e.gauge(descSIPOverloadBooked, float64(st.Overload.Booked))
 	e.counter(descSIPOverloadKept, uint64(st.Overload.Kept))
+	e.gauge(descSIPOverloadWork, float64(st.Overload.WorkLimit))
 }
 
 // metrics is a node's Prometheus registry: Go runtime, process, the gRPC

@@ -40,8 +40,10 @@
 // the datagram (internal/siphead), before any parse, and the reader
 // sends a batch's refusals in one sendmmsg (transport_udp.go). New
 // REGISTERs and INVITEs hold at most a quarter of the handler slots
-// (stateless.go, newWorkShare): past that one is refused from the scan
-// too, whatever its wait, which bounds the work in hand. Requests
+// (stateless.go, newWorkShare), and only as many as there are standing
+// handlers once the node is refusing (internal/overload's WorkLimit):
+// past that one is refused from the scan too, whatever its wait, which
+// bounds the work in hand. Requests
 // inside a dialog, ACK, CANCEL and retransmissions of requests being
 // served are never refused. In proxy mode the UDP reader refuses the
 // late ones the same way before sipgo sees them, and the handlers judge

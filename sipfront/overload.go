@@ -215,16 +215,19 @@ func refusalOf(ctl *overload.Controller, stats *core.Counters, why shedReason, r
 }
 
 // newController is the overload controller of cfg, reporting its signal
-// in c's statistics; nil when overload control is off.
-func newController(o Overload, c *core.Core) *overload.Controller {
+// in c's statistics, with at most maxWork new requests in hand (0: no
+// bound); nil when overload control is off.
+func newController(o Overload, c *core.Core, maxWork int) *overload.Controller {
 	if o.Target <= 0 {
 		return nil
 	}
 	ctl := overload.New(overload.Config{Target: o.Target, Interval: o.Interval,
-		RetryMin: o.RetryAfterMin, RetryMax: o.RetryAfterMax})
+		RetryMin: o.RetryAfterMin, RetryMax: o.RetryAfterMax,
+		Work: min(handlerWorkers, maxWork), MaxWork: maxWork})
 	c.Stats.Signal = func() core.OverloadSignal {
 		s := ctl.Signal()
-		return core.OverloadSignal{MinDelay: s.MinDelay, Standing: s.Standing, Loss: s.Loss, Booked: s.Booked, Kept: s.Kept}
+		return core.OverloadSignal{MinDelay: s.MinDelay, Standing: s.Standing, Loss: s.Loss, Booked: s.Booked, Kept: s.Kept,
+			WorkLimit: ctl.WorkLimit()}
 	}
 	return ctl
 }

@@ -447,3 +447,30 @@ func wantSoleAnswer(t *testing.T, rec *recorder, what string, code int) {
 	}
 	wantCode(t, m.(*sip.Response), code)
 }
+
+// Once the node refuses, new REGISTERs and INVITEs may hold only as many
+// slots as there are standing handlers, until a second passes without a
+// refusal; before, the wider bound holds.
+func TestOverloadTightensWorkInHand(t *testing.T) {
+	fe := overloaded(t, memService(t))
+	if got := fe.workCap(); got != fe.newWorkCap {
+		t.Fatalf("before any refusal: %d, want %d", got, fe.newWorkCap)
+	}
+	local := "192.0.2.10:5062"
+	res := answers(t, fe, msg{callID: "late", hdrs: []string{"Contact: <sip:alice@192.0.2.10:5062>"}}.text(local, "udp"))
+	if len(res) != 1 || res[0].StatusCode != 503 {
+		t.Fatalf("a REGISTER a second late: %v, want one 503", res)
+	}
+	// The next window to close sees the refusal.
+	time.Sleep(110 * time.Millisecond)
+	fe.late(time.Now())
+	if got := fe.workCap(); got != handlerWorkers {
+		t.Fatalf("after a refusal: %d, want %d", got, handlerWorkers)
+	}
+	// A second and more without a refusal, then a window closes.
+	time.Sleep(1100 * time.Millisecond)
+	fe.late(time.Now())
+	if got := fe.workCap(); got != fe.newWorkCap {
+		t.Errorf("a second after the last refusal: %d, want %d", got, fe.newWorkCap)
+	}
+}

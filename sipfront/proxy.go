@@ -61,7 +61,7 @@ type proxy struct {
 
 func newProxy(c *core.Core, cfg *Config, conns *connTable, response func(*sip.Response) bool) *proxy {
 	return &proxy{core: c, cfg: cfg, log: cfg.Logger, conns: conns, response: response, closing: make(chan struct{}),
-		ctl: newController(cfg.Overload, c)}
+		ctl: newController(cfg.Overload, c, 0)} // proxy mode bounds no work in hand (sipgo runs its handlers)
 }
 
 // serve serves proxy mode on the listeners, ls.tls (if any) as SIP over

@@ -89,7 +89,7 @@ func newStateless(c *core.Core, cfg *Config, conns *connTable, response func(*si
 	}
 	fe.newWorkCap = int32(max(1, cfg.MaxInFlight/newWorkShare))
 	fe.txs = newTxCache(cfg.TxCacheSize, c.Clock)
-	fe.ctl = newController(cfg.Overload, c)
+	fe.ctl = newController(cfg.Overload, c, int(fe.newWorkCap))
 	return fe
 }
 
@@ -437,7 +437,7 @@ func (fe *stateless) dispatch(f func(), shed bool) bool {
 		return true
 	}
 	if shed {
-		if fe.newWork.Add(1) > fe.newWorkCap {
+		if fe.newWork.Add(1) > fe.workCap() {
 			fe.newWork.Add(-1)
 			return false
 		}
@@ -473,7 +473,20 @@ func (fe *stateless) dispatch(f func(), shed bool) bool {
 // INVITE would find no slot for new work: the reader then refuses it
 // from a scan, as it does one that waited too long.
 func (fe *stateless) newWorkFull() bool {
-	return fe.ctl != nil && fe.newWork.Load() >= fe.newWorkCap
+	return fe.ctl != nil && fe.newWork.Load() >= fe.workCap()
+}
+
+// workCap is how many new REGISTERs and INVITEs may be in hand now under
+// overload control: the controller's bound (internal/overload), never
+// more than newWorkCap.
+func (fe *stateless) workCap() int32 {
+	if fe.ctl == nil {
+		return fe.newWorkCap
+	}
+	if l := int32(fe.ctl.WorkLimit()); l > 0 && l < fe.newWorkCap {
+		return l
+	}
+	return fe.newWorkCap
 }
 
 // newWorkShare: new REGISTERs and INVITEs may hold at most one in this
@@ -492,9 +505,12 @@ func (fe *stateless) newWorkFull() bool {
 // retransmitted (one run each). Runs of one binary differ by more than
 // 0.1 C on the test machine, so those sizes are not told apart; a
 // quarter is in the middle of them, and leaves the never-shed requests
-// three times as many.
+// three times as many. While the node is refusing, the bound is tighter
+// still (handlerWorkers; internal/overload's WorkLimit).
 const newWorkShare = 4
 
 // handlerWorkers is how many handler goroutines stand ready; more run on
-// goroutines of their own while a burst lasts.
+// goroutines of their own while a burst lasts. It is also the bound on
+// new REGISTERs and INVITEs in hand while the node is refusing: at three
+// times capacity, a bound past it cost goodput (docs/limits.md).
 const handlerWorkers = 128

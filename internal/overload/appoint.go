@@ -84,6 +84,7 @@ func (a *appointments) slot(sec int64) *bookSlot {
 func (c *Controller) Appoint(now time.Time, key uint64) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.shed++
 	budget := int(bookShare * c.rate)
 	if budget < 1 || key == 0 {
 		return c.retryAfterLocked()

@@ -37,6 +37,7 @@ package overload
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,10 @@ type Config struct {
 	// seconds; each refusal draws its own, so that refused phones do not
 	// come back in lockstep.
 	RetryMin, RetryMax int
+	// Work is how many new requests the server may have in hand at once
+	// while it is overloaded, MaxWork how many otherwise (WorkLimit;
+	// 0: no bound).
+	Work, MaxWork int
 }
 
 // Controller is one server's admission state. Safe for concurrent use.
@@ -73,6 +78,12 @@ type Controller struct {
 	// and behindAt when: Late adds it to a request's wait so far.
 	behind   time.Duration
 	behindAt time.Time
+	// shed counts the refusals of the current window (Appoint), and
+	// overloadedUntil is when the bound on work in hand stops holding
+	// (worklimit.go); workLimit is that bound, read without the lock.
+	shed            int
+	overloadedUntil time.Time
+	workLimit       atomic.Int64
 }
 
 // Signal is what the last whole window showed, for metrics and for RFC
@@ -88,7 +99,9 @@ type Signal struct {
 
 // New returns a controller; cfg.Target > 0 and cfg.Interval > 0.
 func New(cfg Config) *Controller {
-	return &Controller{cfg: cfg}
+	c := &Controller{cfg: cfg}
+	c.workLimit.Store(int64(workBound(cfg, false)))
+	return c
 }
 
 // Admit records that a request waited delay and reports whether it may
@@ -180,6 +193,7 @@ func (c *Controller) closeWindow(now time.Time) {
 		r := float64(c.taken) / c.cfg.Interval.Seconds()
 		c.rate += 0.2 * (r - c.rate)
 	}
+	c.closeWork(now)
 	c.taken, c.refused = 0, 0
 	c.windowEnd = now.Add(c.cfg.Interval)
 }

@@ -76,6 +76,8 @@ type OverloadSignal struct {
 	Loss     int
 	Booked   int
 	Kept     int64
+	// WorkLimit is the bound on new requests in hand (overload.Controller.WorkLimit).
+	WorkLimit int
 }
 
 // Shed reasons, as counted in Stats.Shed and exported as the reason label
