@@ -125,16 +125,17 @@ func address(v []byte) bool {
 	var params []byte
 	if i := bytes.IndexByte(v, '<'); i >= 0 {
 		end := bytes.IndexByte(v[i:], '>')
-		if end < 0 || !displayName(bytes.TrimSpace(v[:i])) || !scheme(v[i+1:i+end]) {
+		if end < 0 || !displayName(bytes.TrimSpace(v[:i])) || !uri(v[i+1:i+end]) {
 			return false
 		}
 		params = bytes.TrimLeft(v[i+end+1:], " \t")
 	} else {
-		if !scheme(v) {
-			return false
-		}
+		u := v
 		if i := bytes.IndexByte(v, ';'); i >= 0 {
-			params = v[i:]
+			u, params = v[:i], v[i:]
+		}
+		if !uri(u) {
+			return false
 		}
 	}
 	return len(params) == 0 || params[0] == ';'
@@ -150,6 +151,13 @@ func displayName(n []byte) bool {
 		}
 	}
 	return true
+}
+
+// uri: a sip, sips or tel URI with no quote, space or angle bracket in
+// it (a quote there left the echo unreadable to sipgo once a tag was
+// added: `To: sip:"0`).
+func uri(u []byte) bool {
+	return scheme(u) && !bytes.ContainsAny(u, "\" \t<>")
 }
 
 // scheme: the URI is a sip, sips or tel URI with something after the

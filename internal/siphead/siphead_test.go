@@ -95,6 +95,16 @@ func TestScan(t *testing.T) {
 			`Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-10;x="a`,
 			"From: <sip:a@example.com>;tag=1", "To: <sip:a@example.com>", "Call-ID: c", "CSeq: 1 REGISTER",
 		), false, nil},
+		{"a quote in a bare To URI", request(
+			"INVITE sip:b@example.com SIP/2.0",
+			"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-11",
+			"From: sip:a@example.com;tag=1", `To: sip:"b@example.com`, "Call-ID: c", "CSeq: 1 INVITE",
+		), false, nil},
+		{"a space in a bracketed From URI", request(
+			"REGISTER sip:example.com SIP/2.0",
+			"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-12",
+			"From: <sip:a @example.com>;tag=1", "To: <sip:a@example.com>", "Call-ID: c", "CSeq: 1 REGISTER",
+		), false, nil},
 		{"no end of headers", []byte("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK"), false, nil},
 	}
 	for _, c := range cases {
