@@ -58,3 +58,15 @@ func TestEchoableFastPathAgrees(t *testing.T) {
 		}
 	}
 }
+
+// A wildcard URI, which sipgo's address parser reads but its message
+// parser refuses in From and To, is never echoed.
+func TestWildcardNotEchoed(t *testing.T) {
+	from := &sip.FromHeader{Params: sip.NewParams()}
+	if _, err := sip.ParseAddressValue("sip:*>", &from.Address, &from.Params); err != nil {
+		t.Fatalf("sipgo no longer reads it (the test needs another case): %v", err)
+	}
+	if echoable(from) {
+		t.Errorf("%q is echoed", from.Value())
+	}
+}

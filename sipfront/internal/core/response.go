@@ -92,11 +92,13 @@ func plainText(s string) bool {
 }
 
 // reparses is the slow check: the header as sipgo renders it parses back
-// to a URI that can be answered.
+// to a URI that can be answered. A wildcard is refused too: sipgo's
+// message parser does not take one in From or To (`From: sip:*>`, read
+// leniently, rendered as `<sip:*>>`), though its address parser does.
 func reparses(h sip.Header) bool {
 	var u sip.Uri
 	var params sip.HeaderParams
-	if _, err := sip.ParseAddressValue(h.Value(), &u, &params); err != nil {
+	if _, err := sip.ParseAddressValue(h.Value(), &u, &params); err != nil || u.Wildcard {
 		return false
 	}
 	return (u.Scheme != "sip" && u.Scheme != "sips") || u.Host != ""
