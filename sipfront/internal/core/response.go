@@ -22,6 +22,9 @@ func NewResponse(req *sip.Request, code int, reason string) *sip.Response {
 	res := sip.NewResponse(code, sanitizeReason(reason))
 	for _, h := range req.Headers() {
 		if via, ok := h.(*sip.ViaHeader); ok {
+			if !echoableVia(via) {
+				break // what follows a Via sipgo cannot read back goes too: the order is the route
+			}
 			res.AppendHeader(via.Clone())
 		}
 	}
@@ -42,6 +45,13 @@ func NewResponse(req *sip.Request, code int, reason string) *sip.Response {
 		res.AppendHeader(sip.HeaderClone(cseq))
 	}
 	return res
+}
+
+// echoableVia reports whether sipgo renders a Via it read leniently (a
+// truncated message's, answered 400) in a form it parses back: protocol
+// SIP/2.0, a transport and a host (`Via: //0 00:A` came back as `//0 `).
+func echoableVia(v *sip.ViaHeader) bool {
+	return strings.EqualFold(v.ProtocolName, "SIP") && v.ProtocolVersion == "2.0" && v.Transport != "" && v.Host != ""
 }
 
 // echoable reports whether sipgo renders a From or To header in a form
